@@ -1,0 +1,50 @@
+# litefaas: `make demo` runs the main job, `make test` the test suite.
+# Both set up what they need first (a virtualenv in .venv, npm packages), idempotently.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PY_STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
+PYTEST_ARGS ?=
+
+export SLS_TELEMETRY_DISABLED := 1
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: setup test test-fast test-tf lint demo build clean
+
+setup: $(PY_STAMP) $(if $(wildcard package.json),$(NODE_STAMP))
+
+$(PY_STAMP): pyproject.toml constraints.txt
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "litefaas needs Python >= 3.11; set PYTHON=python3.x")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=24"
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[build,gcp,azure,dev]'
+	@touch $@
+
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+test: setup
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(PY) -m pytest -m "not tensorflow" $(PYTEST_ARGS)
+
+test-tf: setup
+	$(PY) -m pytest -m tensorflow $(PYTEST_ARGS)
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+build: setup
+	$(VENV)/bin/litefaas build
+
+demo: setup
+	$(VENV)/bin/litefaas demo
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache

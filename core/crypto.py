@@ -1,0 +1,353 @@
+"""HPKE request envelopes and AES-GCM response envelopes, as ``PROTOCOL.md`` defines them.
+
+Server side: :class:`KeyRing` (loaded once at cold start), :func:`parse_envelope`,
+:meth:`KeyRing.open`, :func:`seal_response`. Client side: :func:`seal_request`,
+:func:`open_response`. Nothing here logs, and no error message carries key material.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hpke
+from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, MLKEM768PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from core.encoding import b64u_decode, b64u_encode
+from core.errors import DecryptionFailed, InvalidEnvelope
+
+PROTOCOL_VERSION = 1
+
+X25519_AES128 = "x25519-sha256-aes128gcm"
+X25519_CHACHA20 = "x25519-sha256-chacha20poly1305"
+MLKEM768_X25519_AES256 = "mlkem768x25519-sha256-aes256gcm"
+DEFAULT_SUITE = X25519_AES128
+
+SUITES: dict[str, hpke.Suite] = {
+    X25519_AES128: hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM),
+    X25519_CHACHA20: hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305),
+    MLKEM768_X25519_AES256: hpke.Suite(
+        hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM
+    ),
+}
+
+KID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+PrivateKey = X25519PrivateKey | hpke.MLKEM768X25519PrivateKey
+PublicKey = X25519PublicKey | hpke.MLKEM768X25519PublicKey
+
+_X25519_LEN = 32
+_MLKEM_SEED_LEN = 64
+_MLKEM768_PUBLIC_LEN = 1184
+_HYBRID_SUITES = frozenset({MLKEM768_X25519_AES256})
+_PRIVATE_LEN = {
+    suite: _MLKEM_SEED_LEN + _X25519_LEN if suite in _HYBRID_SUITES else _X25519_LEN
+    for suite in SUITES
+}
+_PUBLIC_LEN = {
+    suite: _MLKEM768_PUBLIC_LEN + _X25519_LEN if suite in _HYBRID_SUITES else _X25519_LEN
+    for suite in SUITES
+}
+
+_REQUEST_INFO_PREFIX = b"litefaas/1 request\x00"
+_RESPONSE_AAD_PREFIX = b"litefaas/1 response\x00"
+_RESPONSE_NONCE_LEN = 12
+_RESPONSE_KEY_LENS = (16, 32)
+_ENVELOPE_FIELDS = frozenset({"v", "kid", "suite", "ct"})
+_RESPONSE_FIELDS = frozenset({"v", "nonce", "ct"})
+_KEY_ENTRY_FIELDS = frozenset({"kid", "suite", "private_key"})
+_SAFE_FIELD_NAME = re.compile(r"[A-Za-z_]{1,32}")
+
+
+class KeyRingError(ValueError):
+    """A key ring that does not parse; the message names the entry, never key material."""
+
+
+def _check_suite(suite: str) -> None:
+    if suite not in SUITES:
+        raise ValueError(f"unknown suite; expected one of {', '.join(SUITES)}")
+
+
+def _load_private_key(suite: str, private: bytes) -> tuple[PrivateKey, bytes]:
+    """Return the loaded key and its raw public bytes."""
+    _check_suite(suite)
+    if len(private) != _PRIVATE_LEN[suite]:
+        raise ValueError(f"{suite} private key must be {_PRIVATE_LEN[suite]} bytes")
+    try:
+        x25519 = X25519PrivateKey.from_private_bytes(private[-_X25519_LEN:])
+        x25519_public = x25519.public_key().public_bytes_raw()
+        if suite not in _HYBRID_SUITES:
+            return x25519, x25519_public
+        mlkem = MLKEM768PrivateKey.from_seed_bytes(private[:_MLKEM_SEED_LEN])
+        mlkem_public = mlkem.public_key().public_bytes_raw()
+        return hpke.MLKEM768X25519PrivateKey(mlkem, x25519), mlkem_public + x25519_public
+    except ValueError:
+        raise ValueError(f"{suite} private key does not load") from None
+
+
+@functools.lru_cache(maxsize=64)
+def _load_public_key(suite: str, public: bytes) -> PublicKey:
+    _check_suite(suite)
+    if len(public) != _PUBLIC_LEN[suite]:
+        raise ValueError(f"{suite} public key must be {_PUBLIC_LEN[suite]} bytes")
+    if suite in _HYBRID_SUITES:
+        return hpke.MLKEM768X25519PublicKey(
+            MLKEM768PublicKey.from_public_bytes(public[:_MLKEM768_PUBLIC_LEN]),
+            X25519PublicKey.from_public_bytes(public[_MLKEM768_PUBLIC_LEN:]),
+        )
+    return X25519PublicKey.from_public_bytes(public)
+
+
+def generate_private_key(suite: str = DEFAULT_SUITE) -> bytes:
+    """Return fresh raw private key bytes for ``suite`` (32, or 64-byte seed ‖ 32 for the hybrid)."""
+    _check_suite(suite)
+    x25519 = X25519PrivateKey.generate().private_bytes_raw()
+    if suite in _HYBRID_SUITES:
+        return os.urandom(_MLKEM_SEED_LEN) + x25519
+    return x25519
+
+
+def public_key_bytes(suite: str, private: bytes) -> bytes:
+    """Return the raw public key (``PROTOCOL.md``'s table) for raw ``private`` key bytes."""
+    return _load_private_key(suite, private)[1]
+
+
+def request_info(kid: str, suite: str) -> bytes:
+    """HPKE ``info`` binding a request to its ``kid`` and ``suite``."""
+    return _REQUEST_INFO_PREFIX + kid.encode() + b"\x00" + suite.encode()
+
+
+@dataclass(frozen=True, repr=False)
+class PrivateKeyEntry:
+    """One loaded private key of a :class:`KeyRing`."""
+
+    kid: str
+    suite: str
+    private_key: PrivateKey
+    public_key_raw: bytes
+
+    @classmethod
+    def from_raw(cls, kid: str, suite: str, private: bytes) -> PrivateKeyEntry:
+        """Load raw private key bytes; ``ValueError`` (without key material) if they do not fit."""
+        if not KID_PATTERN.fullmatch(kid):
+            raise ValueError("kid must be 1-64 characters of [A-Za-z0-9._-]")
+        private_key, public_key_raw = _load_private_key(suite, private)
+        return cls(kid, suite, private_key, public_key_raw)
+
+    def __repr__(self) -> str:
+        return f"PrivateKeyEntry(kid={self.kid!r}, suite={self.suite!r})"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A parsed encrypted request; ``ct`` is ``enc || ciphertext``."""
+
+    kid: str
+    suite: str
+    ct: bytes = field(repr=False)
+
+
+def _reject_duplicate_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate field")
+    return result
+
+
+def _loads(text: str | bytes) -> Any:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8")
+    return json.loads(text, object_pairs_hook=_reject_duplicate_fields)
+
+
+def _describe_fields(names: Iterable[str]) -> str:
+    """Name the fields, unless a name might be a pasted key."""
+    ordered = sorted(names)
+    if all(_SAFE_FIELD_NAME.fullmatch(name) for name in ordered):
+        return " " + ", ".join(repr(name) for name in ordered)
+    return ""
+
+
+def _parse_key_entry(index: int, item: object) -> PrivateKeyEntry:
+    where = f"key {index}"
+    if not isinstance(item, dict):
+        raise KeyRingError(f"{where}: must be an object with kid, suite, private_key")
+    missing = _KEY_ENTRY_FIELDS - item.keys()
+    if missing:
+        raise KeyRingError(f"{where}: missing field(s){_describe_fields(missing)}")
+    extra = item.keys() - _KEY_ENTRY_FIELDS
+    if extra:
+        raise KeyRingError(f"{where}: unexpected field(s){_describe_fields(extra)}")
+    kid, suite, private_b64 = item["kid"], item["suite"], item["private_key"]
+    if not isinstance(kid, str) or not KID_PATTERN.fullmatch(kid):
+        raise KeyRingError(f"{where}: kid must be 1-64 characters of [A-Za-z0-9._-]")
+    if not isinstance(suite, str) or suite not in SUITES:
+        raise KeyRingError(f"{where} ({kid}): unknown suite; expected one of {', '.join(SUITES)}")
+    if not isinstance(private_b64, str):
+        raise KeyRingError(f"{where} ({kid}): private_key must be a base64url string")
+    try:
+        private = b64u_decode(private_b64)
+    except ValueError:
+        raise KeyRingError(f"{where} ({kid}): private_key is not valid base64url") from None
+    if len(private) != _PRIVATE_LEN[suite]:
+        raise KeyRingError(
+            f"{where} ({kid}): {suite} private_key must decode to {_PRIVATE_LEN[suite]} bytes,"
+            f" got {len(private)}"
+        )
+    try:
+        return PrivateKeyEntry.from_raw(kid, suite, private)
+    except ValueError:
+        raise KeyRingError(f"{where} ({kid}): private_key does not load") from None
+
+
+class KeyRing:
+    """The function's private keys; the first is current, the others still open requests."""
+
+    def __init__(self, entries: Iterable[PrivateKeyEntry]) -> None:
+        self._entries = tuple(entries)
+        if not self._entries:
+            raise KeyRingError("key ring is empty")
+        self._by_kid: dict[str, tuple[PrivateKeyEntry, hpke.Suite, bytes]] = {}
+        for index, entry in enumerate(self._entries):
+            if entry.kid in self._by_kid:
+                raise KeyRingError(f"key {index}: duplicate kid {entry.kid!r}")
+            info = request_info(entry.kid, entry.suite)
+            self._by_kid[entry.kid] = (entry, SUITES[entry.suite], info)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> KeyRing:
+        """Parse ``[{"kid", "suite", "private_key"}, …]``; ``ValueError`` names the bad entry."""
+        try:
+            items = _loads(text)
+        except (ValueError, RecursionError):
+            raise KeyRingError("key ring is not valid JSON") from None
+        if not isinstance(items, list):
+            raise KeyRingError("key ring must be a JSON list of keys")
+        return cls(_parse_key_entry(index, item) for index, item in enumerate(items))
+
+    @property
+    def current(self) -> PrivateKeyEntry:
+        """The key clients should encrypt to."""
+        return self._entries[0]
+
+    def get(self, kid: str) -> PrivateKeyEntry | None:
+        found = self._by_kid.get(kid)
+        return found[0] if found else None
+
+    def __iter__(self) -> Iterator[PrivateKeyEntry]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __repr__(self) -> str:
+        return f"KeyRing(kids={[entry.kid for entry in self._entries]!r})"
+
+    def public_keyset(self) -> dict[str, list[dict[str, str]]]:
+        """The ``GET /keys`` body, in ring order."""
+        return {
+            "keys": [
+                {
+                    "kid": entry.kid,
+                    "suite": entry.suite,
+                    "public_key": b64u_encode(entry.public_key_raw),
+                }
+                for entry in self._entries
+            ]
+        }
+
+    def open(self, envelope: Envelope) -> bytes:
+        """Decrypt a request; :class:`DecryptionFailed` for every kind of failure."""
+        found = self._by_kid.get(envelope.kid)
+        if found is None or found[0].suite != envelope.suite:
+            raise DecryptionFailed()
+        entry, suite, info = found
+        try:
+            return suite.decrypt(envelope.ct, entry.private_key, info=info)
+        except Exception:  # noqa: BLE001 -- every failure is the same DecryptionFailed
+            raise DecryptionFailed() from None
+
+
+def parse_envelope(body: bytes) -> Envelope:
+    """Parse a request body; :class:`InvalidEnvelope` unless it is exactly the v1 envelope."""
+    try:
+        document = _loads(body)
+    except (ValueError, RecursionError):
+        raise InvalidEnvelope("body is not UTF-8 JSON") from None
+    if not isinstance(document, dict):
+        raise InvalidEnvelope("body must be a JSON object")
+    if document.keys() != _ENVELOPE_FIELDS:
+        raise InvalidEnvelope("envelope fields must be exactly v, kid, suite, ct")
+    version, kid, suite, ct = document["v"], document["kid"], document["suite"], document["ct"]
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        raise InvalidEnvelope("unsupported envelope version; expected v = 1")
+    if not isinstance(kid, str) or not KID_PATTERN.fullmatch(kid):
+        raise InvalidEnvelope("kid must be 1-64 characters of [A-Za-z0-9._-]")
+    if not isinstance(suite, str):
+        raise InvalidEnvelope("suite must be a string")
+    if not isinstance(ct, str):
+        raise InvalidEnvelope("ct must be a base64url string")
+    try:
+        ciphertext = b64u_decode(ct)
+    except ValueError:
+        raise InvalidEnvelope("ct is not valid base64url") from None
+    return Envelope(kid=kid, suite=suite, ct=ciphertext)
+
+
+def seal_request(public_key_raw: bytes, kid: str, suite: str, plaintext: bytes) -> dict[str, Any]:
+    """Client side: encrypt ``plaintext`` to a server key; returns the envelope object."""
+    if not KID_PATTERN.fullmatch(kid):
+        raise ValueError("kid must be 1-64 characters of [A-Za-z0-9._-]")
+    public_key = _load_public_key(suite, bytes(public_key_raw))
+    ct = SUITES[suite].encrypt(plaintext, public_key, info=request_info(kid, suite))
+    return {"v": PROTOCOL_VERSION, "kid": kid, "suite": suite, "ct": b64u_encode(ct)}
+
+
+def _response_cipher(response_key: bytes) -> AESGCM:
+    if len(response_key) not in _RESPONSE_KEY_LENS:
+        raise ValueError("response_key must be 16 or 32 bytes")
+    return AESGCM(response_key)
+
+
+def seal_response(response_key: bytes, request_id: bytes, plaintext: bytes) -> dict[str, Any]:
+    """Encrypt a response body to the request's ``response_key``, bound to its ``id``."""
+    cipher = _response_cipher(response_key)
+    nonce = os.urandom(_RESPONSE_NONCE_LEN)
+    ct = cipher.encrypt(nonce, plaintext, _RESPONSE_AAD_PREFIX + request_id)
+    return {"v": PROTOCOL_VERSION, "nonce": b64u_encode(nonce), "ct": b64u_encode(ct)}
+
+
+def open_response(
+    response_key: bytes, request_id: bytes, body: bytes | str | Mapping[str, Any]
+) -> bytes:
+    """Client side: decrypt a response; :class:`DecryptionFailed` if anything about it is wrong."""
+    cipher = _response_cipher(response_key)
+    try:
+        document = body if isinstance(body, Mapping) else _loads(body)
+    except (ValueError, RecursionError):
+        raise DecryptionFailed() from None
+    if not isinstance(document, Mapping) or set(document.keys()) != _RESPONSE_FIELDS:
+        raise DecryptionFailed()
+    version, nonce_b64, ct_b64 = document["v"], document["nonce"], document["ct"]
+    if type(version) is not int or version != PROTOCOL_VERSION:
+        raise DecryptionFailed()
+    if not isinstance(nonce_b64, str) or not isinstance(ct_b64, str):
+        raise DecryptionFailed()
+    try:
+        nonce, ct = b64u_decode(nonce_b64), b64u_decode(ct_b64)
+    except ValueError:
+        raise DecryptionFailed() from None
+    if len(nonce) != _RESPONSE_NONCE_LEN:
+        raise DecryptionFailed()
+    try:
+        return cipher.decrypt(nonce, ct, _RESPONSE_AAD_PREFIX + request_id)
+    except (InvalidTag, ValueError, OverflowError):
+        raise DecryptionFailed() from None

@@ -1,0 +1,3 @@
+"""litefaas: serve compact LiteRT models from serverless functions, end-to-end encrypted."""
+
+__version__ = "0.1.0"

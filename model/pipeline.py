@@ -1,0 +1,213 @@
+"""``litefaas build``: train or import, convert, measure, select, write the artifact."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from core.engine import Manifest  # noqa: E402
+from model.data import BREAST_CANCER_LABEL, Dataset, breast_cancer, load_calibration  # noqa: E402
+from model.errors import BuildError  # noqa: E402
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "artifacts" / "breast_cancer_mlp"
+
+Step = Callable[[str], None]
+EpochProgress = Callable[[int, int, dict[str, float]], None]
+
+
+@dataclass
+class BuildOptions:
+    out: Path = DEFAULT_OUT
+    source: Path | None = None
+    calibration: Path | None = None
+    max_accuracy_drop: float = 0.01
+    max_abs_diff: float = 0.1
+    epochs: int = 60
+    seed: int = 42
+    name: str | None = None
+    version: str = "1.0.0"
+
+
+@dataclass
+class BuildResult:
+    out: Path
+    manifest: dict[str, object]
+    reports: list[dict[str, object]]
+    reference_accuracy: float | None
+    keras_bytes: int
+    notes: list[str] = field(default_factory=list)
+
+
+def select_variant(
+    reports: list[dict[str, object]],
+    reference_accuracy: float | None,
+    max_accuracy_drop: float,
+    max_abs_diff: float,
+) -> str:
+    """The smallest variant that loads on LiteRT and stays within the accuracy budget
+    (or, without labels, within ``max_abs_diff`` of the reference model)."""
+
+    def acceptable(report: dict[str, object]) -> bool:
+        if "ai_edge_litert" not in report["runtimes"]:  # type: ignore[operator]
+            return False
+        accuracy = report["accuracy"]
+        if reference_accuracy is not None and accuracy is not None:
+            return reference_accuracy - float(accuracy) <= max_accuracy_drop + 1e-12  # type: ignore[arg-type]
+        return float(report["max_abs_diff"]) <= max_abs_diff  # type: ignore[arg-type]
+
+    candidates = [r for r in reports if acceptable(r)]
+    if not candidates:
+        raise BuildError(
+            "no variant loads on LiteRT within the accuracy budget "
+            f"(--max-accuracy-drop {max_accuracy_drop}); see the table"
+        )
+    return str(min(candidates, key=lambda r: int(r["bytes"]))["variant"])  # type: ignore[call-overload]
+
+
+def build(options: BuildOptions, step: Step = lambda _: None, epoch: EpochProgress | None = None) -> BuildResult:
+    """Run the whole pipeline; write ``options.out`` only once everything succeeded."""
+    import keras
+    import tensorflow as tf
+
+    from model.convert import convert_variants
+    from model.evaluate import classification_metrics, evaluate_variant
+    from model.source import from_keras, load_user_model
+
+    out = options.out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".litefaas-build-", dir=out.parent))
+    staging = work / "artifact"
+    staging.mkdir()
+    try:
+        feature_names: list[str] = []
+        label_meaning: str | None = None
+        if options.source is None:
+            step("loading the breast-cancer data set")
+            split = breast_cancer(seed=options.seed)
+            step("training the seed MLP")
+            model = _train(split.train, options, epoch)
+            keras_path = work / "model.keras"
+            model.save(keras_path)
+            source = from_keras(model, work, options.name or "breast_cancer_mlp", keras_path.stat().st_size)
+            calibration, evaluation = split.train, split.test
+            feature_names, label_meaning = split.test.feature_names, BREAST_CANCER_LABEL
+        else:
+            step(f"loading {options.source}")
+            source = load_user_model(options.source, work)
+            if options.name:
+                source.name = options.name
+            if options.calibration is None:
+                raise BuildError("--calibration data.npz is required with --from (a representative dataset)")
+            calibration = load_calibration(options.calibration, [(t.name, t.shape) for t in source.inputs])
+            evaluation = calibration
+        for spec in source.inputs:
+            if spec.dtype != "float32":
+                raise BuildError(f"input {spec.name!r} is {spec.dtype}; litefaas serves float32 inputs")
+
+        step("computing the reference outputs")
+        reference = source.predict(evaluation.inputs)
+        first_output = source.outputs[0].name
+        reference_accuracy, reference_auc = classification_metrics(reference[first_output], evaluation.labels)
+
+        step("converting to float32, float16, dynamic-range and int8")
+        variants = convert_variants(source, calibration)
+        float32_bytes = len(variants["float32"])
+
+        reports = []
+        for variant, content in variants.items():
+            step(f"measuring {variant}")
+            file_name = f"{source.name}.{variant}.tflite"
+            (staging / file_name).write_bytes(content)
+            manifest = _manifest(source, variant, file_name, content, feature_names, label_meaning, options)
+            report = evaluate_variant(
+                variant,
+                content,
+                Manifest.from_json(manifest),
+                evaluation,
+                reference,
+                float32_bytes,
+                source.reference_bytes,
+            )
+            if "ai_edge_litert" not in report.runtimes and variant == "float32":
+                raise BuildError("the float32 model does not load on LiteRT")
+            reports.append(report.to_json())
+
+        selected = select_variant(reports, reference_accuracy, options.max_accuracy_drop, options.max_abs_diff)
+        for report in reports:
+            report["selected"] = report["variant"] == selected
+        chosen = next(r for r in reports if r["selected"])
+        file_name = f"{source.name}.{selected}.tflite"
+        manifest = _manifest(source, selected, file_name, variants[selected], feature_names, label_meaning, options)
+        manifest.update(
+            {
+                "variants": {v: f"{source.name}.{v}.tflite" for v in variants},
+                "metrics": {
+                    "accuracy": chosen["accuracy"],
+                    "auc": chosen["auc"],
+                    "reference_accuracy": reference_accuracy,
+                    "reference_auc": reference_auc,
+                    "evaluated_rows": len(evaluation),
+                },
+                "tensorflow_version": tf.__version__,
+                "keras_version": keras.__version__,
+                "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+            }
+        )
+        (staging / "compression.json").write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        _replace_dir(staging, out)
+        return BuildResult(out, manifest, reports, reference_accuracy, source.reference_bytes)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _train(train: Dataset, options: BuildOptions, epoch: EpochProgress | None):  # type: ignore[no-untyped-def]
+    from model.train import train_seed_mlp
+
+    return train_seed_mlp(train, seed=options.seed, epochs=options.epochs, progress=epoch)
+
+
+def _manifest(
+    source,  # type: ignore[no-untyped-def]
+    variant: str,
+    file_name: str,
+    content: bytes,
+    feature_names: list[str],
+    label_meaning: str | None,
+    options: BuildOptions,
+) -> dict[str, object]:
+    return {
+        "format": 1,
+        "name": source.name,
+        "version": options.version,
+        "variant": variant,
+        "file": file_name,
+        "bytes": len(content),
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "signature": "serving_default",
+        "inputs": [t.to_json() for t in source.inputs],
+        "outputs": [t.to_json() for t in source.outputs],
+        "feature_names": feature_names,
+        "label": {"output": source.outputs[0].name, "meaning": label_meaning},
+    }
+
+
+def _replace_dir(staging: Path, out: Path) -> None:
+    """Move ``staging`` to ``out`` so that ``out`` is never half-written."""
+    if out.exists() and not out.is_dir():
+        raise BuildError(f"--out {out} exists and is not a folder")
+    previous = out.with_name(f".{out.name}.previous")
+    shutil.rmtree(previous, ignore_errors=True)
+    if out.exists():
+        out.rename(previous)
+    staging.rename(out)
+    shutil.rmtree(previous, ignore_errors=True)
