@@ -34,9 +34,7 @@ DEFAULT_SUITE = X25519_AES128
 SUITES: dict[str, hpke.Suite] = {
     X25519_AES128: hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM),
     X25519_CHACHA20: hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305),
-    MLKEM768_X25519_AES256: hpke.Suite(
-        hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM
-    ),
+    MLKEM768_X25519_AES256: hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM),
 }
 
 KID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -49,12 +47,10 @@ _MLKEM_SEED_LEN = 64
 _MLKEM768_PUBLIC_LEN = 1184
 _HYBRID_SUITES = frozenset({MLKEM768_X25519_AES256})
 _PRIVATE_LEN = {
-    suite: _MLKEM_SEED_LEN + _X25519_LEN if suite in _HYBRID_SUITES else _X25519_LEN
-    for suite in SUITES
+    suite: _MLKEM_SEED_LEN + _X25519_LEN if suite in _HYBRID_SUITES else _X25519_LEN for suite in SUITES
 }
 _PUBLIC_LEN = {
-    suite: _MLKEM768_PUBLIC_LEN + _X25519_LEN if suite in _HYBRID_SUITES else _X25519_LEN
-    for suite in SUITES
+    suite: _MLKEM768_PUBLIC_LEN + _X25519_LEN if suite in _HYBRID_SUITES else _X25519_LEN for suite in SUITES
 }
 
 _REQUEST_INFO_PREFIX = b"litefaas/1 request\x00"
@@ -325,9 +321,7 @@ def seal_response(response_key: bytes, request_id: bytes, plaintext: bytes) -> d
     return {"v": PROTOCOL_VERSION, "nonce": b64u_encode(nonce), "ct": b64u_encode(ct)}
 
 
-def open_response(
-    response_key: bytes, request_id: bytes, body: bytes | str | Mapping[str, Any]
-) -> bytes:
+def open_response(response_key: bytes, request_id: bytes, body: bytes | str | Mapping[str, Any]) -> bytes:
     """Client side: decrypt a response; :class:`DecryptionFailed` if anything about it is wrong."""
     cipher = _response_cipher(response_key)
     try:

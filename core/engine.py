@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib
 import json
@@ -21,7 +22,7 @@ BACKEND_CHAIN: tuple[str, ...] = ("ai_edge_litert", "tflite_runtime", "tensorflo
 _BACKEND_MODULES = {
     "ai_edge_litert": ("ai_edge_litert.interpreter", "Interpreter"),
     "tflite_runtime": ("tflite_runtime.interpreter", "Interpreter"),
-    "tensorflow": ("tensorflow.lite", "Interpreter"),
+    "tensorflow": ("tensorflow", "lite.Interpreter"),
 }
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model" / "artifacts" / "breast_cancer_mlp"
 
@@ -51,7 +52,7 @@ class TensorSpec:
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
 
-    @property
+    @functools.cached_property
     def row_shape(self) -> tuple[int, ...]:
         """Shape of one row: the shape without its batch dimension."""
         return tuple(d if d is not None else -1 for d in self.shape[1:])
@@ -112,9 +113,11 @@ InterpreterFactory = Callable[..., Any]
 
 
 def _interpreter_class(backend: str) -> InterpreterFactory:
-    module_name, attribute = _BACKEND_MODULES[backend]
-    module = importlib.import_module(module_name)
-    factory: InterpreterFactory = getattr(module, attribute)
+    module_name, attribute_path = _BACKEND_MODULES[backend]
+    found: Any = importlib.import_module(module_name)
+    for attribute in attribute_path.split("."):
+        found = getattr(found, attribute)
+    factory: InterpreterFactory = found
     return factory
 
 
@@ -213,16 +216,13 @@ class Engine:
     def _new_session(self, factory: InterpreterFactory) -> _Session:
         return _Session(factory, self._content, self.manifest, self.num_threads)
 
-    def _session(self) -> _Session:
-        session: _Session | None = getattr(self._local, "session", None)
-        if session is None:
-            session = self._new_session(self._factory)
-            self._local.session = session
-        return session
-
     def predict(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
         """Run one batch: ``{input_name: array}`` in, ``{output_name: array}`` out."""
-        return self._session().run(inputs)
+        try:
+            session: _Session = self._local.session
+        except AttributeError:
+            session = self._local.session = self._new_session(self._factory)
+        return session.run(inputs)
 
     def warm_up(self) -> None:
         """Run one zero row through the model so the first request pays no setup."""

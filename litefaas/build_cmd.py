@@ -68,22 +68,26 @@ def build_model(out: Path | None, args: argparse.Namespace | None = None) -> Pat
         options.version = args.model_version
         if options.epochs < 1:
             raise CommandError("--epochs must be at least 1")
-    with native_output_diverted() as (console, log), Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with (
+        native_output_diverted() as (console, log),
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress,
+    ):
         task = progress.add_task("starting", total=None, detail="")
 
         def step(text: str) -> None:
             progress.update(task, description=text, total=None, completed=0, detail="")
 
         def epoch(done: int, total: int, logs: dict[str, float]) -> None:
-            detail = f"epoch {done}/{total}  loss {logs.get('loss', float('nan')):.4f}  acc {logs.get('accuracy', float('nan')):.4f}"
+            loss, accuracy = logs.get("loss", float("nan")), logs.get("accuracy", float("nan"))
+            detail = f"epoch {done}/{total}  loss {loss:.4f}  acc {accuracy:.4f}"
             progress.update(task, total=total, completed=done, detail=detail)
 
         try:
@@ -99,7 +103,9 @@ def build_model(out: Path | None, args: argparse.Namespace | None = None) -> Pat
     console = make_console()
     console.print(compression_table(result.reports, title=f"{result.manifest['name']}: variants"))
     if result.reference_accuracy is not None:
-        console.print(f"Keras reference accuracy {result.reference_accuracy:.4f}, file {result.keras_bytes:,} bytes")
+        console.print(
+            f"Keras reference accuracy {result.reference_accuracy:.4f}, file {result.keras_bytes:,} bytes"
+        )
     console.print(f"selected [bold]{result.manifest['variant']}[/]; artifact written to {result.out}")
     return result.out
 

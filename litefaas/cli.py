@@ -35,13 +35,19 @@ def _add_build(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "variant and write the artifact folder.",
     )
     parser.add_argument("--from", dest="source", type=Path, help="a .keras/.h5 file or a SavedModel folder")
-    parser.add_argument("--calibration", type=Path, help=".npz with one array per input (and optional y labels)")
-    parser.add_argument("--out", type=Path, help="artifact folder (default: model/artifacts/breast_cancer_mlp)")
+    parser.add_argument(
+        "--calibration", type=Path, help=".npz with one array per input (and optional y labels)"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="artifact folder (default: model/artifacts/breast_cancer_mlp)"
+    )
     parser.add_argument("--max-accuracy-drop", type=float, default=0.01, help="default 0.01")
     parser.add_argument(
         "--max-abs-diff", type=float, default=0.1, help="budget when there are no labels (default 0.1)"
     )
-    parser.add_argument("--epochs", type=int, default=60, help="training epochs for the seed MLP (default 60)")
+    parser.add_argument(
+        "--epochs", type=int, default=60, help="training epochs for the seed MLP (default 60)"
+    )
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--name", help="model name (default: the seed's name or the file's)")
     parser.add_argument("--model-version", default="1.0.0", help="version written in the manifest")
@@ -54,7 +60,65 @@ def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> 
     parser.set_defaults(handler=_demo)
 
 
-REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [_add_build, _add_demo]
+def _client_command(args: argparse.Namespace) -> int:
+    from litefaas import keys_cmd
+
+    return int(getattr(keys_cmd, args.client_run)(args))
+
+
+def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = commands.add_parser("keys", help="make a function's key pair; print public key sets")
+    actions = keys.add_subparsers(dest="action", metavar="ACTION", required=True)
+    generate = actions.add_parser(
+        "generate", help="write a new private key file (mode 0600); print its public key set"
+    )
+    generate.add_argument("--kid", required=True, help="key id: 1-64 characters of [A-Za-z0-9._-]")
+    generate.add_argument("--suite", help="HPKE suite (default x25519-sha256-aes128gcm)")
+    generate.add_argument(
+        "--out", type=Path, required=True, help="private key file to create (never replaced)"
+    )
+    generate.set_defaults(handler=_client_command, client_run="run_keys_generate")
+    public = actions.add_parser("public", help="print the public key set of a private key file")
+    public.add_argument("--in", dest="source", type=Path, required=True, help="private key file")
+    public.set_defaults(handler=_client_command, client_run="run_keys_public")
+
+    inputs_help = "rows: a .json list (or {'inputs': ...}), a .csv of numbers, or - for JSON on stdin"
+    encrypt = commands.add_parser(
+        "encrypt", help="seal inputs to a function's public key; print the request body"
+    )
+    encrypt.add_argument(
+        "--keys", required=True, metavar="URL|FILE|JSON", help="the function's /keys URL or key set"
+    )
+    encrypt.add_argument("--kid", help="key to use (default: the first)")
+    encrypt.add_argument("--suite", help="use the first key of this suite")
+    encrypt.add_argument("--input", required=True, metavar="FILE|-", help=inputs_help)
+    encrypt.add_argument("--secrets-out", type=Path, help="file (mode 0600) keeping what decrypts the answer")
+    encrypt.set_defaults(handler=_client_command, client_run="run_encrypt")
+
+    decrypt = commands.add_parser("decrypt", help="open a function's sealed answer; print its JSON")
+    decrypt.add_argument("--secrets", type=Path, required=True, help="the file litefaas encrypt wrote")
+    decrypt.add_argument(
+        "--in", dest="source", default="-", metavar="FILE|-", help="response body (default stdin)"
+    )
+    decrypt.set_defaults(handler=_client_command, client_run="run_decrypt")
+
+    predict = commands.add_parser("predict", help="call a function; print one JSON line of outputs per row")
+    predict.add_argument("--url", required=True, help="the function's base URL (…/predict, /keys, /health)")
+    predict.add_argument("--input", required=True, metavar="FILE|-", help=inputs_help)
+    predict.add_argument(
+        "--plaintext", action="store_true", help="send in clear (where the function allows it)"
+    )
+    predict.add_argument("--kid", help="key to use (default: the first)")
+    predict.add_argument("--suite", help="use the first key of this suite")
+    predict.add_argument("--timeout", type=float, default=30, help="seconds (default 30)")
+    predict.set_defaults(handler=_client_command, client_run="run_predict")
+
+
+REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
+    _add_build,
+    _add_demo,
+    _add_client_commands,
+]
 
 
 def parser() -> argparse.ArgumentParser:

@@ -48,7 +48,7 @@ def float_preprocessing_nodes(float_model: bytes) -> list[str]:
 
     interpreter = Interpreter(model_content=float_model)
     names = {int(t["index"]): str(t["name"]) for t in interpreter.get_tensor_details()}
-    ops = interpreter._get_ops_details()  # noqa: SLF001 - the op graph has no public accessor
+    ops = interpreter._get_ops_details()
     produced = {int(i) for op in ops for i in op["outputs"]}
     float_side = {int(d["index"]) for d in interpreter.get_input_details()}
     nodes: list[str] = []
@@ -91,7 +91,7 @@ def _full_int8(source: ModelSource, calibration: Dataset, float_nodes: list[str]
     converter.inference_output_type = tf.float32
     # Per-tensor weight scales: per-channel ones cost ~12 bytes a channel in metadata,
     # as much as the weights of a small model, for no accuracy gain on it.
-    converter._experimental_disable_per_channel = True  # noqa: SLF001
+    converter._experimental_disable_per_channel = True
     if not float_nodes:
         return _convert(converter)
     options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=float_nodes)

@@ -84,9 +84,10 @@ def load_calibration(path: Path, input_specs: list[tuple[str, tuple[int | None, 
             if len(actual) != len(expected) or any(
                 e is not None and e != a for e, a in zip(expected, actual, strict=True)
             ):
+                wanted = [e if e is not None else -1 for e in expected]
                 raise BuildError(
                     f"calibration array {key!r} has rows of shape {list(actual)}, "
-                    f"model input {position} ({name!r}) expects {[e if e is not None else -1 for e in expected]}"
+                    f"model input {position} ({name!r}) expects {wanted}"
                 )
             if len(values) == 0:
                 raise BuildError(f"calibration array {key!r} is empty")

@@ -36,7 +36,9 @@ class VariantReport:
         return asdict(self)
 
 
-def classification_metrics(probabilities: np.ndarray, labels: np.ndarray | None) -> tuple[float | None, float | None]:
+def classification_metrics(
+    probabilities: np.ndarray, labels: np.ndarray | None
+) -> tuple[float | None, float | None]:
     """Accuracy and ROC AUC: binary for one output column, one-vs-rest otherwise."""
     if labels is None:
         return None, None

@@ -11,12 +11,18 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from core.engine import Manifest  # noqa: E402
-from model.data import BREAST_CANCER_LABEL, Dataset, breast_cancer, load_calibration  # noqa: E402
-from model.errors import BuildError  # noqa: E402
+from core.engine import Manifest
+from model.data import BREAST_CANCER_LABEL, Dataset, breast_cancer, load_calibration
+from model.errors import BuildError
+
+if TYPE_CHECKING:
+    import keras
+
+    from model.source import ModelSource
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "artifacts" / "breast_cancer_mlp"
 
@@ -73,7 +79,9 @@ def select_variant(
     return str(min(candidates, key=lambda r: int(r["bytes"]))["variant"])  # type: ignore[call-overload]
 
 
-def build(options: BuildOptions, step: Step = lambda _: None, epoch: EpochProgress | None = None) -> BuildResult:
+def build(
+    options: BuildOptions, step: Step = lambda _: None, epoch: EpochProgress | None = None
+) -> BuildResult:
     """Run the whole pipeline; write ``options.out`` only once everything succeeded."""
     import keras
     import tensorflow as tf
@@ -141,12 +149,16 @@ def build(options: BuildOptions, step: Step = lambda _: None, epoch: EpochProgre
                 raise BuildError("the float32 model does not load on LiteRT")
             reports.append(report.to_json())
 
-        selected = select_variant(reports, reference_accuracy, options.max_accuracy_drop, options.max_abs_diff)
-        for report in reports:
-            report["selected"] = report["variant"] == selected
+        selected = select_variant(
+            reports, reference_accuracy, options.max_accuracy_drop, options.max_abs_diff
+        )
+        for row in reports:
+            row["selected"] = row["variant"] == selected
         chosen = next(r for r in reports if r["selected"])
         file_name = f"{source.name}.{selected}.tflite"
-        manifest = _manifest(source, selected, file_name, variants[selected], feature_names, label_meaning, options)
+        manifest = _manifest(
+            source, selected, file_name, variants[selected], feature_names, label_meaning, options
+        )
         manifest.update(
             {
                 "variants": {v: f"{source.name}.{v}.tflite" for v in variants},
@@ -170,14 +182,14 @@ def build(options: BuildOptions, step: Step = lambda _: None, epoch: EpochProgre
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _train(train: Dataset, options: BuildOptions, epoch: EpochProgress | None):  # type: ignore[no-untyped-def]
+def _train(train: Dataset, options: BuildOptions, epoch: EpochProgress | None) -> keras.Model:
     from model.train import train_seed_mlp
 
     return train_seed_mlp(train, seed=options.seed, epochs=options.epochs, progress=epoch)
 
 
 def _manifest(
-    source,  # type: ignore[no-untyped-def]
+    source: ModelSource,
     variant: str,
     file_name: str,
     content: bytes,

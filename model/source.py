@@ -14,8 +14,8 @@ from model.errors import BuildError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import tensorflow as tf
 
 Arrays = dict[str, np.ndarray]
 SIGNATURE = "serving_default"
@@ -91,9 +91,13 @@ def from_keras(model: keras.Model, work_dir: Path, name: str, reference_bytes: i
     return ModelSource(
         name=name,
         saved_model_dir=export_dir,
-        inputs=[TensorInfo(n, _shape(t.shape), str(t.dtype)) for t, n in zip(model.inputs, input_names, strict=True)],
+        inputs=[
+            TensorInfo(n, _shape(t.shape), str(t.dtype))
+            for t, n in zip(model.inputs, input_names, strict=True)
+        ],
         outputs=[
-            TensorInfo(n, _shape(t.shape), str(t.dtype)) for t, n in zip(model.outputs, output_names, strict=True)
+            TensorInfo(n, _shape(t.shape), str(t.dtype))
+            for t, n in zip(model.outputs, output_names, strict=True)
         ],
         reference_bytes=reference_bytes,
         predict=predict,
@@ -108,7 +112,9 @@ def from_saved_model(path: Path, name: str) -> ModelSource:
         raise BuildError(f"{path} is not a loadable SavedModel ({exc.__class__.__name__})") from None
     signatures = getattr(loaded, "signatures", {})
     if SIGNATURE not in signatures:
-        raise BuildError(f"SavedModel {path} has no {SIGNATURE!r} signature (has: {', '.join(signatures) or 'none'})")
+        raise BuildError(
+            f"SavedModel {path} has no {SIGNATURE!r} signature (has: {', '.join(signatures) or 'none'})"
+        )
     function = signatures[SIGNATURE]
     input_specs = function.structured_input_signature[1]
     output_specs = function.structured_outputs

@@ -25,7 +25,7 @@ def seed_mlp(train: Dataset, input_name: str = "features") -> keras.Model:
     return keras.Model(inputs, outputs, name="breast_cancer_mlp")
 
 
-class _Progress(keras.callbacks.Callback):
+class _Progress(keras.callbacks.Callback):  # type: ignore[misc]
     def __init__(self, epochs: int, report: ProgressCallback) -> None:
         super().__init__()
         self.epochs = epochs

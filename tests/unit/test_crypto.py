@@ -123,9 +123,7 @@ def test_kid_pattern(kid: str, ok: bool) -> None:
 
 
 def test_request_info() -> None:
-    assert request_info("k1", DEFAULT_SUITE) == (
-        b"litefaas/1 request\x00k1\x00x25519-sha256-aes128gcm"
-    )
+    assert request_info("k1", DEFAULT_SUITE) == (b"litefaas/1 request\x00k1\x00x25519-sha256-aes128gcm")
 
 
 # --- request round trip --------------------------------------------------------
@@ -142,9 +140,7 @@ def test_round_trip(ring: KeyRing, suite: str) -> None:
 
 
 @pytest.mark.parametrize("suite", ALL_SUITES)
-def test_wire_format_is_plain_hpke(
-    ring: KeyRing, private_keys: dict[str, bytes], suite: str
-) -> None:
+def test_wire_format_is_plain_hpke(ring: KeyRing, private_keys: dict[str, bytes], suite: str) -> None:
     envelope = seal_to(ring, suite)
     entry = ring.get(envelope["kid"])
     assert entry is not None

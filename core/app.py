@@ -1,0 +1,344 @@
+"""The provider-neutral entry: (method, path, headers, body) in, (status, headers, body) out."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from core import crypto, logs
+from core.config import Settings
+from core.encoding import b64u_decode
+from core.engine import Engine
+from core.errors import (
+    ConfigError,
+    DecryptionFailed,
+    InternalError,
+    InvalidEnvelope,
+    InvalidPayload,
+    LitefaasError,
+    MethodNotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PlaintextDisabled,
+    UnsupportedMediaType,
+)
+from core.replay import ReplayGuard
+from core.validate import inputs_to_arrays, json_has_no_literals
+
+ENCRYPTED_TYPE = "application/litefaas+json"
+PLAINTEXT_TYPE = "application/json"
+ROUTES: dict[str, str] = {"predict": "POST", "keys": "GET", "health": "GET"}
+_REQUEST_FIELDS = frozenset({"inputs", "response_key", "ts", "id"})
+_REQUEST_ID_BYTES = 16
+_JSON_HEADERS = {"Content-Type": PLAINTEXT_TYPE, "Cache-Control": "no-store"}
+_ENCRYPTED_HEADERS = {"Content-Type": ENCRYPTED_TYPE, "Cache-Control": "no-store"}
+
+
+@dataclass(slots=True)
+class Response:
+    """What a handler turns into its provider's response."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class _Reply:
+    """Where an answer goes: in clear, or sealed to the caller's response key."""
+
+    __slots__ = ("fields", "request_id", "response_key")
+
+    def __init__(self) -> None:
+        self.response_key: bytes | None = None
+        self.request_id = b""
+        self.fields: dict[str, Any] = {}
+
+    def respond(self, status: int, payload: Mapping[str, Any]) -> Response:
+        return self.respond_encoded(status, _dumps(payload))
+
+    def respond_encoded(self, status: int, plaintext: bytes) -> Response:
+        if self.response_key is None:
+            return Response(status, dict(_JSON_HEADERS), plaintext)
+        sealed = crypto.seal_response(self.response_key, self.request_id, plaintext)
+        return Response(status, dict(_ENCRYPTED_HEADERS), _dumps(sealed))
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
+_DECODER = json.JSONDecoder()
+
+
+def _values_encoder() -> Callable[[Any], str]:
+    """Compact JSON for lists and dicts of finite numbers (``ValueError`` on NaN or inf).
+
+    Reuses one C encoder instead of building one per call as ``JSONEncoder.encode`` does:
+    on a batch-1 answer that is a third of the time spent after inference.
+    """
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:
+        return _ENCODER.encode
+    iterencode = make(
+        None, _ENCODER.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
+    )
+    return lambda value: "".join(iterencode(value, 0))
+
+
+_encode_values = _values_encoder()
+
+
+def _dumps(payload: Mapping[str, Any]) -> bytes:
+    return _ENCODER.encode(payload).encode()
+
+
+def _loads(body: bytes) -> Any:
+    """Parse UTF-8 JSON; ``ValueError`` (or ``RecursionError``) when it is not."""
+    return _DECODER.decode(body.decode("utf-8"))
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """Case-insensitive header lookup."""
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def media_type(headers: Mapping[str, str]) -> str:
+    """The Content-Type's media type, lower case, without parameters."""
+    value = header(headers, "content-type") or ""
+    return value.split(";", 1)[0].strip().lower()
+
+
+def route_of(path: str) -> str:
+    """The route a path names; providers may put a prefix (``/api``, a stage) in front."""
+    return path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+class App:
+    """One function instance: settings, engine and key ring loaded once at cold start."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        engine: Engine,
+        *,
+        clock: Callable[[], float] = time.time,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.settings = settings
+        self.engine = engine
+        self.keyring = settings.keyring
+        self.clock = clock
+        self.logger = logger or logs.configure(settings.log_level)
+        self.replay = ReplayGuard(settings.replay_window_s, settings.replay_cache_size)
+        self._model_info = engine.manifest.public_info()
+        self._health = _dumps({"status": "ok", "model": self._model_info, "backend": engine.backend})
+        keyset = self.keyring.public_keyset() if self.keyring else {"keys": []}
+        self._keys = _dumps(keyset)
+        self._model_suffix = b',"model":' + _dumps(self._model_info) + b"}"
+        self._single_output = engine.manifest.outputs[0].name if len(engine.manifest.outputs) == 1 else None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> App:
+        """Cold start: read the configuration, load and warm up the model.
+
+        A wrong setting is logged as one line naming the variable, then raised.
+        """
+        logger = logs.configure()
+        started = time.perf_counter()
+        try:
+            settings = Settings.from_env(environ)
+            logger.setLevel(settings.log_level)
+            try:
+                engine = Engine.from_dir(settings.model_dir, num_threads=settings.num_threads)
+                engine.warm_up()
+            except Exception as exc:  # noqa: BLE001 - any failure to load the model is a config error
+                raise ConfigError("LITEFAAS_MODEL_DIR", str(exc) or exc.__class__.__name__) from None
+        except ConfigError as exc:
+            logs.log_event(logger, logging.ERROR, "config_error", variable=exc.variable, problem=exc.problem)
+            raise
+        app = cls(settings, engine, logger=logger)
+        logs.log_event(
+            logger,
+            logging.INFO,
+            "cold_start",
+            backend=engine.backend,
+            model=engine.manifest.name,
+            version=engine.manifest.version,
+            keys=[entry.kid for entry in settings.keyring] if settings.keyring else [],
+            plaintext=settings.allow_plaintext,
+            init_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+        return app
+
+    def handle(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        request_id: str | None = None,
+    ) -> Response:
+        """Answer one HTTP request; never raises."""
+        started = time.perf_counter()
+        reply = _Reply()
+        route = route_of(path)
+        try:
+            response = self._dispatch(method.upper(), route, headers, body, reply)
+        except LitefaasError as exc:
+            response = reply.respond(exc.status, exc.to_json())
+            reply.fields["code"] = exc.code
+        except Exception as exc:  # noqa: BLE001 - the caller learns nothing, the log gets the place
+            response = self._internal_error(reply, exc)
+        self._log(route, method, response.status, started, request_id, reply.fields)
+        return response
+
+    def _internal_error(self, reply: _Reply, exc: BaseException) -> Response:
+        reply.fields["code"] = InternalError.code
+        reply.fields["exception"] = exc.__class__.__name__
+        trace = exc.__traceback__
+        while trace is not None and trace.tb_next is not None:
+            trace = trace.tb_next
+        if trace is not None:
+            file_name = trace.tb_frame.f_code.co_filename.rsplit("/", 1)[-1]
+            reply.fields["where"] = f"{file_name}:{trace.tb_lineno}"
+        try:
+            return reply.respond(InternalError.status, InternalError().to_json())
+        except Exception:  # noqa: BLE001
+            return _Reply().respond(InternalError.status, InternalError().to_json())
+
+    def _log(
+        self,
+        route: str,
+        method: str,
+        status: int,
+        started: float,
+        request_id: str | None,
+        fields: dict[str, Any],
+    ) -> None:
+        duration_ms = (time.perf_counter() - started) * 1000
+        level = logging.ERROR if status >= 500 else logging.INFO
+        if not self.logger.isEnabledFor(level):
+            return
+        for name, value in fields.items():
+            if isinstance(value, float):
+                fields[name] = round(value, 3)
+        logs.log_event(
+            self.logger,
+            level,
+            "request",
+            request_id=request_id or uuid.uuid4().hex,
+            route=route if route in ROUTES else "unknown",
+            method=method[:16],
+            status=status,
+            duration_ms=round(duration_ms, 3),
+            **fields,
+        )
+
+    def _dispatch(
+        self, method: str, route: str, headers: Mapping[str, str], body: bytes, reply: _Reply
+    ) -> Response:
+        allowed = ROUTES.get(route)
+        if allowed is None:
+            raise NotFound()
+        if method != allowed:
+            response = reply.respond(MethodNotAllowed.status, MethodNotAllowed().to_json())
+            response.headers["Allow"] = allowed
+            reply.fields["code"] = MethodNotAllowed.code
+            return response
+        if route == "health":
+            return Response(200, dict(_JSON_HEADERS), self._health)
+        if route == "keys":
+            return Response(200, {"Content-Type": PLAINTEXT_TYPE, "Cache-Control": "max-age=60"}, self._keys)
+        return self._predict(headers, body, reply)
+
+    def _predict(self, headers: Mapping[str, str], body: bytes, reply: _Reply) -> Response:
+        if len(body) > self.settings.max_body_bytes:
+            raise PayloadTooLarge(f"body is over the limit of {self.settings.max_body_bytes} bytes")
+        kind = media_type(headers)
+        if kind == ENCRYPTED_TYPE:
+            return self._predict_encrypted(body, reply)
+        if kind == PLAINTEXT_TYPE:
+            if not self.settings.allow_plaintext:
+                raise PlaintextDisabled()
+            return self._predict_plaintext(body, reply)
+        raise UnsupportedMediaType(f"send {ENCRYPTED_TYPE} (or {PLAINTEXT_TYPE} where plaintext is allowed)")
+
+    def _predict_plaintext(self, body: bytes, reply: _Reply) -> Response:
+        reply.fields["encrypted"] = False
+        try:
+            request = _loads(body)
+        except (ValueError, RecursionError):
+            raise InvalidEnvelope("body is not JSON") from None
+        if not isinstance(request, dict):
+            raise InvalidEnvelope("body is not a JSON object")
+        if request.keys() != {"inputs"}:
+            raise InvalidPayload('a plaintext request has exactly one field, "inputs"')
+        return self._infer(request["inputs"], reply, json_has_no_literals(body, strings=1))
+
+    def _predict_encrypted(self, body: bytes, reply: _Reply) -> Response:
+        reply.fields["encrypted"] = True
+        envelope = crypto.parse_envelope(body)
+        if self.keyring is None:
+            raise DecryptionFailed()
+        decrypt_started = time.perf_counter()
+        plaintext = self.keyring.open(envelope)
+        reply.fields["kid"] = envelope.kid
+        reply.fields["decrypt_ms"] = (time.perf_counter() - decrypt_started) * 1000
+        request = self._sealable_request(plaintext, reply)
+        unknown = request.keys() - _REQUEST_FIELDS
+        if unknown or "inputs" not in request or "ts" not in request:
+            expected = ", ".join(sorted(_REQUEST_FIELDS))
+            raise InvalidPayload(f"the request must have exactly the fields {expected}")
+        self.replay.check(request["ts"], reply.request_id, self.clock())
+        # four keys, and the response_key and id values
+        return self._infer(request["inputs"], reply, json_has_no_literals(plaintext, strings=6))
+
+    def _sealable_request(self, plaintext: bytes, reply: _Reply) -> dict[str, Any]:
+        """Parse the decrypted request far enough to answer it sealed; until then errors are plain."""
+        not_a_request = InvalidPayload("the decrypted request is not a litefaas request")
+        try:
+            request = _loads(plaintext)
+        except (ValueError, RecursionError):
+            raise not_a_request from None
+        if not isinstance(request, dict):
+            raise not_a_request
+        key_text, id_text = request.get("response_key"), request.get("id")
+        if not isinstance(key_text, str) or not isinstance(id_text, str) or len(key_text) > 64:
+            raise not_a_request
+        try:
+            response_key, request_id = b64u_decode(key_text), b64u_decode(id_text)
+        except ValueError:
+            raise not_a_request from None
+        if len(response_key) not in (16, 32) or len(request_id) != _REQUEST_ID_BYTES:
+            raise not_a_request
+        reply.response_key = response_key
+        reply.request_id = request_id
+        return request
+
+    def _infer(self, inputs: object, reply: _Reply, no_literals: bool) -> Response:
+        arrays = inputs_to_arrays(
+            inputs, self.engine.manifest.inputs, self.settings.max_batch, no_literals=no_literals
+        )
+        infer_started = time.perf_counter()
+        outputs = self.engine.predict(arrays)
+        reply.fields["infer_ms"] = (time.perf_counter() - infer_started) * 1000
+        reply.fields["rows"] = len(next(iter(arrays.values())))
+        if self._single_output is not None:
+            encoded = _encode_values(outputs[self._single_output].tolist())
+        else:
+            encoded = _encode_values({name: value.tolist() for name, value in outputs.items()})
+        return reply.respond_encoded(200, b'{"outputs":' + encoded.encode() + self._model_suffix)
+
+
+def cold_start(environ: Mapping[str, str] | None = None) -> App:
+    """Build the app for a handler module; on a configuration error, exit with the logged line."""
+    try:
+        return App.from_env(environ)
+    except ConfigError as exc:
+        raise SystemExit(f"litefaas: {exc}") from None

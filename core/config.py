@@ -1,0 +1,116 @@
+"""The function's configuration, read from the environment and checked once at cold start."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.crypto import KeyRing
+from core.engine import DEFAULT_MODEL_DIR
+from core.errors import ConfigError
+
+PRIVATE_KEYS = "LITEFAAS_PRIVATE_KEYS"
+PRIVATE_KEYS_FILE = "LITEFAAS_PRIVATE_KEYS_FILE"
+MODEL_DIR = "LITEFAAS_MODEL_DIR"
+ALLOW_PLAINTEXT = "LITEFAAS_ALLOW_PLAINTEXT"
+MAX_BODY_BYTES = "LITEFAAS_MAX_BODY_BYTES"
+MAX_BATCH = "LITEFAAS_MAX_BATCH"
+REPLAY_WINDOW_S = "LITEFAAS_REPLAY_WINDOW_S"
+REPLAY_CACHE_SIZE = "LITEFAAS_REPLAY_CACHE_SIZE"
+NUM_THREADS = "LITEFAAS_NUM_THREADS"
+LOG_LEVEL = "LITEFAAS_LOG_LEVEL"
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a function reads from its environment."""
+
+    keyring: KeyRing | None
+    model_dir: Path = DEFAULT_MODEL_DIR
+    allow_plaintext: bool = False
+    max_body_bytes: int = 1024 * 1024
+    max_batch: int = 1024
+    replay_window_s: int = 300
+    replay_cache_size: int = 100_000
+    num_threads: int | None = None
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read and check the configuration; raise :class:`ConfigError` naming the variable."""
+        env = os.environ if environ is None else environ
+        keyring = _keyring(env)
+        allow_plaintext = _flag(env, ALLOW_PLAINTEXT)
+        if keyring is None and not allow_plaintext:
+            raise ConfigError(
+                PRIVATE_KEYS,
+                f"not set (nor {PRIVATE_KEYS_FILE}) and {ALLOW_PLAINTEXT} is not 1: "
+                "the function could answer no request",
+            )
+        model_dir = Path(env[MODEL_DIR]) if env.get(MODEL_DIR) else DEFAULT_MODEL_DIR
+        if not (model_dir / "manifest.json").is_file():
+            raise ConfigError(MODEL_DIR, f"no manifest.json in {model_dir}")
+        log_level = env.get(LOG_LEVEL, "INFO").upper()
+        if log_level not in _LOG_LEVELS:
+            raise ConfigError(LOG_LEVEL, f"must be one of {', '.join(_LOG_LEVELS)}")
+        threads = env.get(NUM_THREADS)
+        return cls(
+            keyring=keyring,
+            model_dir=model_dir,
+            allow_plaintext=allow_plaintext,
+            max_body_bytes=_positive_int(env, MAX_BODY_BYTES, cls.max_body_bytes),
+            max_batch=_positive_int(env, MAX_BATCH, cls.max_batch),
+            replay_window_s=_positive_int(env, REPLAY_WINDOW_S, cls.replay_window_s),
+            replay_cache_size=_positive_int(env, REPLAY_CACHE_SIZE, cls.replay_cache_size),
+            num_threads=_positive_int(env, NUM_THREADS, 1) if threads else None,
+            log_level=log_level,
+        )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    value = env.get(name, "").strip().lower()
+    if value in ("", "0", "false", "no"):
+        return False
+    if value in ("1", "true", "yes"):
+        return True
+    raise ConfigError(name, "must be 1 or 0")
+
+
+def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(name, "must be a positive integer") from None
+    if value < 1:
+        raise ConfigError(name, "must be a positive integer")
+    return value
+
+
+def _keyring(env: Mapping[str, str]) -> KeyRing | None:
+    inline = env.get(PRIVATE_KEYS, "").strip()
+    path = env.get(PRIVATE_KEYS_FILE, "").strip()
+    if inline and path:
+        raise ConfigError(PRIVATE_KEYS_FILE, f"set together with {PRIVATE_KEYS}; set only one")
+    if path:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(PRIVATE_KEYS_FILE, f"cannot read {path} ({exc.__class__.__name__})") from None
+        return _parse_keyring(PRIVATE_KEYS_FILE, text)
+    if inline:
+        return _parse_keyring(PRIVATE_KEYS, inline)
+    return None
+
+
+def _parse_keyring(variable: str, text: str) -> KeyRing:
+    try:
+        return KeyRing.from_json(text)
+    except ValueError as exc:
+        raise ConfigError(variable, str(exc)) from None

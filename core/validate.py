@@ -1,0 +1,150 @@
+"""Turn a request's ``inputs`` into numpy arrays that match the model signature, or say why not."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+from itertools import chain
+from typing import Any
+
+import numpy as np
+
+from core.engine import Array, TensorSpec
+from core.errors import InvalidPayload, LitefaasError, PayloadTooLarge
+
+_NUMBER_TYPES = frozenset({float, int})
+# A value past float32's range becomes inf in the cast and is refused below; numpy's warning adds nothing.
+warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning, __name__)
+_TYPE_NAMES = {bool: "a boolean", str: "a string", type(None): "null", dict: "an object", list: "a list"}
+
+
+def inputs_to_arrays(
+    inputs: object, specs: Sequence[TensorSpec], max_batch: int, *, no_literals: bool = False
+) -> dict[str, Array]:
+    """Check ``inputs`` against the model's inputs; one array per input, all with the same rows.
+
+    A single-input model takes a list of rows; a multi-input model an object
+    ``{input_name: rows}`` naming every input exactly once. ``no_literals``: the caller
+    has seen in the raw JSON that ``inputs`` holds no string, ``true`` or ``false``
+    (see :func:`json_has_no_literals`), which spares a pass over every value.
+    """
+    if len(specs) == 1:
+        return {specs[0].name: _batch(specs[0], inputs, max_batch, False, no_literals)}
+    else:
+        if not isinstance(inputs, dict):
+            raise InvalidPayload("inputs: expected an object with one batch per model input")
+        expected = {spec.name for spec in specs}
+        missing, unknown = expected - inputs.keys(), inputs.keys() - expected
+        if missing or unknown:
+            details = [f"missing {sorted(missing)}"] if missing else []
+            details += [f"unknown {sorted(unknown)}"] if unknown else []
+            raise InvalidPayload("inputs: " + ", ".join(details))
+        batches = inputs
+    arrays = {spec.name: _batch(spec, batches[spec.name], max_batch, True, no_literals) for spec in specs}
+    rows = {len(a) for a in arrays.values()}
+    if len(rows) > 1:
+        raise InvalidPayload("inputs: every input must have the same number of rows")
+    return arrays
+
+
+def json_has_no_literals(text: bytes, strings: int) -> bool:
+    """True when JSON ``text`` has exactly ``strings`` strings (keys included) and no
+    ``true``/``false``: then the values that are not those strings are numbers, lists or
+    empty objects. A ``true`` inside a string makes this False, which only costs time."""
+    return text.count(b'"') == 2 * strings and b"true" not in text and b"false" not in text
+
+
+def _batch(spec: TensorSpec, rows: Any, max_batch: int, named: bool, no_literals: bool) -> Array:
+    if isinstance(rows, list) and 0 < len(rows) <= max_batch:
+        try:
+            if no_literals:
+                numbers_only = True
+            elif len(spec.row_shape) == 1:
+                numbers_only = set(map(type, chain.from_iterable(rows))) <= _NUMBER_TYPES
+            else:
+                numbers_only = set(map(type, np.array(rows, dtype=object).flat)) <= _NUMBER_TYPES
+            array = np.array(rows, dtype=spec.dtype) if numbers_only else None
+        except (TypeError, ValueError, OverflowError):
+            array = None
+        if (
+            array is not None
+            and array.shape[1:] == spec.row_shape
+            and math.isfinite(np.add.reduce(array, None))
+        ):
+            return array
+    problem = _batch_problem(spec, rows, max_batch, named)
+    if problem is not None:
+        raise problem
+    return np.array(rows, dtype=spec.dtype)
+
+
+def _batch_problem(spec: TensorSpec, rows: Any, max_batch: int, named: bool) -> LitefaasError | None:
+    """Why ``rows`` is not a batch for ``spec`` (None if it is one after all): the exact, slow path,
+    taken for bad input and for the rare good batch whose float32 sum overflows."""
+    where = f"inputs.{spec.name}" if named else "inputs"
+    if not isinstance(rows, list):
+        return InvalidPayload(f"{where}: expected a list of rows")
+    if not rows:
+        return InvalidPayload(f"{where}: the batch is empty")
+    if len(rows) > max_batch:
+        return PayloadTooLarge(f"{where}: {len(rows)} rows is over the limit of {max_batch}")
+    row_shape = spec.row_shape
+    try:
+        values = np.array(rows, dtype=object)
+    except ValueError:
+        return InvalidPayload(_shape_problem(where, rows, row_shape))
+    if not _matches(values.shape[1:], row_shape):
+        return InvalidPayload(_shape_problem(where, rows, row_shape))
+    if not set(map(type, values.flat)) <= _NUMBER_TYPES:
+        return InvalidPayload(_type_problem(where, rows))
+    try:
+        array = values.astype(np.float64)
+    except OverflowError:
+        return InvalidPayload(f"{where}: a value is too large")
+    limit = np.finfo(np.dtype(spec.dtype)).max if np.dtype(spec.dtype).kind == "f" else np.inf
+    bad = ~np.isfinite(array) | (np.abs(np.nan_to_num(array)) > limit)
+    if not bad.any():
+        return None
+    bad_row = int(np.argwhere(bad)[0][0])
+    return InvalidPayload(f"{where}: row {bad_row}: values must be finite numbers within the input's range")
+
+
+def _matches(actual: tuple[int, ...], expected: tuple[int, ...]) -> bool:
+    return len(actual) == len(expected) and all(e in (-1, a) for a, e in zip(actual, expected, strict=True))
+
+
+def _shape_of(value: Any) -> tuple[int, ...] | None:
+    """The nested-list shape of ``value``, or None if ragged or not a list."""
+    if not isinstance(value, list):
+        return ()
+    if not value:
+        return (0,)
+    inner = [_shape_of(item) for item in value]
+    if any(s is None or s != inner[0] for s in inner):
+        return None
+    first = inner[0]
+    assert first is not None
+    return (len(value), *first)
+
+
+def _shape_problem(where: str, rows: list[Any], row_shape: tuple[int, ...]) -> str:
+    for index, row in enumerate(rows):
+        shape = _shape_of(row)
+        if shape is None or not _matches(shape, row_shape):
+            if len(row_shape) == 1 and isinstance(row, list) and shape is not None and len(shape) == 1:
+                return f"{where}: row {index}: expected {row_shape[0]} features, got {len(row)}"
+            if len(row_shape) == 1 and not isinstance(row, list):
+                return f"{where}: row {index}: expected a list of {row_shape[0]} numbers"
+            wanted = [d if d >= 0 else "any" for d in row_shape]
+            return f"{where}: row {index}: expected a row of shape {wanted}"
+    return f"{where}: rows do not match the model's input shape"
+
+
+def _type_problem(where: str, rows: list[Any]) -> str:
+    for index, row in enumerate(rows):
+        for value in np.array(row, dtype=object).flat:
+            if type(value) not in _NUMBER_TYPES:
+                found = _TYPE_NAMES.get(type(value), "a non-number")
+                return f"{where}: row {index}: values must be numbers, found {found}"
+    return f"{where}: values must be numbers"
