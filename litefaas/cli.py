@@ -54,6 +54,29 @@ def _add_build(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=_build)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    from litefaas.serve import PROVIDERS, run_serve
+
+    providers = list(PROVIDERS) if args.provider == "all" else [args.provider]
+    return run_serve(providers, args.port, args.plaintext)
+
+
+def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="serve the function locally on a provider's own tooling",
+        description="Serve the function on 127.0.0.1 with serverless-offline (aws), functions-framework "
+        "(gcp) or the Azure Functions host (azure); 'all' starts the three on consecutive ports. Keys come "
+        "from LITEFAAS_PRIVATE_KEYS(_FILE), or a fresh key is made for the session.",
+    )
+    parser.add_argument("--provider", choices=["aws", "gcp", "azure", "all"], default="all")
+    parser.add_argument("--port", type=int, default=8080, help="first port (default 8080)")
+    parser.add_argument(
+        "--plaintext", action="store_true", help="also accept plaintext requests (development)"
+    )
+    parser.set_defaults(handler=_serve)
+
+
 def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("demo", help="the main job: build the model and show what it gives")
     parser.add_argument("--out", type=Path, default=Path("build/demo-model"), help="where the demo writes")
@@ -116,8 +139,9 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
 
 REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_build,
-    _add_demo,
     _add_client_commands,
+    _add_serve,
+    _add_demo,
 ]
 
 

@@ -1,0 +1,141 @@
+"""Local serving: how to launch one provider's host, and a process that is started and stopped cleanly."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """One local host for one provider: the command, where it listens, and how to stop it."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: Path
+    base_url: str
+    description: str
+    kill_signal: int = signal.SIGTERM
+
+
+class ServerError(Exception):
+    """A local server did not start or did not become healthy; the message says why."""
+
+
+class LocalServer:
+    """A local provider host in its own process group, started, health-checked and stopped by PID."""
+
+    def __init__(self, name: str, spec: LaunchSpec) -> None:
+        self.name = name
+        self.spec = spec
+        self.process: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process else None
+
+    def start(self) -> LocalServer:
+        self._log = tempfile.NamedTemporaryFile(prefix=f"litefaas-{self.name}-", suffix=".log", delete=False)  # noqa: SIM115
+        self.process = subprocess.Popen(  # noqa: S603 - argv is built by this package
+            self.spec.argv,
+            cwd=self.spec.cwd,
+            env=self.spec.env,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        return self
+
+    def log_tail(self, lines: int = 30) -> str:
+        if self._log is None:
+            return ""
+        text = Path(self._log.name).read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def wait_healthy(self, timeout: float = 60.0) -> None:
+        """Poll ``GET /health`` until it answers 200; raise :class:`ServerError` otherwise."""
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        url = f"{self.spec.base_url}/health"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                code = self.process.returncode
+                raise ServerError(
+                    f"{self.name} exited with code {code} before it was healthy:\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback URL
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+                pass
+            time.sleep(0.2)
+        raise ServerError(f"{self.name} was not healthy at {url} after {timeout:.0f} s:\n{self.log_tail()}")
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Signal the whole process group, then kill what is left; leaves no process behind."""
+        if self.process is None:
+            return
+        group = self.process.pid
+        if self.process.poll() is None:
+            _signal_group(group, self.spec.kill_signal)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                _signal_group(group, signal.SIGKILL)
+                self.process.wait(5)
+        deadline = time.monotonic() + timeout
+        while group_alive(group) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if group_alive(group):
+            _signal_group(group, signal.SIGKILL)
+        if self._log is not None:
+            self._log.close()
+            Path(self._log.name).unlink(missing_ok=True)
+            self._log = None
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+
+
+def _signal_group(group: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signum)
+
+
+def group_alive(group: int) -> bool:
+    """True while any process of the process group ``group`` is still running (zombies excepted)."""
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = status.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if fields[0] != "Z" and int(fields[2]) == group:
+            return True
+    return False
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
