@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -232,7 +232,7 @@ class App:
             self.logger,
             level,
             "request",
-            request_id=request_id or uuid.uuid4().hex,
+            request_id=request_id or os.urandom(8).hex(),
             route=route if route in ROUTES else "unknown",
             method=method[:16],
             status=status,

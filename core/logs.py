@@ -11,17 +11,21 @@ from typing import Any
 LOGGER_NAME = "litefaas"
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), default=str)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, event and the record's ``fields``."""
 
     def format(self, record: logging.LogRecord) -> str:
         line: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + "Z",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "event": record.getMessage(),
         }
         line.update(getattr(record, "fields", {}))
-        return json.dumps(line, separators=(",", ":"), default=str)
+        return _ENCODER.encode(line)
 
 
 class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
