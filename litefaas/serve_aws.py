@@ -1,0 +1,84 @@
+"""AWS Lambda, locally: serverless-offline on osls, running ``handlers/aws/handler.py`` in one warm Python.
+
+serverless-offline serves the HTTP API events of ``serverless.yml`` on 127.0.0.1 and hands each
+request to one long-lived ``python3 invoke.py`` process (never ``--reloadHandler``: a process per
+request, and it leaks them). It takes ``python3`` from ``VIRTUAL_ENV``, so the spec points that at
+the virtualenv litefaas runs in. Stop it with SIGINT to the node process: it ends its Python child.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sys
+from pathlib import Path
+
+from litefaas.serve_common import ROOT, LaunchSpec, ServerError
+
+OSLS_BIN = Path("node_modules") / "osls" / "bin" / "serverless.js"
+LAMBDA_PORT_OFFSET = 1000
+IDLE_SECONDS = 86400
+
+
+def lambda_port(port: int) -> int:
+    """serverless-offline's second listener (the Lambda invoke API), kept clear of other servers."""
+    return port + LAMBDA_PORT_OFFSET if port + LAMBDA_PORT_OFFSET <= 65535 else port - LAMBDA_PORT_OFFSET
+
+
+def python_env() -> Path:
+    """The virtualenv whose ``python3`` runs the handler: this interpreter's, else the project's ``.venv``."""
+    if sys.prefix != sys.base_prefix:
+        return Path(sys.prefix)
+    return ROOT / ".venv"
+
+
+def _version(package: str) -> str:
+    manifest = ROOT / "node_modules" / package / "package.json"
+    try:
+        return str(json.loads(manifest.read_text(encoding="utf-8"))["version"])
+    except (OSError, ValueError, KeyError):
+        return "?"
+
+
+def launch_spec(port: int, env: dict[str, str]) -> LaunchSpec:
+    """``osls offline start`` on 127.0.0.1:``port`` (Lambda API on :func:`lambda_port`) with ``env``.
+
+    ``env`` goes on top of this process's environment minus its ``LITEFAAS_*`` variables.
+    """
+    if not (ROOT / OSLS_BIN).is_file():
+        raise ServerError(f"{OSLS_BIN.as_posix()} is missing: run `npm ci` (or `make setup`) first")
+    inherited = {name: value for name, value in os.environ.items() if not name.startswith("LITEFAAS_")}
+    child = inherited | env
+    venv = python_env()
+    child["VIRTUAL_ENV"] = str(venv)
+    child["PATH"] = os.pathsep.join([str(venv / "bin"), child.get("PATH", os.defpath)])
+    child["SLS_TELEMETRY_DISABLED"] = "1"
+    child["CLOUD"] = "aws"
+    node = shutil.which("node", path=child["PATH"]) or "node"
+    argv = [
+        node,
+        str(ROOT / OSLS_BIN),
+        "offline",
+        "start",
+        "--host",
+        "127.0.0.1",
+        "--httpPort",
+        str(port),
+        "--lambdaPort",
+        str(lambda_port(port)),
+        "--terminateIdleLambdaTime",
+        str(IDLE_SECONDS),
+    ]
+    return LaunchSpec(
+        argv=argv,
+        env=child,
+        cwd=ROOT,
+        base_url=f"http://127.0.0.1:{port}",
+        description=(
+            f"serverless-offline {_version('serverless-offline')} on osls {_version('osls')} "
+            f"serving handlers/aws/handler.py (python3 of {venv.name})"
+        ),
+        kill_signal=signal.SIGINT,
+    )
