@@ -94,7 +94,8 @@ def run_serve(providers: Sequence[str], port: int, allow_plaintext: bool) -> int
                 raise CommandError(str(exc)) from None
         for server in servers:
             spec = server.spec
-            console.print(f"[bold]{server.name}[/] ready at [cyan]{spec.base_url}[/]  ({spec.description})")
+            where = f"[cyan]{spec.base_url}[/]  (pid {server.pid}; {spec.description})"
+            console.print(f"[bold]{server.name}[/] ready at {where}")
         console.print("public key set:")
         console.print_json(json.dumps(keyset))
         if allow_plaintext:

@@ -1,0 +1,111 @@
+"""One table of requests through every provider in process: the same status, code and answer everywhere.
+
+Providers: the core entry itself; AWS Lambda for each event source (REST v1 single- and
+multi-value, HTTP API v2, Function URL, ALB single- and multi-value, direct invoke);
+functions-framework's real app and test client (GCP); the real ``function_app.py`` with
+real ``azure.functions`` types (Azure).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+
+import pytest
+from fixtures.aws_events import HTTP_KINDS, aws_event, aws_response
+from fixtures.conformance import CASES, Answer, Case, read_answer
+from fixtures.providers_gcp_azure import (
+    azure_call,
+    azure_function_app,
+    function_environment,
+    gcp_call,
+    gcp_client,
+)
+from fixtures.requests import ALL_SUITES, ENCRYPTED, PLAINTEXT, make_keys
+
+from core.app import App
+from core.config import Settings
+from core.engine import Engine
+
+Call = Callable[[str, str, dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return make_keys(*ALL_SUITES)
+
+
+@pytest.fixture(scope="module")
+def engine():
+    return Engine.from_dir()
+
+
+def _targets(keys, engine, plaintext: bool) -> dict[str, Call]:
+    env = {"LITEFAAS_PRIVATE_KEYS": keys.private_json, "LITEFAAS_LOG_LEVEL": "WARNING"}
+    if plaintext:
+        env["LITEFAAS_ALLOW_PLAINTEXT"] = "1"
+    core_app = App(Settings.from_env(env), engine)
+    targets: dict[str, Call] = {
+        "core": lambda m, p, h, b: (
+            lambda r: (r.status, {k.lower(): v for k, v in r.headers.items()}, r.body)
+        )(core_app.handle(m, p, h, b))
+    }
+    with function_environment(env):
+        create_handler = importlib.import_module("handlers.aws.handler").create_handler
+    handler = create_handler(App(Settings.from_env(env), engine))
+    for kind in (*HTTP_KINDS, "direct"):
+        targets[f"aws:{kind}"] = lambda m, p, h, b, kind=kind: aws_response(
+            kind, handler(aws_event(kind, m, p, h, b), None)
+        )
+    client = gcp_client(env)
+    targets["gcp"] = lambda m, p, h, b: gcp_call(client, m, p, h, b)
+    function_app = azure_function_app(env)
+    targets["azure"] = lambda m, p, h, b: azure_call(function_app, m, p, h, b)
+    return targets
+
+
+@pytest.fixture(scope="module")
+def providers(keys, engine):
+    return {False: _targets(keys, engine, False), True: _targets(keys, engine, True)}
+
+
+def _direct_invoke_applies(method: str, path: str, headers: dict[str, str], body: bytes) -> bool:
+    """A direct invoke carries only a JSON request body to POST /predict with a standard type."""
+    if (method, path) != ("POST", "/predict") or headers not in (ENCRYPTED, PLAINTEXT):
+        return False
+    try:
+        return isinstance(json.loads(body), dict)
+    except ValueError:
+        return False
+
+
+def _ask(case: Case, keys, call: Call, name: str) -> Answer | None:
+    answer = None
+    method, path, headers, body, sealed = case.make(keys)
+    if name == "aws:direct" and not _direct_invoke_applies(method, path, headers, body):
+        return None
+    for _ in range(case.repeat):
+        status, response_headers, response_body = call(method, path, headers, body)
+        answer = read_answer(status, response_headers, response_body, sealed)
+        if case.sealed_answer:
+            assert response_headers["content-type"] == "application/litefaas+json", name
+    return answer
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_every_provider_answers_alike(case: Case, keys, providers):
+    # GIVEN one request of the table, made afresh for each provider
+    answers = {}
+    for name, call in providers[case.plaintext_allowed].items():
+        # WHEN each provider answers it
+        answer = _ask(case, keys, call, name)
+        if answer is not None:
+            answers[name] = answer
+    # THEN every status, error code and decrypted answer is the protocol's and the same everywhere
+    assert {name: (a.status, a.code) for name, a in answers.items()} == {
+        name: (case.status, case.code) for name in answers
+    }
+    reference = answers["core"].payload
+    assert {name: a.payload for name, a in answers.items()} == {name: reference for name in answers}
+    assert len(answers) >= 9 or case.make(keys)[1] != "/predict"
