@@ -116,13 +116,29 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    """The main job: the model (built if missing) and its compression, then the cross-provider bench."""
+    from model.pipeline import DEFAULT_OUT
+
     console = make_console()
-    console.rule("litefaas demo: build, convert, compress")
-    out = build_model(args.out)
-    reports = json.loads((out / "compression.json").read_text(encoding="utf-8"))
-    selected = next(r for r in reports if r["selected"])
-    console.print(
-        f"default variant {selected['variant']}: {selected['bytes']:,} bytes, "
-        f"{selected['ratio']:.3f} of float32, accuracy {selected['accuracy']:.4f}"
+    console.rule("litefaas demo 1/2: the model")
+    if not (DEFAULT_OUT / "manifest.json").is_file():
+        console.print(f"no model artifact in {DEFAULT_OUT}: building it")
+        build_model(DEFAULT_OUT)
+    else:
+        reports = json.loads((DEFAULT_OUT / "compression.json").read_text(encoding="utf-8"))
+        console.print(compression_table(reports, title=f"{DEFAULT_OUT.name}: variants (litefaas build)"))
+    console.rule("litefaas demo 2/2: the function on AWS, GCP and Azure, locally")
+    from litefaas.bench_cmd import run as run_bench
+
+    bench_args = argparse.Namespace(
+        local=True,
+        url=[],
+        providers="aws,gcp,azure",
+        quick=True,
+        requests=None,
+        out=args.out,
+        port=args.port,
+        memory_mb=512,
+        prices=None,
     )
-    return 0
+    return run_bench(bench_args)

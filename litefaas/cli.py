@@ -77,9 +77,23 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=_serve)
 
 
+def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from litefaas.bench_cmd import register
+
+    register(commands)
+
+
 def _add_demo(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser("demo", help="the main job: build the model and show what it gives")
-    parser.add_argument("--out", type=Path, default=Path("build/demo-model"), help="where the demo writes")
+    parser = commands.add_parser(
+        "demo",
+        help="the main job: the model, then the function served on all three providers and compared",
+        description="Show the model's compression table (building the model if its artifact is missing), "
+        "then run `litefaas bench --quick` on the three local hosts and print the comparison.",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("build/bench"), help="report folder (default build/bench)"
+    )
+    parser.add_argument("--port", type=int, default=8300, help="first local port (default 8300)")
     parser.set_defaults(handler=_demo)
 
 
@@ -141,6 +155,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
     _add_build,
     _add_client_commands,
     _add_serve,
+    _add_bench,
     _add_demo,
 ]
 

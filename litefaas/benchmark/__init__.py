@@ -1,0 +1,1 @@
+"""``litefaas bench``: cross-provider latency, throughput, cold start and cost."""
