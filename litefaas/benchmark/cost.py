@@ -26,5 +26,5 @@ def cost_per_million(duration_ms: float, memory_mb: int, price: Mapping[str, Any
         "duration_ms": round(duration_ms, 3),
         "billed_ms": billed,
         "memory_mb": memory_mb,
-        "usd_per_million": round(per_request * 1_000_000, 4),
+        "usd_per_million": round(per_request * 1_000_000, 6),
     }

@@ -1,0 +1,123 @@
+"""``litefaas bench`` against real local hosts: the report, its schema, and Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from litefaas.benchmark.cost import billed_ms, cost_per_million
+from litefaas.cli import main
+from litefaas.serve_common import free_port
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+PROVIDER_KEYS = {
+    "requests",
+    "errors",
+    "p50_ms",
+    "p95_ms",
+    "p99_ms",
+    "throughput_rps",
+    "cold_start_ms",
+    "by_concurrency",
+}
+
+
+def listening(port: int) -> bool:
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+class TestCost:
+    def test_billing_rounds_up_to_the_granularity_and_minimum(self):
+        assert billed_ms(1.2, 1, 1) == 2
+        assert billed_ms(1.2, 100, 100) == 100
+        assert billed_ms(130, 100, 100) == 200
+
+    def test_cost_per_million(self):
+        price = {"request_usd": 2e-7, "gb_s_usd": 1.6667e-5, "billing_granularity_ms": 1, "min_billed_ms": 1}
+        cost = cost_per_million(1.5, 1024, price)
+        assert cost["billed_ms"] == 2
+        assert cost["usd_per_million"] == pytest.approx(0.2 + 0.002 * 1.6667e-5 * 1e6)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--providers", "aws,ibm"], "unknown provider(s) ibm"),
+        (["--url", "aws"], "expected NAME=URL"),
+        (["--url", "aws=ftp://x"], "expected NAME=URL"),
+        (["--local", "--url", "aws=https://example.invalid"], "give one of them"),
+        (["--requests", "0"], "--requests must be at least 1"),
+    ],
+)
+def test_bad_arguments(capsys, args, message):
+    assert main(["bench", *args]) == 2
+    assert message in capsys.readouterr().err
+
+
+@pytest.mark.e2e
+def test_bench_writes_the_report(tmp_path):
+    # GIVEN two local hosts and a small, bounded load
+    out = tmp_path / "bench"
+    port = free_port()
+    # WHEN the benchmark runs
+    code = main(
+        ["bench", "--providers", "gcp,azure", "--requests", "12", "--out", str(out), "--port", str(port)]
+    )
+    # THEN it reports every provider without an error, with plots and a page that shows them
+    assert code == 0
+    document = json.loads((out / "bench.json").read_text())
+    assert set(document) >= {"providers", "baseline", "environment", "cost"}
+    assert set(document["providers"]) == {"gcp", "azure"}
+    for result in document["providers"].values():
+        assert set(result) >= PROVIDER_KEYS
+        assert result["errors"] == 0
+        assert set(result["by_concurrency"]) == {"1", "4", "16", "64"}
+        assert set(result["by_batch"]) == {"1", "32", "256"}
+        assert result["plaintext"]["errors"] == 0
+        assert result["cold_start_ms"] > 0
+    assert (out / "latency_cdf.png").stat().st_size > 0
+    assert (out / "throughput.png").stat().st_size > 0
+    page = (out / "report.html").read_text()
+    assert page.count("<img") == 2 and "What these figures mean" in page
+    assert not listening(port) and not listening(port + 1)
+
+
+@pytest.mark.e2e
+def test_ctrl_c_stops_every_server_and_keeps_what_was_measured(tmp_path):
+    # GIVEN a long benchmark on two local hosts
+    out, port = tmp_path / "bench", free_port()
+    command = [
+        sys.executable,
+        "-m",
+        "litefaas.cli",
+        "bench",
+        "--providers",
+        "gcp,azure",
+        "--requests",
+        "100000",
+        "--out",
+        str(out),
+        "--port",
+        str(port),
+    ]
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + 90
+    while not (listening(port) and listening(port + 1)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(4)
+    # WHEN it gets Ctrl-C in the middle of the load
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    # THEN it stops every server, writes what it measured, and says so
+    assert process.returncode == 130, output.decode(errors="replace")[-2000:]
+    document = json.loads((out / "bench.json").read_text())
+    assert document["environment"]["interrupted"] is True
+    assert not listening(port) and not listening(port + 1)
