@@ -77,6 +77,12 @@ def _add_serve(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=_serve)
 
 
+def _add_partition(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from litefaas.partition_cmd import register
+
+    register(commands)
+
+
 def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from litefaas.bench_cmd import register
 
@@ -148,11 +154,24 @@ def _add_client_commands(commands: argparse._SubParsersAction[argparse.ArgumentP
     predict.add_argument("--kid", help="key to use (default: the first)")
     predict.add_argument("--suite", help="use the first key of this suite")
     predict.add_argument("--timeout", type=float, default=30, help="seconds (default 30)")
+    predict.add_argument(
+        "--fan-out", type=int, metavar="K", help="split the rows into shards, K requests in flight"
+    )
+    predict.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="with --fan-out: resend a shard after a network error or 5xx, with a new id (default 2)",
+    )
+    predict.add_argument(
+        "--max-batch", type=int, default=1024, help="the function's LITEFAAS_MAX_BATCH (default 1024)"
+    )
     predict.set_defaults(handler=_client_command, client_run="run_predict")
 
 
 REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]], None]] = [
     _add_build,
+    _add_partition,
     _add_client_commands,
     _add_serve,
     _add_bench,

@@ -179,8 +179,25 @@ def output_lines(outputs: client.Outputs) -> list[str]:
     return [json.dumps(row.tolist()) for row in outputs]
 
 
+def partial_lines(failure: client.PartialFailure) -> list[str]:
+    """One JSON line per row of a partly failed fan-out: its outputs, or ``null`` if it has no answer."""
+    lines = ["null"] * failure.rows
+    for shard in failure.succeeded:
+        lines[shard.start : shard.stop] = output_lines(shard.outputs)
+    return lines
+
+
 def run_predict(args: argparse.Namespace) -> int:
+    """``litefaas predict``; with ``--fan-out K`` the rows go in K concurrent shards (``fan_out``,
+    ``retries`` and ``max_batch`` are read if the parser defines them)."""
     inputs = load_inputs(args.input)
+    fan_out = getattr(args, "fan_out", None)
+    retries = getattr(args, "retries", client.DEFAULT_RETRIES)
+    max_batch = getattr(args, "max_batch", client.DEFAULT_MAX_BATCH)
+    if fan_out is not None and fan_out < 1:
+        raise CommandError("--fan-out must be at least 1")
+    if retries < 0 or max_batch < 1:
+        raise CommandError("--retries must be 0 or more and --max-batch at least 1")
     try:
         function = client.Client(
             args.url,
@@ -189,12 +206,17 @@ def run_predict(args: argparse.Namespace) -> int:
             timeout=args.timeout,
             plaintext=args.plaintext,
             transport=http_transport,
+            max_batch=max_batch,
         )
     except client.ClientError as exc:
         raise CommandError(str(exc)) from None
     try:
         with function:
-            result = function.predict(inputs)
+            result = function.predict(inputs, fan_out=fan_out, retries=retries)
+    except client.PartialFailure as exc:
+        print("\n".join(partial_lines(exc)))
+        print(f"litefaas predict: {exc}", file=sys.stderr)
+        return EXIT_REMOTE_ERROR
     except client.RemoteError as exc:
         print(f"{exc.code}: {exc.message}", file=sys.stderr)
         return EXIT_REMOTE_ERROR
