@@ -1,6 +1,6 @@
 """Model partitioning, measured side by side in one run on local functions-framework hosts.
 
-    .venv/bin/python bench/partition_speed.py [--out bench-out/partition] [--workers 4] [--quick]
+    .venv/bin/python bench/partition_speed.py [--out build/bench/partition] [--workers 4] [--quick]
 
 1. Batch fan-out: ``Client.predict(rows, fan_out=K)`` against one function host with several
    gunicorn workers, K = 1, 2, 4, 8, on batches of 256 to 65,536 rows. Speed-up
@@ -317,7 +317,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--out", type=Path, default=Path("bench-out/partition"))
+    parser.add_argument("--out", type=Path, default=Path("build/bench/partition"))
     parser.add_argument("--workers", type=int, default=4, help="gunicorn workers of the fan-out host")
     parser.add_argument("--threads", type=int, default=2, help="threads per worker")
     parser.add_argument("--epochs", type=int, default=60, help="seed MLP epochs (60: the committed model)")

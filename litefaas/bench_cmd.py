@@ -181,6 +181,7 @@ def run(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "bench.json", document)
     images = report.plot(results, args.out) if results else []
+    images += sorted(args.out.glob("*/*.png"))  # e.g. bench/partition_speed.py's plot in partition/
     (args.out / "report.html").write_text(report.html_report(document, images, NOTES), encoding="utf-8")
     console.print(report.comparison_table(document))
     console.print(f"report: {args.out / 'report.html'}  data: {args.out / 'bench.json'}")
