@@ -83,6 +83,12 @@ def _add_partition(commands: argparse._SubParsersAction[argparse.ArgumentParser]
     register(commands)
 
 
+def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from litefaas.simulate_cmd import register
+
+    register(commands)
+
+
 def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from litefaas.bench_cmd import register
 
@@ -175,6 +181,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
     _add_client_commands,
     _add_serve,
     _add_bench,
+    _add_simulate,
     _add_demo,
 ]
 

@@ -1,0 +1,388 @@
+"""The trace-driven simulator: hand-computed cold starts of every policy, loaders, outputs, settings."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from litefaas.simulate import policies, recommend, traces, workload
+from litefaas.simulate.engine import run_app
+from litefaas.simulate.prices import PriceError, load_prices
+from litefaas.simulate.runner import Options, simulate
+from litefaas.simulate_cmd import register, trace_search_path
+
+ROOT = Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "traces"
+APP = "a" * 64
+FN = "f" * 64
+OWNER = "o" * 64
+PRICES = load_prices()
+
+
+def write_2019(
+    folder: Path, counts: dict[int, int], duration_ms: float = 1000.0, memory_mb: float = 1024.0
+) -> Path:
+    """A one-function day in the invitro layout: ``counts`` maps a 0-based minute to its calls."""
+    minutes = [counts.get(m, 0) for m in range(1440)]
+    inv = folder / "tiny_inv.csv"
+    inv.write_text(
+        "HashFunction,HashApp,HashOwner," + ",".join(f"minute_{m}" for m in range(1, 1441)) + "\n"
+        f"{FN},{APP},{OWNER}," + ",".join(map(str, minutes)) + "\n"
+    )
+    pct = ",".join([str(duration_ms)] * 7)
+    (folder / "tiny_run.csv").write_text(
+        "HashFunction,HashApp,HashOwner,Count,Average,Minimum,Maximum,"
+        + ",".join(f"percentile_Average_{p}" for p in (0, 1, 25, 50, 75, 99, 100))
+        + f"\n{FN},{APP},{OWNER},{sum(minutes)},{duration_ms},{duration_ms},{duration_ms},{pct}\n"
+    )
+    (folder / "tiny_mem.csv").write_text(
+        "HashApp,HashOwner,SampleCount,AverageAllocatedMb,AverageAllocatedMb_pct1\n"
+        f"{APP},{OWNER},10,{memory_mb},{memory_mb}\n"
+    )
+    return inv
+
+
+def run_policies(inv: Path, names: list[str], concurrency: int = 1, cold_start_s: float = 1.0) -> dict:
+    trace = traces.load_trace(inv)
+    apps = workload.build(trace, seed=0, rule="even")
+    return simulate(apps, policies.parse(names), trace.horizon_s, Options(cold_start_s, concurrency), PRICES)
+
+
+# Trace A: one call in minutes 0, 5, 20, 45 and 50 ("even": at second 30 of the minute), i.e. at
+# 30, 330, 1230, 2730 and 3030 s; each runs 1 s; a cold start takes 1 s; 1 GB per instance.
+#   fixed-10m: 30 cold (idle 32-632); 330 warm (idle 331-931); 1230 cold; 2730 cold; 3030 warm: 3.
+#   fixed-20m: 30 cold; 330 warm (idle 331-1531); 1230 warm (idle 1231-2431); 2730 cold; 3030 warm: 2.
+#   provisioned-1: the instance is there all day: 0.
+#   histogram: no idle time yet at 32, so the 4 h fallback: 330 warm (idle time 298 s, bin 4). Then
+#     head = tail = bin 4: unload at 331, pre-warm at 331 + 216 = 547, keep to 331 + 330 = 661; 1230
+#     cold (bins 4, 14: pre-warm at 1448, keep to 2222); 2730 cold (bins 4, 14, 24: pre-warm at 2948,
+#     keep to 4382); 3030 warm on the pre-warmed instance: 3.
+#   kpa: every call finds nothing (one instance kept for the 60 s window and the 30 s grace): 5.
+#   litefaas: at 32 a cost-optimal keep-alive from the prior alone (hundreds of seconds, not 4 h),
+#     so 330 warm; then the same pre-warms as histogram: 3.
+TRACE_A = {0: 1, 5: 1, 20: 1, 45: 1, 50: 1}
+EXPECTED_A = {"fixed-10m": 3, "fixed-20m": 2, "provisioned-1": 0, "histogram": 3, "kpa": 5, "litefaas": 3}
+
+
+@pytest.fixture(scope="module")
+def trace_a(tmp_path_factory) -> dict:
+    inv = write_2019(tmp_path_factory.mktemp("a"), TRACE_A)
+    return run_policies(inv, list(EXPECTED_A))
+
+
+@pytest.mark.parametrize(("policy", "cold"), EXPECTED_A.items())
+def test_hand_computed_cold_starts(trace_a, policy, cold):
+    assert trace_a["policies"][policy]["cold_starts"] == cold
+
+
+def test_hand_computed_memory(trace_a):
+    # fixed-10m: instances [30, 931], [1230, 1832], [2730, 3631] minus 5 s of execution.
+    assert trace_a["policies"]["fixed-10m"]["wasted_memory_gb_s"] == pytest.approx(2399.0)
+    # provisioned-1: one instance all day, 5 s busy.
+    assert trace_a["policies"]["provisioned-1"]["wasted_memory_gb_s"] == pytest.approx(86395.0)
+    # histogram: [30, 331] + [547, 661] + [1230, 1232] + [1448, 2222] + [2730, 2732] + [2948, 3031]
+    # + the last pre-warm [3247, 4681] = 2710 s, 5 s busy.
+    assert trace_a["policies"]["histogram"]["wasted_memory_gb_s"] == pytest.approx(2705.0)
+    m = trace_a["policies"]["fixed-10m"]
+    assert m["utilization"] == pytest.approx(5 / 2404)
+    assert m["cold_start_pct"] == pytest.approx(60.0)
+    assert m["p50_ms"] == pytest.approx(2000.0)  # 3 of 5 calls wait 1 s for a cold start
+    assert m["p99_ms"] == pytest.approx(2000.0)
+
+
+def test_litefaas_first_keep_alive_is_priced_not_four_hours():
+    from litefaas.simulate.litefaas_policy import Litefaas
+
+    app = Litefaas().for_app(
+        workload.AppWorkload(APP, [], 1024.0, np.zeros(0), np.zeros(0), np.zeros(0)), None
+    )  # type: ignore[arg-type]
+    app.on_arrival(30.0, 1)
+    deadline = app.on_idle(32.0, 0)
+    assert isinstance(deadline, float) and 330.0 < deadline < 32.0 + 3600.0
+
+
+def test_kpa_schedule_panics_on_a_burst():
+    # 10 requests at t = 30 s running 10 s: at tick 32 the 6 s panic window asks for 5 instances
+    # (20 request-seconds / 6 s / 0.7), at 34 for 10, at 36 for 15; panic holds until 60 s after the
+    # last trigger (34), then the 60 s stable window asks for 1 (at 96: 40 / 60 / 0.7); demand leaves
+    # the stable window at 100, and the last instance goes after the 30 s grace.
+    starts = np.full(10, 30.0)
+    schedule = policies.kpa_schedule(starts, starts + 10.0, 3600.0, 1, policies.KpaSettings())
+    assert schedule == [(32.0, 5), (34.0, 10), (36.0, 15), (96.0, 1), (130.0, 0)]
+
+
+def test_kpa_single_request_keeps_one_instance_for_window_and_grace():
+    schedule = policies.kpa_schedule(np.array([30.0]), np.array([31.0]), 3600.0, 1, policies.KpaSettings())
+    assert schedule == [(32.0, 1), (122.0, 0)]
+
+
+def test_per_instance_concurrency(tmp_path):
+    # Two calls in minute 0 at 15 s and 45 s, each running 60 s: one instance each at concurrency 1,
+    # both on one instance at concurrency 2.
+    inv = write_2019(tmp_path, {0: 2}, duration_ms=60000.0)
+    assert run_policies(inv, ["fixed-10m"], 1)["policies"]["fixed-10m"]["cold_starts"] == 2
+    two = run_policies(inv, ["fixed-10m"], 2)["policies"]["fixed-10m"]
+    assert two["cold_starts"] == 1
+    assert two["used_gb_s"] == pytest.approx(60.0)  # 2 x 60 s x 1 GB / 2
+
+
+def test_loading_instance_is_a_shorter_cold_start():
+    # A pre-warm at 100 s loading for 5 s; a request at 102 s waits 3 s.
+    class PrewarmOnce:
+        pinned, keep_alive_s, schedule, tracks_levels = 0, None, [], False
+
+        def on_idle(self, t, running):
+            from litefaas.simulate.engine import Decision
+
+            return Decision(t, 100.0, 1000.0) if t < 100 else t
+
+        def on_arrival(self, t, running):
+            return None
+
+    run = run_app([10.0, 102.0], [1.0, 1.0], PrewarmOnce(), 5.0, 1, 3600.0)
+    assert run.cold.tolist() == [True, True]
+    assert run.wait_s.tolist() == [5.0, 3.0]
+    assert run.reactive_starts == 1 and run.prewarm_starts == 1
+
+
+def test_arrival_rules():
+    counts = np.array([2, 0, 1])
+    assert workload.arrivals(counts, "even", np.random.default_rng(0)).tolist() == [15.0, 45.0, 150.0]
+    first = workload.arrivals(counts, "uniform", np.random.default_rng(1))
+    again = workload.arrivals(counts, "uniform", np.random.default_rng(1))
+    assert first.tolist() == again.tolist()
+    assert (np.diff(first) >= 0).all() and 0 <= first[0] < 60 and 120 <= first[2] < 180
+
+
+def test_durations_follow_the_percentiles():
+    rng = np.random.default_rng(0)
+    values = workload.sample_durations_ms(20000, traces.PERCENTILES, (1, 2, 10, 20, 30, 100, 200), rng)
+    assert values.min() >= 1 and values.max() <= 200
+    assert np.percentile(values, 50) == pytest.approx(20, rel=0.05)
+
+
+def test_loader_invitro_layout(fixtures_dir):
+    trace = traces.load_trace(fixtures_dir / "traces" / "azure2019_10fn_inv.csv")
+    assert len(trace.functions) == 10 and trace.horizon_s == 86400.0
+    assert sum(fn.invocations for fn in trace.functions) == 28432
+    first = trace.functions[0]
+    assert first.memory_mb == 1396.0
+    assert first.duration_percentiles_ms == (18426.0, 18426.0, 18426.0, 18426.0, 18917.0, 18917.0, 18917.0)
+    sample = traces.load_trace(fixtures_dir / "traces" / "azure2019_10fn_inv.csv", functions=3, seed=1)
+    assert len(sample.functions) == 3 and any("sampled" in note for note in sample.notes)
+
+
+def test_loader_original_2019_layout(tmp_path):
+    minutes = [0] * 1440
+    minutes[10], minutes[11] = 3, 1
+    (tmp_path / "invocations_per_function_md.anon.d01.csv").write_text(
+        "HashOwner,HashApp,HashFunction,Trigger," + ",".join(str(m) for m in range(1, 1441)) + "\n"
+        f"{OWNER},{APP},{FN},http," + ",".join(map(str, minutes)) + "\n"
+    )
+    (tmp_path / "function_durations_percentiles.anon.d01.csv").write_text(
+        "HashOwner,HashApp,HashFunction,Average,Count,Minimum,Maximum,"
+        "percentile_Average_0,percentile_Average_1,percentile_Average_25,percentile_Average_50,"
+        "percentile_Average_75,percentile_Average_99,percentile_Average_100\n"
+        f"{OWNER},{APP},{FN},50,4,10,90,10,10,20,50,70,90,90\n"
+    )
+    (tmp_path / "app_memory_percentiles.anon.d01.csv").write_text(
+        f"HashOwner,HashApp,SampleCount,AverageAllocatedMb\n{OWNER},{APP},5,300\n"
+    )
+    trace = traces.load_trace(tmp_path / "invocations_per_function_md.anon.d01.csv")
+    (fn,) = trace.functions
+    assert (fn.owner, fn.app, fn.function) == (OWNER, APP, FN)
+    assert fn.invocations == 4 and fn.counts is not None and fn.counts[10] == 3
+    assert fn.duration_percentiles_ms == (10.0, 10.0, 20.0, 50.0, 70.0, 90.0, 90.0)
+    assert fn.memory_mb == 300.0 and not trace.notes
+
+
+def test_loader_2021(fixtures_dir):
+    trace = traces.load_trace(fixtures_dir / "traces" / "azure2021_200rows.csv", default_memory_mb=512)
+    assert sum(fn.invocations for fn in trace.functions) == 199
+    assert len({fn.app for fn in trace.functions}) == 13 and trace.horizon_s == 1261.0
+    fn = next(f for f in trace.functions if f.function.startswith("e3cdb488"))
+    assert fn.arrivals_s is not None and fn.durations_ms is not None
+    assert fn.arrivals_s[0] == pytest.approx(0.0794909 - 0.078, abs=1e-6)
+    assert fn.durations_ms[0] == pytest.approx(78.0)
+    assert fn.memory_mb == 512
+    apps = workload.build(trace)
+    assert sum(len(a.times) for a in apps) == 199 and all((np.diff(a.times) >= 0).all() for a in apps)
+
+
+def test_loader_errors(tmp_path):
+    bad = tmp_path / "x.csv"
+    bad.write_text("a,b\n1,2\n")
+    with pytest.raises(traces.TraceError, match="neither"):
+        traces.load_trace(bad)
+    with pytest.raises(traces.TraceError, match="no trace"):
+        traces.resolve("nothing_here", [tmp_path])
+
+
+def test_missing_companions_are_noted(tmp_path):
+    inv = write_2019(tmp_path, {0: 1})
+    (tmp_path / "tiny_run.csv").unlink()
+    (tmp_path / "tiny_mem.csv").unlink()
+    trace = traces.load_trace(inv)
+    assert len(trace.notes) == 2 and trace.functions[0].duration_percentiles_ms == (1000.0,) * 7
+
+
+def test_latency_from_bench(tmp_path):
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({"providers": {"gcp": {"p50_ms": 4.0, "cold_start_ms": 250.0}}}))
+    model = workload.load_latency(bench)
+    assert model.provider == "gcp" and model.cold_start_ms == 250.0
+    inv = write_2019(tmp_path, TRACE_A)
+    apps = workload.build(traces.load_trace(inv), rule="even", latency=model)
+    assert apps[0].durations_s.tolist() == [0.004] * 5
+    with pytest.raises(traces.TraceError, match="no provider"):
+        workload.load_latency(bench, "aws")
+
+
+def test_prices_schema(tmp_path):
+    for cloud in ("aws", "gcp", "azure"):
+        assert PRICES["clouds"][cloud]["source"] and PRICES["clouds"][cloud]["as_of"]
+    assert (
+        PRICES["clouds"]["aws"]["architectures"]["arm64"]["gb_s"]
+        < PRICES["clouds"]["aws"]["architectures"]["x86_64"]["gb_s"]
+    )
+    broken = json.loads(json.dumps(PRICES))
+    del broken["clouds"]["gcp"]["as_of"]
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps(broken))
+    with pytest.raises(PriceError, match="gcp lacks as_of"):
+        load_prices(path)
+
+
+def test_costs_by_hand(trace_a):
+    aws = PRICES["clouds"]["aws"]["architectures"]["x86_64"]
+    breakdown = trace_a["policies"]["fixed-10m"]["cost_breakdown_usd"]["aws"]
+    assert breakdown["requests"] == pytest.approx(5 * aws["request"])
+    # 5 x 1 s of execution and 3 cold-start loads of 1 s, 1 GB
+    assert breakdown["execution"] == pytest.approx(8 * aws["gb_s"])
+    # the rest of the instance time (2404 - 5 - 3 s) bought as provisioned concurrency
+    assert breakdown["warm"] == pytest.approx(2396 * aws["provisioned_gb_s"])
+
+
+def cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["simulate", *argv])
+    return args.handler(args)
+
+
+def test_cli_json_plot_and_recommend(tmp_path, fixtures_dir, capsys):
+    out = tmp_path / "out.json"
+    trace = fixtures_dir / "traces" / "azure2019_10fn_inv.csv"
+    assert cli(["--trace", str(trace), "--json", str(out), "--recommend", "provisioned-1", "--top", "3"]) == 0
+    result = json.loads(out.read_text())
+    assert result["functions"] == 10
+    assert set(result["policies"]) == {
+        "fixed-10m",
+        "fixed-20m",
+        "provisioned-1",
+        "histogram",
+        "kpa",
+        "litefaas",
+    }
+    for metrics in result["policies"].values():
+        for key in ("cold_start_pct", "cold_start_pct_p75", "wasted_memory_gb_s", "utilization", "p99_ms"):
+            assert isinstance(metrics[key], float)
+        assert set(metrics["cost_usd"]) == {"aws", "gcp", "azure"}
+        assert len(metrics["per_function"]) == 10
+    assert out.with_suffix(".pareto.png").stat().st_size > 10_000
+    text = capsys.readouterr().out
+    settings = result["recommendation"]
+    assert settings["app"].startswith("083a6af6") and settings["policy"] == "provisioned-1"
+    assert settings["instances_median"] >= 1  # the provisioned instance, at least
+    for cloud, key in (("aws", "provisionedConcurrency"), ("gcp", "minInstances"), ("azure", "alwaysReady")):
+        assert f"# providers/{cloud}.yml" in text
+        assert f"{key}: {settings[cloud][key]}" in text
+    assert "maximumInstanceCount: 40" in text
+
+
+def test_recommend_from_numbers():
+    result = {
+        "policies": {
+            "p": {
+                "apps": [
+                    {
+                        "app": "x1",
+                        "invocations": 5,
+                        "memory_mb": 128,
+                        "max_in_flight": 1,
+                        "instances_median": 0,
+                        "instances_max": 1,
+                    },
+                    {
+                        "app": "y2",
+                        "invocations": 9,
+                        "memory_mb": 256,
+                        "max_in_flight": 7,
+                        "instances_median": 2,
+                        "instances_max": 8,
+                    },
+                ]
+            }
+        }
+    }
+    settings = recommend.recommend(result, "p", 1, PRICES)
+    assert settings["app"] == "y2"
+    assert settings["aws"] == {"provisionedConcurrency": 2, "reservedConcurrency": 10}
+    assert settings["gcp"] == {"minInstances": 2, "maxInstances": 10, "concurrency": 1}
+    assert settings["azure"]["maximumInstanceCount"] == 40
+    assert recommend.recommend(result, "p", 4, PRICES, app="y")["gcp"]["maxInstances"] == 10
+    yaml = recommend.to_yaml(settings)
+    assert yaml.count("---") == 2 and "reservedConcurrency: 10" in yaml
+    with pytest.raises(recommend.RecommendError):
+        recommend.recommend(result, "missing", 1, PRICES)
+
+
+def test_cli_errors(tmp_path):
+    from litefaas.cli import CommandError
+
+    with pytest.raises(CommandError, match="unknown policy"):
+        cli(["--trace", "azure2019_10fn", "--policy", "lru"])
+    with pytest.raises(CommandError, match="no trace"):
+        cli(["--trace", str(tmp_path / "none.csv")])
+    with pytest.raises(CommandError, match="concurrency"):
+        cli(["--trace", "x", "--concurrency", "0"])
+
+
+def test_trace_name_from_environment(tmp_path, monkeypatch, fixtures_dir):
+    monkeypatch.setenv("LITEFAAS_TRACES", str(fixtures_dir / "traces"))
+    assert traces.resolve("azure2019_10fn", trace_search_path()).name == "azure2019_10fn_inv.csv"
+
+
+def test_command_module_is_light():
+    code = "import sys, litefaas.simulate_cmd; print(any(m in sys.modules for m in ('numpy', 'rich', 'matplotlib')))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert out.stdout.strip() == "False"
+
+
+def ten_function_day(folder: Path) -> dict:
+    trace = traces.load_trace(folder / "azure2019_10fn_inv.csv")
+    apps = workload.build(trace, seed=0)
+    names = ["fixed-10m", "histogram", "litefaas"]
+    return simulate(apps, policies.parse(names), trace.horizon_s, Options(), PRICES)["policies"]
+
+
+def test_ten_function_day_fixture(fixtures_dir):
+    result = ten_function_day(fixtures_dir / "traces")
+    fixed, histogram, ours = result["fixed-10m"], result["histogram"], result["litefaas"]
+    assert histogram["cold_start_pct"] < fixed["cold_start_pct"]
+    assert histogram["cold_start_pct_p75"] < fixed["cold_start_pct_p75"]
+    assert ours["cold_start_pct"] < histogram["cold_start_pct"]
+    assert ours["wasted_memory_gb_s"] < histogram["wasted_memory_gb_s"]
+
+
+@pytest.mark.skipif(
+    not (SHARED / "azure2019_10fn_inv.csv").is_file(), reason=f"no shared traces at {SHARED.name}/"
+)
+def test_ten_function_day_shared():
+    assert ten_function_day(SHARED) == ten_function_day(ROOT / "tests" / "fixtures" / "traces")
