@@ -74,7 +74,6 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from core.engine import Engine
-    from litefaas.benchmark import cost as costs
     from litefaas.benchmark import report
     from litefaas.benchmark.coldstart import ColdStart, cold_start
     from litefaas.benchmark.run import (
@@ -177,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
             "seconds": round(time.perf_counter() - started, 1),
         },
     }
-    document["cost"] = _costs(document["providers"], args, costs)
+    document["cost"] = _costs(document["providers"], args)
     args.out.mkdir(parents=True, exist_ok=True)
     write_json(args.out / "bench.json", document)
     images = report.plot(results, args.out) if results else []
@@ -199,21 +198,14 @@ def run(args: argparse.Namespace) -> int:
     return 130 if interrupted else (1 if wrong else 0)
 
 
-def _costs(providers: dict[str, Any], args: argparse.Namespace, costs: Any) -> dict[str, Any]:
-    from litefaas.benchmark.prices import billing_rates
+def _costs(providers: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Each provider's cost per million requests at its own measured p50, on its own cloud."""
+    from litefaas.benchmark.cost import per_million
 
-    rates = billing_rates(args.prices)
     table: dict[str, Any] = {}
     for name, result in providers.items():
-        if result.get("p50_ms") is None or name not in rates:
-            continue
-        table[name] = {
-            arch: {
-                **costs.cost_per_million(result["p50_ms"], args.memory_mb, rate),
-                "source": rate.get("source"),
-            }
-            for arch, rate in rates[name].items()
-        }
+        if result.get("p50_ms") is not None:
+            table[name] = per_million(result["p50_ms"], args.memory_mb, args.prices).get(name, {})
     return table
 
 

@@ -1,30 +1,41 @@
-"""Cost per million requests from measured durations, a memory size and the price table."""
+"""Cost per million requests from a measured duration, with the simulator's price table and billing rules."""
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
-ARCHES = ("x86_64", "arm64")
+import numpy as np
+
+from litefaas.simulate.prices import Usage, cost, load_prices
 
 
-def billed_ms(duration_ms: float, granularity_ms: float, minimum_ms: float) -> float:
-    """Duration as the cloud bills it: rounded up to its granularity, never under its minimum."""
-    return max(minimum_ms, math.ceil(duration_ms / granularity_ms) * granularity_ms)
-
-
-def cost_per_million(duration_ms: float, memory_mb: int, price: Mapping[str, Any]) -> dict[str, Any]:
-    """USD for one million requests of ``duration_ms`` each at ``memory_mb``, with ``price``'s rates."""
-    billed = billed_ms(duration_ms, float(price["billing_granularity_ms"]), float(price["min_billed_ms"]))
-    gb_s = billed / 1000 * memory_mb / 1024
-    compute = gb_s * float(price["gb_s_usd"]) + billed / 1000 * float(price.get("vcpu_s_usd", 0.0)) * float(
-        price.get("vcpus", 0.0)
+def per_million(duration_ms: float, memory_mb: int, prices: Path | None = None) -> dict[str, dict[str, Any]]:
+    """``{cloud: {arch: {usd_per_million, duration_ms, memory_mb, source, as_of}}}`` for requests that
+    each run ``duration_ms`` at ``memory_mb`` (warm instances, no provisioned capacity)."""
+    table = load_prices(prices)
+    seconds = duration_ms / 1000
+    usage = Usage(
+        memory_mb=memory_mb,
+        requests=1,
+        durations_s=np.asarray([seconds]),
+        busy_s=seconds,
+        concurrency=1,
+        reactive_starts=0,
+        cold_start_s=0.0,
+        warm_idle_s=0.0,
     )
-    per_request = compute + float(price["request_usd"])
-    return {
-        "duration_ms": round(duration_ms, 3),
-        "billed_ms": billed,
-        "memory_mb": memory_mb,
-        "usd_per_million": round(per_request * 1_000_000, 6),
-    }
+    result: dict[str, dict[str, Any]] = {}
+    for architecture in table["clouds"]["aws"]["architectures"]:
+        for cloud, parts in cost(usage, table, architecture).items():
+            entry = table["clouds"][cloud]
+            if cloud != "aws" and architecture != entry.get("default_architecture", "x86_64"):
+                continue
+            result.setdefault(cloud, {})[architecture] = {
+                "usd_per_million": round(sum(parts.values()) * 1_000_000, 6),
+                "duration_ms": round(duration_ms, 3),
+                "memory_mb": memory_mb,
+                "source": entry["source"],
+                "as_of": entry["as_of"],
+            }
+    return result

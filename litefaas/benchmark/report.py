@@ -52,6 +52,7 @@ def comparison_table(document: Mapping[str, Any]) -> Table:
             _ms(result["host_start_ms"]),
             f"{result['errors']} / {result['requests']}",
             _ms(cost.get("x86_64", {}).get("usd_per_million")),
+            _ms(cost.get("arm64", {}).get("usd_per_million")),
         )
     baseline = document.get("baseline") or {}
     if baseline:
@@ -191,7 +192,8 @@ td:first-child,th:first-child{{text-align:left}}img{{max-width:100%}}figure{{mar
 {"".join(concurrency_rows)}</table>
 {pictures}
 <h2>Cost per million requests</h2>
-<table><tr><th>provider</th><th>arch</th><th>billed ms</th><th>memory MB</th><th>USD / 1M</th></tr>
+<table><tr><th>provider</th><th>arch</th><th>p50 ms</th><th>memory MB</th><th>USD / 1M</th>
+<th>prices</th></tr>
 {"".join(cost_rows)}</table>
 <h2>Baseline: the same function with TensorFlow</h2><ul>{baseline_items}</ul>
 <h2>What these figures mean</h2><ul>{note_items}</ul>

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from litefaas.benchmark.cost import billed_ms, cost_per_million
+from litefaas.benchmark.cost import per_million
 from litefaas.cli import main
 from litefaas.serve_common import free_port
 
@@ -34,17 +34,16 @@ def listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-class TestCost:
-    def test_billing_rounds_up_to_the_granularity_and_minimum(self):
-        assert billed_ms(1.2, 1, 1) == 2
-        assert billed_ms(1.2, 100, 100) == 100
-        assert billed_ms(130, 100, 100) == 200
-
-    def test_cost_per_million(self):
-        price = {"request_usd": 2e-7, "gb_s_usd": 1.6667e-5, "billing_granularity_ms": 1, "min_billed_ms": 1}
-        cost = cost_per_million(1.5, 1024, price)
-        assert cost["billed_ms"] == 2
-        assert cost["usd_per_million"] == pytest.approx(0.2 + 0.002 * 1.6667e-5 * 1e6)
+def test_cost_per_million_follows_each_clouds_billing():
+    # GIVEN requests of 1.5 ms at 512 MB
+    table = per_million(1.5, 512)
+    # THEN Lambda bills 2 ms (1 ms steps) per arch, Cloud Run 100 ms, Azure Flex at least 1 s
+    aws = table["aws"]["x86_64"]["usd_per_million"]
+    assert aws == pytest.approx((2e-7 + 0.002 * 0.5 * 1.66667e-5) * 1e6, rel=1e-4)
+    assert table["aws"]["arm64"]["usd_per_million"] < aws
+    assert set(table["gcp"]) == {"x86_64"} and set(table["azure"]) == {"x86_64"}
+    assert table["azure"]["x86_64"]["usd_per_million"] > table["gcp"]["x86_64"]["usd_per_million"] > aws
+    assert all(entry["as_of"] for arches in table.values() for entry in arches.values())
 
 
 @pytest.mark.parametrize(
