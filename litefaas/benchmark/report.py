@@ -32,7 +32,8 @@ def comparison_table(document: Mapping[str, Any]) -> Table:
         "cold start ms",
         "host start ms",
         "errors",
-        "$ / 1M req",
+        "$ / 1M x86",
+        "$ / 1M arm",
     ]
     for column in columns:
         table.add_column(column, justify="left" if column == "provider" else "right")
