@@ -11,7 +11,7 @@ PYTEST_ARGS ?=
 export SLS_TELEMETRY_DISABLED := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup test test-fast test-tf lint demo build clean
+.PHONY: setup test test-fast test-tf lint demo build package bundle-sizes clean
 
 setup: $(PY_STAMP) $(if $(wildcard package.json),$(NODE_STAMP))
 
@@ -42,6 +42,12 @@ lint: setup
 
 build: setup
 	$(VENV)/bin/litefaas build
+
+package: setup
+	$(VENV)/bin/litefaas package --cloud $(or $(CLOUD),aws)
+
+bundle-sizes: setup
+	$(PY) bench/bundle_sizes.py
 
 demo: setup
 	$(VENV)/bin/litefaas demo

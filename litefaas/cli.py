@@ -89,6 +89,12 @@ def _add_simulate(commands: argparse._SubParsersAction[argparse.ArgumentParser])
     register(commands)
 
 
+def _add_package(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from litefaas.package_cmd import register
+
+    register(commands)
+
+
 def _add_bench(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from litefaas.bench_cmd import register
 
@@ -180,6 +186,7 @@ REGISTRARS: list[Callable[[argparse._SubParsersAction[argparse.ArgumentParser]],
     _add_partition,
     _add_client_commands,
     _add_serve,
+    _add_package,
     _add_bench,
     _add_simulate,
     _add_demo,

@@ -1,0 +1,106 @@
+'use strict';
+
+// litefaas on Google Cloud: Cloud Run functions (gen2) from source, without the retired
+// serverless-google-cloudfunctions plugin (it deploys through Deployment Manager, shut down in 2026).
+//
+// package: builds the source bundle serverless.yml names (main.py at the root, numpy, LiteRT and
+//          cryptography vendored beside it, requirements.txt naming functions-framework), unpacks it
+//          for gcloud (which deploys a folder) and writes the deploy plan next to it.
+// deploy:  runs the plan: `gcloud functions deploy --gen2 --runtime python312 ...`, the private keys
+//          mounted from Secret Manager with --set-secrets (the runtime service account needs
+//          roles/secretmanager.secretAccessor on the secret).
+
+const path = require('path');
+const {
+  FUNCTION_SCHEMA,
+  PROVIDER_SCHEMA,
+  ensureBundle,
+  nonEmpty,
+  packagePath,
+  readPlan,
+  runPlan,
+  target,
+  unpackBundle,
+  writePlan,
+} = require('./common');
+
+const SECRET_REFERENCE = /^(?:projects\/[^/]+\/secrets\/)?[A-Za-z0-9_-]{1,255}:(?:latest|[0-9]+)$/;
+const INSTALL_HINTS = { gcloud: 'the Google Cloud CLI: https://cloud.google.com/sdk/docs/install' };
+
+class LitefaasGcp {
+  static getProviderName() {
+    return 'gcp';
+  }
+
+  constructor(serverless, options, { log }) {
+    this.serverless = serverless;
+    this.options = options;
+    this.log = log;
+    this.provider = 'gcp';
+    serverless.setProvider('gcp', this);
+    serverless.configSchemaHandler.defineProvider('gcp', {
+      provider: PROVIDER_SCHEMA,
+      function: FUNCTION_SCHEMA,
+    });
+    // `deploy --region` as `package --region`: the plan is made at package time, where it counts
+    this.commands = {
+      deploy: { options: { region: { usage: 'Region of the service', shortcut: 'r', type: 'string' } } },
+    };
+    this.hooks = {
+      'before:package:createDeploymentArtifacts': () => this.bundle(),
+      'package:finalize': () => this.plan(),
+      'deploy:deploy': () => runPlan(serverless, readPlan(serverless, options, 'gcp'), log, INSTALL_HINTS),
+    };
+  }
+
+  bundle() {
+    this.bundlePath = ensureBundle(this.serverless, 'gcp', this.log);
+  }
+
+  plan() {
+    const { service } = this.serverless;
+    const { provider } = service;
+    const settings = (service.custom && service.custom.litefaas) || {};
+    const environment = nonEmpty(provider.environment);
+    const secret = environment.find(([name]) => name === 'LITEFAAS_PRIVATE_KEYS');
+    if (!secret || !SECRET_REFERENCE.test(secret[1])) {
+      throw new this.serverless.classes.Error(
+        'LITEFAAS_PRIVATE_KEYS must be a Secret Manager reference (SECRET:VERSION); set privateKeysSecret',
+        'LITEFAAS_GCP_SECRET'
+      );
+    }
+    const variables = environment.filter(([name]) => name !== 'LITEFAAS_PRIVATE_KEYS');
+    const pairs = variables.map(([name, value]) => `${name}=${value}`);
+    const delimiter = pairs.some((pair) => pair.includes(',')) ? '^|^' : '';
+    const source = path.join(packagePath(this.serverless, this.options), 'source');
+    unpackBundle(this.serverless, this.bundlePath, source);
+    const { python } = target(this.serverless);
+    const argv = [
+      'gcloud',
+      'functions',
+      'deploy',
+      `${service.service}-${provider.stage}-predict`,
+      '--gen2',
+      `--runtime=python${python.replace('.', '')}`,
+      `--region=${this.options.region || provider.region}`,
+      `--source=${source}`,
+      `--entry-point=${service.functions.predict.handler}`,
+      '--trigger-http',
+      '--allow-unauthenticated',
+      `--memory=${provider.memorySize}Mi`,
+      `--timeout=${provider.timeout}s`,
+      `--min-instances=${settings.minInstances}`,
+      `--max-instances=${settings.maxInstances}`,
+      `--concurrency=${settings.concurrency}`,
+    ];
+    if (settings.cpu) argv.push(`--cpu=${settings.cpu}`);
+    argv.push(`--set-secrets=LITEFAAS_PRIVATE_KEYS=${secret[1]}`);
+    if (pairs.length) argv.push(`--set-env-vars=${delimiter}${pairs.join(delimiter ? '|' : ',')}`);
+    if (settings.project) argv.push(`--project=${settings.project}`);
+    argv.push('--quiet');
+    const file = writePlan(this.serverless, this.options, [{ argv, cwd: null }]);
+    this.log.notice(`Deploy plan written to ${file}`);
+  }
+}
+
+module.exports = LitefaasGcp;

@@ -1,0 +1,275 @@
+"""``litefaas deploy`` end to end through serverless.yml, osls and the local plugins, with recording
+stand-ins for ``gcloud``, ``az`` and ``func`` on PATH: the exact provider commands, dry runs,
+missing tools, failing tools, and private keys that must never reach a template or a command."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from fixtures.requests import make_keys
+
+from litefaas import deploy, package, package_cmd
+from litefaas.cli import CommandError
+
+ROOT = package.ROOT
+NODE = shutil.which("node")
+pytestmark = pytest.mark.skipif(
+    NODE is None or not deploy.OSLS.is_file(),
+    reason="node or node_modules/osls is missing: run `npm ci` (or `make setup`)",
+)
+
+RECORDER = """#!{python}
+import json, os, sys
+with open(os.environ["LITEFAAS_TEST_RECORD"], "a", encoding="utf-8") as log:
+    log.write(json.dumps({{"argv": [os.path.basename(sys.argv[0]), *sys.argv[1:]], "cwd": os.getcwd()}}) + "\\n")
+sys.exit(int(os.environ.get("LITEFAAS_TEST_EXIT", "0")))
+"""
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory):
+    return tmp_path_factory.mktemp("dist")
+
+
+@pytest.fixture
+def tools(tmp_path, monkeypatch):
+    """A PATH of node and recording stand-ins only (never a real gcloud, az or func that this machine
+    may have beside node); returns a function installing stand-ins by name."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "node").symlink_to(Path(NODE).resolve())
+    record = tmp_path / "record.jsonl"
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.setenv("LITEFAAS_TEST_RECORD", str(record))
+    for name in [name for name in os.environ if name.startswith("LITEFAAS_PRIVATE_KEYS")]:
+        monkeypatch.delenv(name)
+
+    def install(*names: str) -> Path:
+        for name in names:
+            stand_in = bin_dir / name
+            stand_in.write_text(RECORDER.format(python=sys.executable))
+            stand_in.chmod(0o755)
+        return record
+
+    return install
+
+
+def recorded(record: Path) -> list[dict]:
+    if not record.exists():
+        return []
+    return [json.loads(line) for line in record.read_text().splitlines()]
+
+
+def run_deploy(dist: Path, work: Path, *args: str) -> int:
+    return package_cmd.main(["deploy", "--out", str(dist), "--work", str(work), *args])
+
+
+def gcp_command(work: Path, **changes: str) -> list[str]:
+    flags = {
+        "runtime": "python312",
+        "region": "us-central1",
+        "source": str(work / "source"),
+        "entry-point": "predict",
+        "memory": "512Mi",
+        "timeout": "10s",
+        "min-instances": "0",
+        "max-instances": "100",
+        "concurrency": "1",
+    } | changes
+    argv = ["gcloud", "functions", "deploy", changes.pop("name", "litefaas-dev-predict"), "--gen2"]
+    for name in ("runtime", "region", "source", "entry-point"):
+        argv.append(f"--{name}={flags[name]}")
+    argv += ["--trigger-http", "--allow-unauthenticated"]
+    for name in ("memory", "timeout", "min-instances", "max-instances", "concurrency", "cpu"):
+        if name in flags:
+            argv.append(f"--{name}={flags[name]}")
+    argv.append(
+        f"--set-secrets=LITEFAAS_PRIVATE_KEYS={flags.get('secret', 'litefaas-dev-private-keys:latest')}"
+    )
+    argv.append("--set-env-vars=LITEFAAS_LOG_LEVEL=INFO")
+    if "project" in flags:
+        argv.append(f"--project={flags['project']}")
+    return [*argv, "--quiet"]
+
+
+def azure_commands(bundle: Path, app: str = "litefaas-dev", group: str = "litefaas-dev") -> list[list[str]]:
+    target = ["--resource-group", group, "--name", app]
+    return [
+        [
+            "az", "functionapp", "config", "appsettings", "set", *target, "--settings",
+            "LITEFAAS_PRIVATE_KEYS=@Microsoft.KeyVault(VaultName=litefaas-dev-kv;SecretName=litefaas-dev-private-keys)",
+            "LITEFAAS_LOG_LEVEL=INFO",
+            "AzureFunctionsJobHost__functionTimeout=00:00:10",
+        ],
+        ["az", "functionapp", "scale", "config", "set", *target, "--instance-memory", "512", "--maximum-instance-count", "100"],
+        [
+            "az", "functionapp", "scale", "config", "set", *target,
+            "--trigger-type", "http", "--trigger-settings", "perInstanceConcurrency=1",
+        ],
+        ["az", "functionapp", "deployment", "source", "config-zip", *target, "--src", str(bundle), "--build-remote", "false"],
+    ]  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------- gcp
+
+
+def test_gcp_deploys_with_gcloud_gen2_and_secret_manager(tools, dist, tmp_path):
+    record = tools("gcloud")
+    work = tmp_path / "work"
+    code = run_deploy(dist, work, "--cloud", "gcp")
+    assert code == 0
+    assert recorded(record) == [{"argv": gcp_command(work), "cwd": str(ROOT)}]
+    # gcloud deploys a folder: the unpacked bundle, main.py at its root
+    assert (work / "source" / "main.py").is_file()
+    assert (work / "source" / "requirements.txt").is_file()
+
+
+def test_gcp_stage_region_and_scaling_are_parameters(tools, dist, tmp_path):
+    record = tools("gcloud")
+    work = tmp_path / "work"
+    params = ["memorySize=2048", "timeout=30", "minInstances=1", "maxInstances=5", "concurrency=8"]
+    params += ["gcpCpu=1", "gcpProject=my-project", "privateKeysSecret=prod-keys"]
+    argv = ["--cloud", "gcp", "--stage", "prod", "--region", "europe-west1"]
+    code = run_deploy(dist, work, *argv, *[f"--param={param}" for param in params])
+    assert code == 0
+    expected = gcp_command(
+        work,
+        name="litefaas-prod-predict",
+        region="europe-west1",
+        memory="2048Mi",
+        timeout="30s",
+        **{"min-instances": "1", "max-instances": "5", "concurrency": "8", "cpu": "1"},
+        project="my-project",
+        secret="prod-keys:latest",
+    )
+    assert recorded(record)[0]["argv"] == expected
+
+
+def test_gcp_without_gcloud_on_path_fails_clearly(tools, dist, tmp_path, capsys):
+    record = tools("az")  # another cloud's tool is no help
+    assert shutil.which("gcloud") is None
+    code = run_deploy(dist, tmp_path / "work", "--cloud", "gcp")
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "cannot deploy to gcp: not on PATH: gcloud (the Google Cloud CLI" in err
+    assert recorded(record) == []
+
+
+def test_dry_run_prints_the_provider_commands_and_runs_none(tools, dist, tmp_path, capsys):
+    record = tools()  # no gcloud needed to see what would run
+    work = tmp_path / "work"
+    code = run_deploy(dist, work, "--cloud", "gcp", "--dry-run")
+    out = capsys.readouterr().out
+    assert code == 0
+    commands = [line for line in out.splitlines() if not line.startswith("#")]
+    assert commands == [deploy.Command(tuple(gcp_command(work))).shell()]
+    assert recorded(record) == []
+
+
+# -------------------------------------------------------------------------------------------- azure
+
+
+def test_azure_deploys_with_the_azure_cli_and_a_key_vault_reference(tools, dist, tmp_path):
+    record = tools("az", "func")
+    code = run_deploy(dist, tmp_path / "work", "--cloud", "azure")
+    assert code == 0
+    bundle = dist / "litefaas-azure-py3.12-x86_64.zip"
+    assert [entry["argv"] for entry in recorded(record)] == azure_commands(bundle)
+
+
+def test_azure_publishes_with_core_tools_from_the_unpacked_app(tools, dist, tmp_path):
+    record = tools("az", "func")
+    work = tmp_path / "work"
+    params = ["--param=azurePublisher=func", "--param=minInstances=2", "--param=azureFunctionApp=lf-prod"]
+    code = run_deploy(dist, work, "--cloud", "azure", *params)
+    assert code == 0
+    entries = recorded(record)
+    assert entries[-2]["argv"][:7] == [
+        "az",
+        "functionapp",
+        "scale",
+        "config",
+        "always-ready",
+        "set",
+        "--resource-group",
+    ]
+    assert entries[-2]["argv"][-2:] == ["--settings", "http=2"]
+    assert entries[-1] == {
+        "argv": ["func", "azure", "functionapp", "publish", "lf-prod", "--no-build"],
+        "cwd": str(work / "source"),
+    }
+    assert (work / "source" / "function_app.py").is_file()
+    assert (work / "source" / "host.json").is_file()
+    assert (work / "source" / ".python_packages" / "lib" / "site-packages" / "numpy").is_dir()
+
+
+def test_azure_with_func_needs_func_on_path(tools, dist, tmp_path, capsys):
+    record = tools("az")
+    code = run_deploy(dist, tmp_path / "work", "--cloud", "azure", "--param=azurePublisher=func")
+    assert code == 2
+    assert "not on PATH: func (Azure Functions Core Tools" in capsys.readouterr().err
+    assert recorded(record) == []
+
+
+def test_a_failing_provider_command_fails_the_deploy(tools, dist, tmp_path, monkeypatch, capsys):
+    record = tools("az")
+    monkeypatch.setenv("LITEFAAS_TEST_EXIT", "3")
+    code = run_deploy(dist, tmp_path / "work", "--cloud", "azure")
+    assert code == 2
+    assert "the azure deployment failed" in capsys.readouterr().err
+    assert len(recorded(record)) == 1  # stopped at the first failure
+
+
+# ---------------------------------------------------------------------------------------------- aws
+
+
+def test_aws_dry_run_packages_offline_and_prints_the_osls_deploy(tools, dist, tmp_path, capsys):
+    work = tmp_path / "work"
+    code = run_deploy(dist, work, "--cloud", "aws", "--arch", "x86_64", "--stage", "prod", "--dry-run")
+    out = capsys.readouterr().out
+    assert code == 0
+    assert (work / "cloudformation-template-update-stack.json").is_file()
+    [command] = [line for line in out.splitlines() if not line.startswith("#")]
+    assert command.startswith("CLOUD=aws node ")
+    assert f"deploy --package {work} --stage prod --param=python=3.12 --param=architecture=x86_64" in command
+
+
+def test_a_private_key_in_the_template_is_refused(tools, dist, tmp_path, monkeypatch, capsys):
+    # GIVEN key material that reaches the function's environment (here through a pass-through variable)
+    monkeypatch.setenv("LITEFAAS_NUM_THREADS", make_keys().private_json)
+    code = run_deploy(dist, tmp_path / "work", "--cloud", "aws", "--dry-run")
+    captured = capsys.readouterr()
+    # THEN the deploy stops before any provider command, naming the template, not the key
+    assert code == 2
+    assert "refusing to deploy: private key material found in " in captured.err
+    assert "cloudformation-template-update-stack.json (litefaas private key set)" in captured.err
+    assert "CLOUD=aws" not in captured.out
+
+
+def test_a_private_key_in_a_provider_command_is_refused(tools, dist, tmp_path, monkeypatch, capsys):
+    record = tools("gcloud")
+    monkeypatch.setenv("LITEFAAS_LOG_LEVEL", make_keys().private_json)
+    code = run_deploy(dist, tmp_path / "work", "--cloud", "gcp")
+    assert code == 2
+    assert "a private key appears in the gcloud command" in capsys.readouterr().err
+    assert recorded(record) == []
+
+
+def test_unknown_cloud_and_bad_parameters(capsys):
+    with pytest.raises(SystemExit) as exited:
+        package_cmd.main(["deploy", "--cloud", "oracle"])
+    assert exited.value.code == 2
+    assert "invalid choice: 'oracle'" in capsys.readouterr().err
+    with pytest.raises(CommandError, match="expected NAME=VALUE"):
+        deploy.parse_params(["memorySize"])
+    with pytest.raises(CommandError, match="use --arch instead"):
+        deploy.parse_params(["architecture=arm64"])
+    assert deploy.parse_params(["memorySize=1024", "privateKeysSecret=a=b"]) == {
+        "memorySize": "1024",
+        "privateKeysSecret": "a=b",
+    }
