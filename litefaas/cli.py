@@ -210,7 +210,11 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``litefaas`` console script."""
-    root = parser()
+    return run(parser(), argv)
+
+
+def run(root: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` with ``root`` and run the chosen command; user errors exit 2, Ctrl-C 130."""
     args = root.parse_args(argv)
     handler = getattr(args, "handler", None)
     if handler is None:

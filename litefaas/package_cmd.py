@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from litefaas.cli import EXIT_USAGE, CommandError
+from litefaas.cli import CommandError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -150,17 +150,11 @@ def run_deploy(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m litefaas.package_cmd package|deploy …``: the two commands without the rest of the CLI."""
+    from litefaas.cli import run
+
     root = argparse.ArgumentParser(prog="litefaas")
     register(root.add_subparsers(dest="command", metavar="COMMAND", required=True))
-    args = root.parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except CommandError as exc:
-        print(f"litefaas {args.command}: {exc}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    return run(root, argv)
 
 
 if __name__ == "__main__":
