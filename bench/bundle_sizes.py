@@ -78,7 +78,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "build" / "bench-bundles", help="bundle folder")
     parser.add_argument("--no-tensorflow", action="store_true", help="skip the TensorFlow comparison")
     parser.add_argument("--verify", action="store_true", help="prove each LiteRT bundle in python3.12 -I -S")
-    parser.add_argument("--json", type=Path, help="also write the rows as JSON")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=ROOT / "build" / "bench-bundles.json",
+        help="also write the rows as JSON (litefaas bench reads this file for its baseline)",
+    )
     args = parser.parse_args()
     rows = []
     for target in TARGETS:

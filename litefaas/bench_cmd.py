@@ -232,6 +232,31 @@ def _baseline(env: Any, sealed_request: Any, plan: Any, step: Any) -> dict[str, 
         "litert_cold_start_ms": round(litert_cold.median_s * 1000, 1),
         "cold_start_ratio": round(tensorflow_cold.median_s / litert_cold.median_s, 1),
         **_footprints(),
+        **_bundle_sizes(),
+    }
+
+
+def _bundle_sizes(path: Path = Path("build/bench-bundles.json")) -> dict[str, Any]:
+    """The AWS x86_64 bundle with LiteRT against the one with TensorFlow, where bench/bundle_sizes.py ran."""
+    import json
+
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"bundles": "not measured: run bench/bundle_sizes.py"}
+    sizes = {
+        row["runtime"]: row
+        for row in rows
+        if isinstance(row, dict) and row.get("cloud") == "aws" and row.get("arch") == "x86_64"
+    }
+    if not {"litert", "tensorflow"} <= sizes.keys():
+        return {"bundles": "not measured: run bench/bundle_sizes.py"}
+    return {
+        f"{runtime}_bundle_mb": {
+            "zipped": round(sizes[runtime]["zipped_bytes"] / 1e6, 1),
+            "unzipped": round(sizes[runtime]["unzipped_bytes"] / 1e6, 1),
+        }
+        for runtime in ("litert", "tensorflow")
     }
 
 
