@@ -22,16 +22,15 @@ DRAIN = math.nextafter(INF, 0.0)  # after every event, before 'never'
 class Decision(NamedTuple):
     """What happens to an instance that has just gone idle.
 
-    ``deadline``: when it is evicted if still idle (``<= now``: at once). With ``prewarm_at`` finite it
-    is unloaded now instead (and every idle instance too when ``unload_all``), and ``prewarm_count``
-    instances start loading at ``prewarm_at``, to be evicted at ``prewarm_deadline`` if unused. A
-    request arriving while nothing runs cancels a pending pre-warm."""
+    ``deadline``: when it is evicted if still idle (``<= now``: at once). With ``prewarm_at`` finite,
+    ``prewarm_count`` instances are ready at ``prewarm_at``, to be evicted at ``prewarm_deadline`` if
+    unused: the idle ones still there (kept to ``prewarm_deadline`` at least), and new ones loading
+    for the rest. A request arriving while nothing runs cancels a pending pre-warm."""
 
     deadline: float
     prewarm_at: float = INF
     prewarm_deadline: float = 0.0
     prewarm_count: int = 1
-    unload_all: bool = False
 
 
 class AppPolicy(Protocol):
@@ -132,22 +131,15 @@ def run_app(
                     decision = on_idle(now, in_flight)
                     if isinstance(decision, float):
                         deadline = decision
-                    elif decision.prewarm_at < INF:
-                        evicted.append(now)
-                        live -= 1
-                        if decision.unload_all:
-                            evicted.extend(min(other[0], now) for other in idle)
-                            live -= len(idle)
-                            idle.clear()
-                        prewarm_at = (
-                            max(decision.prewarm_at, now) if decision.prewarm_at <= horizon_s else INF
-                        )
-                        prewarm_deadline = decision.prewarm_deadline
-                        prewarm_count = decision.prewarm_count
-                        next_control = next_step if next_step < prewarm_at else prewarm_at
-                        continue
                     else:
                         deadline = decision.deadline
+                        if decision.prewarm_at < INF:
+                            prewarm_at = (
+                                max(decision.prewarm_at, now) if decision.prewarm_at <= horizon_s else INF
+                            )
+                            prewarm_deadline = decision.prewarm_deadline
+                            prewarm_count = decision.prewarm_count
+                            next_control = next_step if next_step < prewarm_at else prewarm_at
                 if floor and live > floor and soonest < now:
                     live -= _purge(idle, evicted, now)
                     soonest = min((x[0] for x in idle), default=INF)
@@ -183,11 +175,22 @@ def run_app(
                         prewarmed += 1
                 else:
                     prewarm_at = INF
-                    for _ in range(prewarm_count):
-                        idle.append([prewarm_deadline, now + cold_start_s, 0, 0.0, False])
+                    if idle:
+                        live -= _purge(idle, evicted, now)
+                        soonest = min((x[0] for x in idle), default=INF)
+                    # instances still idle (kept alive for scale-out) are the pre-warmed ones: kept
+                    # to the pre-warm's deadline; only the missing ones load, below them
+                    for kept in idle[-prewarm_count:]:
+                        if kept[0] < prewarm_deadline:
+                            kept[0] = prewarm_deadline
+                    starts = prewarm_count - len(idle) if len(idle) < prewarm_count else 0
+                    for _ in range(starts):
+                        idle.insert(0, [prewarm_deadline, now + cold_start_s, 0, 0.0, False])
                         created.append(now)
-                    live += prewarm_count
-                    prewarmed += prewarm_count
+                    if starts and prewarm_deadline < soonest:
+                        soonest = prewarm_deadline
+                    live += starts
+                    prewarmed += starts
                 next_control = next_step if next_step < prewarm_at else prewarm_at
         if i == n:
             break

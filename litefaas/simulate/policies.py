@@ -81,7 +81,19 @@ class Provisioned(Policy):
 
 @dataclass(frozen=True)
 class HistogramSettings:
-    """The hybrid histogram policy's parameters (Shahrad et al., ATC 2020, section 4.2)."""
+    """The hybrid histogram policy's parameters (Shahrad et al., ATC 2020, section 4.2).
+
+    The histogram is representative with at least ``min_idle_times`` idle times in range and a
+    coefficient of variation of its bin counts of at least ``cv_threshold``. The count is needed
+    because the CV alone does not catch a young histogram: ``n`` idle times in ``n`` different bins of
+    240 have a CV near ``sqrt(240 / n - 1)``, at least 2 up to 48 of them; 20 = 100 / ``head_pct`` is
+    the fewest for which the 5th percentile is not simply the shortest idle time seen. Until then the
+    policy falls back to a fixed keep-alive, ``fallback_keep_alive_s``: 10 minutes, the platform's
+    (``fixed-10m``), so that the histogram changes nothing until it has learned the pattern. The paper
+    falls back to the histogram's range (4 hours), a conservative choice for a platform whose apps have
+    long histories; on a one-day trace every application starts the day with an empty histogram, and
+    4 hours after each of its first busy periods is a start-up cost that long-lived histograms do not
+    pay (``fallback_keep_alive_s=range_s`` and ``min_idle_times=0`` give the paper's reading)."""
 
     range_s: float = 4 * 3600.0
     bin_s: float = 60.0
@@ -89,8 +101,10 @@ class HistogramSettings:
     tail_pct: float = 99.0
     margin: float = 0.10
     cv_threshold: float = 2.0
+    min_idle_times: int = 20
     oob_threshold: float = 0.5
     forecast_margin: float = 0.15
+    fallback_keep_alive_s: float = 600.0
     scale_out_keep_alive_s: float = 600.0
 
 
@@ -153,8 +167,8 @@ class HistogramApp:
             if n_oob and n_oob / (n_oob + self.total) >= s.oob_threshold:
                 forecast = sum(self.oob) / n_oob
                 self.cached = forecast * (1 - s.forecast_margin), forecast * (1 + s.forecast_margin)
-            elif self.cv() < s.cv_threshold:
-                self.cached = 0.0, s.range_s
+            elif self.total < s.min_idle_times or self.cv() < s.cv_threshold:
+                self.cached = 0.0, s.fallback_keep_alive_s
             else:
                 head = self.percentile_bin(s.head_pct)
                 tail = self.percentile_bin(s.tail_pct)
@@ -174,15 +188,17 @@ class HistogramApp:
 class Histogram(Policy):
     """The hybrid histogram policy of Shahrad et al. ("Serverless in the Wild", ATC 2020), per
     application (HashApp). The app's idle times (from the end of its last running request to its next
-    arrival) go into 1-minute bins over 4 hours. When the histogram is representative (coefficient of
-    variation of the bin counts >= 2) the app is unloaded when it goes idle and pre-warmed at the 5th
-    percentile (minus 10 %), then kept to the 99th (plus 10 %); with the head in the first minute it is
-    simply kept to the 99th. When it is not (including before any idle time), the fallback keeps it
-    for the histogram's range, 4 hours. When at least half the idle times are out of range, the next
-    one is forecast (the paper fits ARIMA; with a day of data this uses the mean of the out-of-range
-    idle times) and the app is pre-warmed at 85 % of it and kept to 115 %. The paper models one
-    instance per app; instances started for concurrent requests, which it does not cover, keep the
-    platform's fixed 10 minutes and are not unloaded with the app."""
+    arrival) go into 1-minute bins over 4 hours. When the histogram is representative (at least 20 idle
+    times and a coefficient of variation of the bin counts >= 2) the app is unloaded when it goes idle
+    and pre-warmed at the 5th percentile (minus 10 %), then kept to the 99th (plus 10 %), both measured
+    from the moment it went idle; with the head in the first minute it is simply kept to the 99th. When
+    it is not (including before any idle time), it falls back to a fixed 10-minute keep-alive (see
+    :class:`HistogramSettings`). When at least half the idle times are out of range, the next one is
+    forecast (the paper fits ARIMA; with a day of data this uses the mean of the out-of-range idle
+    times) and the app is pre-warmed at 85 % of it and kept to 115 %. The paper models one instance
+    per app; instances started for concurrent requests, which it does not cover, keep the platform's
+    fixed 10 minutes and are not unloaded with the app; when one of them is still idle at the pre-warm
+    time, it is the pre-warmed instance (kept to the end of the window) and none is loaded."""
 
     name = "histogram"
 
