@@ -1,15 +1,16 @@
-"""Deploy settings per cloud from a simulated policy, as ``providers/<cloud>.yml`` keys.
+"""Deploy settings per cloud from a simulated policy, as the parameters ``serverless.yml`` reads.
 
-``serverless.yml`` reads every provider-specific value with ``${file(./providers/<cloud>.yml):key}``;
-the recommendation is one such block per cloud. For one application of the trace:
+Each cloud gets the parameters its deploy uses (``litefaas deploy --cloud X --param name=value``,
+or a stage's block under ``params`` in ``serverless.yml``). For one application of the trace:
 
-- warm instances (Lambda ``provisionedConcurrency``, Cloud Run functions ``minInstances``, Azure Flex
-  ``alwaysReady``): the time-weighted median number of instances the policy kept alive;
-- the ceiling (Lambda ``reservedConcurrency``, ``maxInstances``, ``maximumInstanceCount``): the most
-  instances it ever had, or the peak of concurrent requests, plus 25 % headroom, rounded up (Azure
-  Flex accepts 40 to 1000);
-- per-instance concurrency (``concurrency``, ``perInstanceConcurrency``): the simulated one. Lambda
-  runs one request per instance, so its figures are scaled by it.
+- warm instances (Lambda ``provisionedConcurrency``; ``minInstances``: Cloud Run functions minimum
+  instances, Azure Flex always-ready instances): the time-weighted median number of instances the
+  policy kept alive;
+- the ceiling (Lambda ``reservedConcurrency``; ``maxInstances``: Cloud Run maximum instances, Azure
+  maximum instance count): the most instances it ever had, or the peak of concurrent requests, plus
+  25 % headroom, rounded up (Azure Flex accepts 40 to 1000);
+- per-instance ``concurrency`` (Cloud Run, Azure Flex): the simulated one. Lambda runs one request
+  per instance, so its figures are scaled by it.
 
 A static setting cannot follow a policy that changes over the day; these values are the level the
 policy holds half the time and the peak it needed.
@@ -59,15 +60,15 @@ def recommend(
         "aws": {"provisionedConcurrency": warm * concurrency, "reservedConcurrency": lambda_ceiling},
         "gcp": {"minInstances": warm, "maxInstances": ceiling, "concurrency": concurrency},
         "azure": {
-            "alwaysReady": warm,
-            "maximumInstanceCount": min(max(ceiling, limits["min"]), limits["max"]),
-            "perInstanceConcurrency": concurrency,
+            "minInstances": warm,
+            "maxInstances": min(max(ceiling, limits["min"]), limits["max"]),
+            "concurrency": concurrency,
         },
     }
 
 
 def to_yaml(settings: dict[str, Any]) -> str:
-    """The settings as three ``providers/<cloud>.yml`` blocks."""
+    """The settings as one ``params`` block and one ``litefaas deploy`` command per cloud."""
     head = (
         f"# litefaas simulate --recommend: policy {settings['policy']}, app {settings['app']}\n"
         f"# {settings['invocations']:,} invocations in the trace, {settings['memory_mb']:.0f} MB each; "
@@ -80,7 +81,9 @@ def to_yaml(settings: dict[str, Any]) -> str:
         ("gcp", "Cloud Run functions"),
         ("azure", "Azure Functions Flex"),
     ):
-        lines = [f"# providers/{cloud}.yml ({service})"]
-        lines += [f"{key}: {value}" for key, value in settings[cloud].items()]
+        params = settings[cloud]
+        command = " ".join(f"--param {key}={value}" for key, value in params.items())
+        lines = [f"# {cloud} ({service}): litefaas deploy --cloud {cloud} {command}", "params:", "  prod:"]
+        lines += [f"    {key}: {value}" for key, value in params.items()]
         blocks.append("\n".join(lines) + "\n")
     return head + "---\n".join(blocks)

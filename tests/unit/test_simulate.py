@@ -407,10 +407,10 @@ def test_cli_json_plot_and_recommend(tmp_path, fixtures_dir, capsys):
     settings = result["recommendation"]
     assert settings["app"].startswith("083a6af6") and settings["policy"] == "provisioned-1"
     assert settings["instances_median"] >= 1  # the provisioned instance, at least
-    for cloud, key in (("aws", "provisionedConcurrency"), ("gcp", "minInstances"), ("azure", "alwaysReady")):
-        assert f"# providers/{cloud}.yml" in text
-        assert f"{key}: {settings[cloud][key]}" in text
-    assert "maximumInstanceCount: 40" in text
+    for cloud, key in (("aws", "provisionedConcurrency"), ("gcp", "minInstances"), ("azure", "minInstances")):
+        assert f"litefaas deploy --cloud {cloud} --param {key}={settings[cloud][key]}" in text
+        assert f"    {key}: {settings[cloud][key]}" in text
+    assert "--param maxInstances=40" in text
 
 
 def test_recommend_from_numbers():
@@ -442,10 +442,13 @@ def test_recommend_from_numbers():
     assert settings["app"] == "y2"
     assert settings["aws"] == {"provisionedConcurrency": 2, "reservedConcurrency": 10}
     assert settings["gcp"] == {"minInstances": 2, "maxInstances": 10, "concurrency": 1}
-    assert settings["azure"]["maximumInstanceCount"] == 40
+    assert settings["azure"] == {"minInstances": 2, "maxInstances": 40, "concurrency": 1}
     assert recommend.recommend(result, "p", 4, PRICES, app="y")["gcp"]["maxInstances"] == 10
     yaml = recommend.to_yaml(settings)
-    assert yaml.count("---") == 2 and "reservedConcurrency: 10" in yaml
+    assert yaml.count("---") == 2 and "    reservedConcurrency: 10" in yaml
+    assert (
+        "litefaas deploy --cloud aws --param provisionedConcurrency=2 --param reservedConcurrency=10" in yaml
+    )
     with pytest.raises(recommend.RecommendError):
         recommend.recommend(result, "missing", 1, PRICES)
 
