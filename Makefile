@@ -27,10 +27,10 @@ $(NODE_STAMP): package.json package-lock.json
 	@touch $@
 
 test: setup
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not reliability" $(PYTEST_ARGS)
 
 test-fast: setup
-	$(PY) -m pytest -m "not tensorflow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not tensorflow and not reliability" $(PYTEST_ARGS)
 
 test-tf: setup
 	$(PY) -m pytest -m tensorflow $(PYTEST_ARGS)
@@ -54,3 +54,14 @@ demo: setup
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+
+# Load (20,000 sealed requests at concurrency 64 per local host), key rotation and killed workers
+# under load, wrong configurations, and the fuzzer with more examples: about 6 minutes on 2 idle
+# cores, so `make test` leaves the `reliability` tests out. Ends with: requests sent, faults injected,
+# bad inputs tried, requests lost (must be 0). LITEFAAS_LOAD_REQUESTS and LITEFAAS_FUZZ_EXAMPLES scale it.
+RELIABILITY_REPORT := build/reliability/report.jsonl
+.PHONY: reliability
+reliability: setup
+	@rm -f $(RELIABILITY_REPORT)
+	LITEFAAS_RELIABILITY_REPORT=$(RELIABILITY_REPORT) LITEFAAS_FUZZ_EXAMPLES=$${LITEFAAS_FUZZ_EXAMPLES:-300} \
+		$(PY) -m pytest tests/reliability tests/functional/test_fuzz_providers.py $(PYTEST_ARGS)

@@ -27,6 +27,7 @@ from core.errors import (
     PlaintextDisabled,
     UnsupportedMediaType,
 )
+from core.keyring_reload import KeyFileWatcher
 from core.replay import ReplayGuard
 from core.validate import inputs_to_arrays, json_has_no_literals
 
@@ -120,7 +121,7 @@ def route_of(path: str) -> str:
 
 
 class App:
-    """One function instance: settings, engine and key ring loaded once at cold start."""
+    """One function instance: settings, engine and key ring, loaded at cold start (a key file reloads)."""
 
     def __init__(
         self,
@@ -142,6 +143,11 @@ class App:
         self._keys = _dumps(keyset)
         self._model_suffix = b',"model":' + _dumps(self._model_info) + b"}"
         self._single_output = engine.manifest.outputs[0].name if len(engine.manifest.outputs) == 1 else None
+        self._key_watcher = (
+            KeyFileWatcher(settings.keys_file, settings.keys_reload_s, self.keyring, self.logger)
+            if settings.keys_file is not None and self.keyring is not None
+            else None
+        )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> App:
@@ -253,6 +259,8 @@ class App:
             return response
         if route == "health":
             return Response(200, dict(_JSON_HEADERS), self._health)
+        if self._key_watcher is not None:
+            self._reload_keys(unknown_kid=False)
         if route == "keys":
             return Response(200, {"Content-Type": PLAINTEXT_TYPE, "Cache-Control": "max-age=60"}, self._keys)
         return self._predict(headers, body, reply)
@@ -286,8 +294,12 @@ class App:
         envelope = crypto.parse_envelope(body)
         if self.keyring is None:
             raise DecryptionFailed()
+        keyring = self.keyring
+        if self._key_watcher is not None and keyring.get(envelope.kid) is None:
+            self._reload_keys(unknown_kid=True)
+            keyring = self._key_watcher.keyring
         decrypt_started = time.perf_counter()
-        plaintext = self.keyring.open(envelope)
+        plaintext = keyring.open(envelope)
         reply.fields["kid"] = envelope.kid
         reply.fields["decrypt_ms"] = (time.perf_counter() - decrypt_started) * 1000
         request = self._sealable_request(plaintext, reply)
@@ -298,6 +310,14 @@ class App:
         self.replay.check(request["ts"], reply.request_id, self.clock())
         # four keys, and the response_key and id values
         return self._infer(request["inputs"], reply, json_has_no_literals(plaintext, strings=6))
+
+    def _reload_keys(self, *, unknown_kid: bool) -> None:
+        """Take the key file's new ring if it changed (rotation); the ring first, then ``/keys``."""
+        assert self._key_watcher is not None
+        ring = self._key_watcher.poll(unknown_kid=unknown_kid)
+        if ring is not None:
+            self.keyring = ring
+            self._keys = _dumps(ring.public_keyset())
 
     def _sealable_request(self, plaintext: bytes, reply: _Reply) -> dict[str, Any]:
         """Parse the decrypted request far enough to answer it sealed; until then errors are plain."""

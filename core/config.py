@@ -21,6 +21,7 @@ REPLAY_WINDOW_S = "LITEFAAS_REPLAY_WINDOW_S"
 REPLAY_CACHE_SIZE = "LITEFAAS_REPLAY_CACHE_SIZE"
 NUM_THREADS = "LITEFAAS_NUM_THREADS"
 LOG_LEVEL = "LITEFAAS_LOG_LEVEL"
+KEYS_RELOAD_S = "LITEFAAS_KEYS_RELOAD_S"
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -38,6 +39,8 @@ class Settings:
     replay_cache_size: int = 100_000
     num_threads: int | None = None
     log_level: str = "INFO"
+    keys_file: Path | None = None
+    keys_reload_s: int = 10
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -58,6 +61,7 @@ class Settings:
         if log_level not in _LOG_LEVELS:
             raise ConfigError(LOG_LEVEL, f"must be one of {', '.join(_LOG_LEVELS)}")
         threads = env.get(NUM_THREADS)
+        keys_file = env.get(PRIVATE_KEYS_FILE, "").strip()
         return cls(
             keyring=keyring,
             model_dir=model_dir,
@@ -68,6 +72,8 @@ class Settings:
             replay_cache_size=_positive_int(env, REPLAY_CACHE_SIZE, cls.replay_cache_size),
             num_threads=_positive_int(env, NUM_THREADS, 1) if threads else None,
             log_level=log_level,
+            keys_file=Path(keys_file) if keys_file else None,
+            keys_reload_s=_positive_int(env, KEYS_RELOAD_S, cls.keys_reload_s, minimum=0),
         )
 
 
@@ -80,16 +86,17 @@ def _flag(env: Mapping[str, str], name: str) -> bool:
     raise ConfigError(name, "must be 1 or 0")
 
 
-def _positive_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int = 1) -> int:
     text = env.get(name, "").strip()
     if not text:
         return default
+    expected = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
     try:
         value = int(text)
     except ValueError:
-        raise ConfigError(name, "must be a positive integer") from None
-    if value < 1:
-        raise ConfigError(name, "must be a positive integer")
+        raise ConfigError(name, f"must be {expected}") from None
+    if value < minimum:
+        raise ConfigError(name, f"must be {expected}")
     return value
 
 
@@ -99,14 +106,19 @@ def _keyring(env: Mapping[str, str]) -> KeyRing | None:
     if inline and path:
         raise ConfigError(PRIVATE_KEYS_FILE, f"set together with {PRIVATE_KEYS}; set only one")
     if path:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(PRIVATE_KEYS_FILE, f"cannot read {path} ({exc.__class__.__name__})") from None
-        return _parse_keyring(PRIVATE_KEYS_FILE, text)
+        return read_keys_file(Path(path))
     if inline:
         return _parse_keyring(PRIVATE_KEYS, inline)
     return None
+
+
+def read_keys_file(path: Path) -> KeyRing:
+    """The key ring in ``path``; :class:`ConfigError` naming ``LITEFAAS_PRIVATE_KEYS_FILE`` otherwise."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(PRIVATE_KEYS_FILE, f"cannot read {path} ({exc.__class__.__name__})") from None
+    return _parse_keyring(PRIVATE_KEYS_FILE, text)
 
 
 def _parse_keyring(variable: str, text: str) -> KeyRing:

@@ -16,6 +16,7 @@ from core.errors import InvalidPayload, LitefaasError, PayloadTooLarge
 _NUMBER_TYPES = frozenset({float, int})
 # A value past float32's range becomes inf in the cast and is refused below; numpy's warning adds nothing.
 warnings.filterwarnings("ignore", "overflow encountered in cast", RuntimeWarning, __name__)
+warnings.filterwarnings("ignore", "invalid value encountered in reduce", RuntimeWarning, __name__)
 _TYPE_NAMES = {bool: "a boolean", str: "a string", type(None): "null", dict: "an object", list: "a list"}
 
 
@@ -114,13 +115,17 @@ def _matches(actual: tuple[int, ...], expected: tuple[int, ...]) -> bool:
     return len(actual) == len(expected) and all(e in (-1, a) for a, e in zip(actual, expected, strict=True))
 
 
-def _shape_of(value: Any) -> tuple[int, ...] | None:
-    """The nested-list shape of ``value``, or None if ragged or not a list."""
+def _shape_of(value: Any, depth: int = 64) -> tuple[int, ...] | None:
+    """The nested-list shape of ``value``, or None if ragged, or nested more than ``depth`` lists deep
+    (deeper than any tensor: numpy allows 64 dimensions; found by fuzzing, a row nested 500 deep
+    overflowed the stack here)."""
     if not isinstance(value, list):
         return ()
     if not value:
         return (0,)
-    inner = [_shape_of(item) for item in value]
+    if depth == 0:
+        return None
+    inner = [_shape_of(item, depth - 1) for item in value]
     if any(s is None or s != inner[0] for s in inner):
         return None
     first = inner[0]

@@ -78,7 +78,7 @@ class LocalServer:
                 )
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback URL
-                    if response.status == 200:
+                    if response.status == 200 and _says_ok(response.read()):
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 pass
@@ -112,6 +112,17 @@ class LocalServer:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def _says_ok(body: bytes) -> bool:
+    """True for the protocol's health answer, ``{"status": "ok", …}``."""
+    import json
+
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return False
+    return isinstance(document, dict) and document.get("status") == "ok"
 
 
 def _signal_group(group: int, signum: int) -> None:

@@ -2,16 +2,20 @@
 
 functions-framework hands every path and method to the one function; the core routes
 ``/predict``, ``/keys`` and ``/health`` and answers anything else with the protocol's 404/405.
+The framework's own ``/robots.txt`` and ``/favicon.ico`` routes answer the protocol's JSON 404
+instead of an HTML page (found by fuzzing).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 import flask
 import functions_framework
 
 from core.app import App, cold_start
+from core.errors import NotFound
 
 
 def create_function(app: App) -> Callable[[flask.Request], flask.Response]:
@@ -26,5 +30,18 @@ def create_function(app: App) -> Callable[[flask.Request], flask.Response]:
     return predict
 
 
+def protocol_answers_only(app: flask.Flask) -> None:
+    """The framework's own 404s in the protocol's JSON."""
+    not_found = json.dumps(NotFound().to_json(), separators=(",", ":"))
+
+    def answer_not_found(_: Exception) -> flask.Response:
+        headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+        return flask.Response(not_found, status=NotFound.status, headers=headers)
+
+    app.register_error_handler(404, answer_not_found)
+
+
 APP = cold_start()
 predict = functions_framework.http(create_function(APP))
+if flask.has_app_context():  # functions-framework runs this module inside its app's context
+    protocol_answers_only(flask.current_app)

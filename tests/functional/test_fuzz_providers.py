@@ -1,0 +1,610 @@
+"""Bad input, generated, through every provider in process: the protocol's answers only, no secret leaks.
+
+Targets as in ``test_conformance.py``: the core entry, AWS Lambda for each event source (and
+direct invoke where the request is one), functions-framework's app (GCP) and the real
+``function_app.py`` (Azure). Each generated request is made afresh for each target (its own
+response key and id) and must get an answer whose status and code are in ``PROTOCOL.md``'s
+table, never a 500, the same everywhere (direct invoke is checked but not compared: Lambda parses
+the event itself, so duplicated fields collapse before the handler sees them); no plaintext input
+(canary values), response key or private key (base64url, hex or raw) may appear in any answer sent
+in clear or in any log line.
+Failures found once stay as cases in ``fixtures/fuzz_regressions.json``.
+
+``LITEFAAS_FUZZ_EXAMPLES`` sets the examples per property (default 40; ``make reliability`` uses more).
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from fixtures.aws_events import HTTP_KINDS, aws_event, aws_response
+from fixtures.providers_gcp_azure import (
+    azure_call,
+    azure_function_app,
+    function_environment,
+    gcp_client,
+)
+from fixtures.requests import ALL_SUITES, ENCRYPTED, FIXTURES, PLAINTEXT, ROWS, make_keys
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from reliability import tally
+
+from core import crypto, logs
+from core.app import App
+from core.config import Settings
+from core.encoding import b64u_decode, b64u_encode
+from core.engine import Engine
+
+PROTOCOL_TABLE = {
+    "invalid_envelope": 400,
+    "decryption_failed": 400,
+    "plaintext_disabled": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "stale_request": 408,
+    "replayed_request": 409,
+    "payload_too_large": 413,
+    "unsupported_media_type": 415,
+    "invalid_payload": 422,
+}
+EXAMPLES = int(os.environ.get("LITEFAAS_FUZZ_EXAMPLES", "40"))
+FUZZ = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.large_base_example,
+        HealthCheck.function_scoped_fixture,
+    ],
+)
+CANARY_NUMBER = 31337.0421
+CANARY_TEXT = "canary-\u015d\u00e9"
+CANARY_MARKS = ("31337.0421", "canary")
+"""What must never be seen in clear: the canaries are planted in inputs (numbers and strings)."""
+LEAK_MARKS = ("Traceback", 'File "', "private_key")
+REGRESSIONS = json.loads((FIXTURES / "fuzz_regressions.json").read_text(encoding="utf-8"))
+
+Call = Callable[[str, str, dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
+
+
+@dataclass
+class Sent:
+    """One request as a target got it, and what the caller keeps to read a sealed answer."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    response_key: bytes | None = None
+    request_id: bytes | None = None
+    secrets: list[str] = field(default_factory=list)
+    raw_secrets: list[bytes] = field(default_factory=list)
+
+
+Make = Callable[[], Sent]
+
+
+class LogLines(logging.Handler):
+    """Every line the ``litefaas`` logger writes, formatted as the function writes it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setFormatter(logs.JsonFormatter())
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@dataclass(repr=False)
+class Harness:
+    """The targets and the secrets they hold; counts what it sends."""
+
+    keys: Any
+    targets: dict[str, Call]
+    log: LogLines
+    private_secrets: list[str]
+    private_raw: list[bytes]
+    sent: int = 0
+
+    def ask_everywhere(self, make: Make) -> dict[str, tuple[int, str | None]]:
+        """Send a fresh ``make()`` to every target; check each answer; return (status, code) per target."""
+        answers = {}
+        for name, call in self.targets.items():
+            request = make()
+            if name == "aws:direct" and not direct_invoke_applies(request):
+                continue
+            request.secrets += self.private_secrets
+            request.raw_secrets += self.private_raw
+            before = len(self.log.lines)
+            status, headers, body = call(request.method, request.path, request.headers, request.body)
+            self.sent += 1
+            answers[name] = check_answer(name, request, status, headers, body)
+            for line in self.log.lines[before:]:
+                assert_no_secret(f"{name} log line", line, request.secrets)
+        direct = answers.pop("aws:direct", None)
+        assert len(set(answers.values())) == 1, f"the targets disagree: {answers}"
+        if direct is not None:
+            assert direct[0] != 500, direct
+        return answers
+
+    def still_serves(self) -> None:
+        for name in self.targets:
+            answer = self.ask_one(name, lambda: sealed_request(self.keys, inputs=ROWS[:2]))
+            assert answer == (200, None), f"{name} stopped serving: {answer}"
+
+    def ask_one(self, name: str, make: Make) -> tuple[int, str | None]:
+        request = make()
+        status, headers, body = self.targets[name](
+            request.method, request.path, request.headers, request.body
+        )
+        return check_answer(name, request, status, headers, body)
+
+
+def direct_invoke_applies(request: Sent) -> bool:
+    """A direct invoke carries a JSON object as the event, to POST /predict with a standard type."""
+    if (request.method, request.path) != ("POST", "/predict") or request.headers not in (
+        ENCRYPTED,
+        PLAINTEXT,
+    ):
+        return False
+    try:
+        return isinstance(json.loads(request.body), dict)
+    except (ValueError, RecursionError):
+        return False
+
+
+def assert_no_secret(where: str, text: str, secrets_: list[str]) -> None:
+    for secret in (*secrets_, *CANARY_MARKS, *LEAK_MARKS):
+        assert secret not in text, f"{where} carries {secret[:12]!r}…: {text[:300]}"
+
+
+def check_answer(
+    name: str, request: Sent, status: int, headers: dict[str, str], body: bytes
+) -> tuple[int, str | None]:
+    """The protocol's invariants on one answer; returns (status, error code or None)."""
+    assert status != 500, f"{name}: 500 for {request.method} {request.path}"
+    for raw in request.raw_secrets:
+        assert raw not in body, f"{name}: raw key bytes in the answer"
+    content_type = headers.get("content-type", "").split(";")[0].strip()
+    if content_type == "application/litefaas+json":
+        assert request.response_key is not None and request.request_id is not None, f"{name}: sealed, unasked"
+        document = json.loads(crypto.open_response(request.response_key, request.request_id, body))
+    else:
+        assert content_type == "application/json", (
+            f"{name}: {status} answered as {content_type!r}: {body[:200]!r}"
+        )
+        text = body.decode("utf-8")
+        assert_no_secret(f"{name} answer", text, request.secrets)
+        document = json.loads(text)
+    if status == 200:
+        assert "error" not in document, (name, document)
+        return 200, None
+    code = document["error"]["code"]
+    assert PROTOCOL_TABLE.get(code) == status, f"{name}: {status} {code} is not in the protocol's table"
+    assert isinstance(document["error"]["message"], str)
+    return status, code
+
+
+def gcp_call_raw_path(client, method: str, path: str, headers: dict[str, str], body: bytes):
+    """As ``gcp_call``, with the path given to the app as the server would (``//x`` is a path, not a host)."""
+    response = client.open(
+        "/", method=method, headers=headers, data=body, environ_overrides={"PATH_INFO": path}
+    )
+    return response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.get_data()
+
+
+def _targets(keys, engine, plaintext: bool) -> dict[str, Call]:
+    env = {"LITEFAAS_PRIVATE_KEYS": keys.private_json, "LITEFAAS_LOG_LEVEL": "INFO"}
+    if plaintext:
+        env["LITEFAAS_ALLOW_PLAINTEXT"] = "1"
+    core_app = App(Settings.from_env(env), engine)
+
+    def core(method, path, headers, body):
+        reply = core_app.handle(method, path, headers, body)
+        return reply.status, {k.lower(): v for k, v in reply.headers.items()}, reply.body
+
+    targets: dict[str, Call] = {"core": core}
+    with function_environment(env):
+        module = importlib.import_module("handlers.aws.handler")
+    handler = module.create_handler(App(Settings.from_env(env), engine))
+    for kind in HTTP_KINDS:
+        targets[f"aws:{kind}"] = lambda m, p, h, b, kind=kind: aws_response(
+            kind, handler(aws_event(kind, m, p, h, b), None)
+        )
+    targets["aws:direct"] = lambda m, p, h, b: aws_response("direct", handler(json.loads(b), None))
+    client = gcp_client(env)
+    targets["gcp"] = lambda m, p, h, b: gcp_call_raw_path(client, m, p, h, b)
+    function_app = azure_function_app(env)
+    targets["azure"] = lambda m, p, h, b: azure_call(function_app, m, p, h, b)
+    return targets
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return make_keys(*ALL_SUITES)
+
+
+@pytest.fixture(scope="module")
+def log_lines():
+    handler = LogLines()
+    logger = logging.getLogger(logs.LOGGER_NAME)
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+@pytest.fixture(scope="module")
+def harnesses(keys, log_lines):
+    engine = Engine.from_dir()
+    private = [secret for b64 in keys.private_b64 for secret in (b64, b64u_decode(b64).hex())]
+    private_raw = [b64u_decode(b64) for b64 in keys.private_b64]
+    built = {
+        plaintext: Harness(keys, _targets(keys, engine, plaintext), log_lines, private, private_raw)
+        for plaintext in (False, True)
+    }
+    logging.getLogger(logs.LOGGER_NAME).setLevel(logging.INFO)
+    yield built
+    for harness in built.values():
+        harness.still_serves()
+    tally.record(
+        "fuzz, every provider in process", **{"bad inputs tried": sum(h.sent for h in built.values())}
+    )
+
+
+@pytest.fixture(autouse=True)
+def nothing_leaks_to_the_terminal(capfd, keys):
+    """Whatever the hosts print (besides the litefaas logger) carries no secret either."""
+    yield
+    out, err = capfd.readouterr()
+    private = [secret for b64 in keys.private_b64 for secret in (b64, b64u_decode(b64).hex())]
+    assert_no_secret("stdout/stderr", out + err, private)
+
+
+# --- requests -------------------------------------------------------------------------------------
+
+
+def request_plaintext(
+    inputs: Any, response_key: bytes, request_id: bytes, ts: Any = None, **changes: Any
+) -> dict[str, Any]:
+    document = {
+        "inputs": inputs,
+        "response_key": b64u_encode(response_key),
+        "ts": int(time.time()) if ts is None else ts,
+        "id": b64u_encode(request_id),
+    }
+    document.update(changes)
+    return document
+
+
+def secrets_of(response_key: bytes) -> list[str]:
+    return [b64u_encode(response_key), response_key.hex(), base64.b64encode(response_key).decode()]
+
+
+def sealed_request(
+    keys,
+    kid: str = "k0",
+    *,
+    inputs: Any = None,
+    plaintext: bytes | Callable[[bytes, bytes], bytes] | None = None,
+    envelope: Callable[[dict[str, Any]], bytes] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Sent:
+    """A fresh request sealed to ``kid``; ``plaintext`` replaces the decrypted JSON, ``envelope`` the body."""
+    response_key, request_id = secrets.token_bytes(16), secrets.token_bytes(16)
+    if plaintext is None:
+        text = json.dumps(request_plaintext(ROWS[:1] if inputs is None else inputs, response_key, request_id))
+        inner = text.encode()
+    elif callable(plaintext):
+        inner = plaintext(response_key, request_id)
+    else:
+        inner = plaintext
+    public, suite = keys.public_key(kid)
+    sealed = crypto.seal_request(public, kid, suite, inner)
+    body = envelope(sealed) if envelope else json.dumps(sealed).encode()
+    return Sent(
+        "POST",
+        "/predict",
+        dict(headers or ENCRYPTED),
+        body,
+        response_key,
+        request_id,
+        secrets_of(response_key),
+        [response_key],
+    )
+
+
+# --- strategies -----------------------------------------------------------------------------------
+
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+numbers = st.one_of(
+    finite,
+    st.integers(min_value=-(10**40), max_value=10**40),
+    st.sampled_from([float("nan"), float("inf"), float("-inf"), 3.5e38, -3.5e38, 1e308, CANARY_NUMBER]),
+)
+scalars = st.one_of(
+    numbers,
+    st.booleans(),
+    st.none(),
+    st.text(max_size=20),
+    st.just(CANARY_TEXT),
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=6), st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=40,
+)
+rows = st.lists(st.one_of(finite, st.just(CANARY_NUMBER)), min_size=30, max_size=30)
+
+
+@st.composite
+def bad_rows(draw) -> list[Any]:
+    """A batch that is wrong in one place: a value, a row's length, a row's type, the row count."""
+    batch = [list(row) for row in draw(st.lists(rows, min_size=1, max_size=4))]
+    batch[0][0] = CANARY_NUMBER
+    kind = draw(st.sampled_from(["value", "length", "row", "empty", "over", "nested"]))
+    row = draw(st.integers(0, len(batch) - 1))
+    if kind == "value":
+        batch[row][draw(st.integers(0, 29))] = draw(scalars)
+    elif kind == "length":
+        batch[row] = batch[row][: draw(st.integers(0, 29))] or batch[row] + [1.0]
+    elif kind == "row":
+        batch[row] = draw(json_values)
+    elif kind == "empty":
+        batch = []
+    elif kind == "over":
+        batch = [batch[0]] * 1025
+    else:
+        depth = draw(st.integers(1, 900))
+        batch[row] = json.loads("[" * depth + str(CANARY_NUMBER) + "]" * depth)
+    return batch
+
+
+HUGE_INT = "<an integer of 5,000 digits>"
+
+
+def dumps_text(value: Any) -> str:
+    """JSON as a sloppy client writes it: NaN and Infinity literals, integers past Python's 4,300 digits."""
+    return json.dumps(value, allow_nan=True).replace(json.dumps(HUGE_INT), "9" * 5000)
+
+
+def dumps(value: Any) -> bytes:
+    return dumps_text(value).encode()
+
+
+ENVELOPE_FIELDS = ("v", "kid", "suite", "ct")
+RETYPED = st.one_of(
+    json_values,
+    st.just(HUGE_INT),
+    st.sampled_from(["", "k0", "k1", "zz", "a" * 65, "\u00e9t\u00e9", "x25519-sha256-aes128gcm", "AAAA"]),
+)
+
+
+@st.composite
+def envelope_mutations(draw) -> Callable[[dict[str, Any]], bytes]:
+    """Remove, duplicate, retype or add a field of the envelope."""
+    action = draw(st.sampled_from(["remove", "duplicate", "retype", "add", "version"]))
+    name = draw(st.sampled_from(ENVELOPE_FIELDS))
+    value = draw(RETYPED)
+    version = draw(st.sampled_from([0, 2, 1.0, True, "1", -1, 2**64]))
+    extra = draw(st.text(min_size=1, max_size=10).filter(lambda n: n not in ENVELOPE_FIELDS))
+
+    def mutate(envelope: dict[str, Any]) -> bytes:
+        document = dict(envelope)
+        if action == "remove":
+            del document[name]
+        elif action == "retype":
+            document[name] = value
+        elif action == "add":
+            document[extra] = value
+        elif action == "version":
+            document["v"] = version
+        text = dumps_text(document)
+        if action == "duplicate":
+            text = "{" + f"{json.dumps(name)}:{dumps_text(value)}," + text[1:]
+        return text.encode()
+
+    return mutate
+
+
+@st.composite
+def ciphertext_damage(draw) -> Callable[[dict[str, Any]], bytes]:
+    """Flip bits of ``enc || ciphertext``, or cut it short: the ciphertext stays valid base64url."""
+    action = draw(st.sampled_from(["flip", "truncate", "extend"]))
+    position = draw(st.floats(0, 1, exclude_max=True))
+    bit = draw(st.integers(0, 7))
+    cut = draw(st.integers(0, 64))
+
+    def damage(envelope: dict[str, Any]) -> bytes:
+        ct = bytearray(b64u_decode(envelope["ct"]))
+        if action == "flip":
+            ct[int(position * len(ct))] ^= 1 << bit
+        elif action == "truncate":
+            ct = ct[: int(position * len(ct))]
+        else:
+            ct += bytes(cut + 1)
+        return json.dumps({**envelope, "ct": b64u_encode(bytes(ct))}).encode()
+
+    return damage
+
+
+@st.composite
+def decrypted_mutations(draw) -> Callable[[bytes, bytes], bytes]:
+    """The decrypted request, wrong in one way: a field removed, duplicated, retyped or added."""
+    action = draw(st.sampled_from(["remove", "duplicate", "retype", "add", "not-an-object", "not-json"]))
+    name = draw(st.sampled_from(["inputs", "response_key", "ts", "id"]))
+    value = draw(
+        st.one_of(json_values, st.just(HUGE_INT), st.sampled_from([b64u_encode(bytes(15)), "AA=", "!!"]))
+    )
+    extra = draw(st.text(min_size=1, max_size=8))
+    garbage = draw(st.binary(max_size=64))
+
+    def make(response_key: bytes, request_id: bytes) -> bytes:
+        document = request_plaintext([[CANARY_NUMBER, *ROWS[0][1:]]], response_key, request_id)
+        if action == "remove":
+            del document[name]
+        elif action == "retype":
+            document[name] = value
+        elif action == "add" and extra not in document:
+            document[extra] = value
+        elif action == "not-an-object":
+            return dumps([document])
+        elif action == "not-json":
+            return garbage + b"canary"
+        text = dumps_text(document)
+        if action == "duplicate":
+            text = "{" + f"{json.dumps(name)}:{dumps_text(value)}," + text[1:]
+        return text.encode()
+
+    return make
+
+
+METHODS = st.one_of(
+    st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "get", "Post"]),
+    st.text(alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=1, max_size=10),
+)
+PATHS = st.one_of(
+    st.sampled_from(["/predict", "/keys", "/health", "/", "/predict/", "/dev/predict", "/PREDICT", "//keys"]),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_./~", max_size=30).map(lambda p: "/" + p),
+)
+CONTENT_TYPES = st.one_of(
+    st.sampled_from(
+        [
+            "application/litefaas+json",
+            "application/json",
+            "APPLICATION/LITEFAAS+JSON; charset=utf-8",
+            "application/json;charset=latin-1",
+            "text/plain",
+            "multipart/form-data; boundary=x",
+            "application/x-www-form-urlencoded",
+            "",
+            ";",
+        ]
+    ),
+    st.text(alphabet="abcdefghijklmnopqrstuvwxyz/+;= -", max_size=40),
+)
+HEADER_NAMES = st.sampled_from(
+    ["X-Forwarded-For", "Accept", "Authorization", "X-Amz-Date", "Cookie", "Origin"]
+)
+HEADER_VALUES = st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=40)
+BODIES = st.one_of(
+    st.binary(max_size=300),
+    json_values.map(dumps),
+    st.just(b""),
+    st.sampled_from([b"{", b"[]", b"null", b'"canary"', b"\xff\xfe", b'{"v":1}', b"{}" * 3]),
+)
+
+
+@st.composite
+def random_requests(draw) -> Sent:
+    headers = dict(draw(st.dictionaries(HEADER_NAMES, HEADER_VALUES, max_size=3)))
+    if draw(st.booleans()):
+        headers[draw(st.sampled_from(["Content-Type", "content-type"]))] = draw(CONTENT_TYPES)
+    return Sent(draw(METHODS), draw(PATHS), headers, draw(BODIES))
+
+
+# --- properties -----------------------------------------------------------------------------------
+
+
+@FUZZ
+@given(request=random_requests())
+def test_random_methods_paths_headers_and_bodies(harnesses, request):
+    # GIVEN any method, path, headers and body WHEN every provider answers it THEN only the protocol's answers
+    harnesses[False].ask_everywhere(
+        lambda: Sent(request.method, request.path, dict(request.headers), request.body)
+    )
+
+
+@FUZZ
+@given(mutate=envelope_mutations(), kid=st.sampled_from(["k0", "k1", "k2"]))
+def test_every_envelope_field_removed_duplicated_or_retyped(harnesses, keys, mutate, kid):
+    harness = harnesses[False]
+    answers = harness.ask_everywhere(lambda: sealed_request(keys, kid, envelope=mutate))
+    # THEN a broken envelope is refused before decryption, in clear
+    assert set(answers.values()) <= {(400, "invalid_envelope"), (400, "decryption_failed"), (200, None)}
+
+
+@FUZZ
+@given(damage=ciphertext_damage(), kid=st.sampled_from(["k0", "k1", "k2"]))
+def test_bit_flips_and_truncation_of_the_ciphertext(harnesses, keys, damage, kid):
+    answers = harnesses[False].ask_everywhere(lambda: sealed_request(keys, kid, envelope=damage))
+    # THEN any damage to enc || ciphertext is one code, with nothing said about why
+    assert set(answers.values()) == {(400, "decryption_failed")}
+
+
+@FUZZ
+@given(batch=bad_rows(), kid=st.sampled_from(["k0", "k1", "k2"]))
+def test_bad_batches_inside_a_valid_envelope(harnesses, keys, batch, kid):
+    answers = harnesses[False].ask_everywhere(
+        lambda: sealed_request(keys, kid, plaintext=lambda rk, rid: dumps(request_plaintext(batch, rk, rid)))
+    )
+    # THEN the error about the input travels sealed (only the request's holder reads it)
+    assert set(answers.values()) <= {(422, "invalid_payload"), (413, "payload_too_large"), (200, None)}
+
+
+@FUZZ
+@given(make=decrypted_mutations())
+def test_every_field_of_the_decrypted_request_mutated(harnesses, keys, make):
+    harnesses[False].ask_everywhere(lambda: sealed_request(keys, plaintext=make))
+
+
+@FUZZ
+@given(
+    inputs=st.one_of(json_values, bad_rows()),
+    extra=st.dictionaries(st.text(max_size=5), json_values, max_size=2),
+)
+def test_plaintext_bodies_where_plaintext_is_allowed(harnesses, inputs, extra):
+    body = dumps({"inputs": inputs, **extra})
+    harnesses[True].ask_everywhere(lambda: Sent("POST", "/predict", dict(PLAINTEXT), body))
+
+
+# --- regressions ----------------------------------------------------------------------------------
+
+
+def regression_request(keys, case: dict[str, Any]) -> Sent:
+    """A request of ``fuzz_regressions.json``: raw bytes, or a decrypted request sealed afresh."""
+    text = case.get("prefix", "") + case.get("unit", "") * case.get("repeat", 0) + case.get("suffix", "")
+    body = bytes.fromhex(case["hex"]) if "hex" in case else text.encode()
+    if "sealed" not in case:
+        return Sent(
+            case.get("method", "POST"),
+            case.get("path", "/predict"),
+            dict(case.get("headers", ENCRYPTED)),
+            body,
+        )
+
+    def inner(response_key: bytes, request_id: bytes) -> bytes:
+        return (
+            case["sealed"]
+            .replace("$BODY", text)
+            .replace("$RK", b64u_encode(response_key))
+            .replace("$ID", b64u_encode(request_id))
+            .replace("$TS", str(int(time.time())))
+            .replace("$ROW", json.dumps(ROWS[0]))
+            .encode()
+        )
+
+    return sealed_request(keys, case.get("kid", "k0"), plaintext=inner)
+
+
+@pytest.mark.parametrize("case", REGRESSIONS["cases"], ids=lambda case: case["name"])
+def test_regressions(harnesses, keys, case):
+    # GIVEN a request that once broke an invariant, or that stands for a class of bad input
+    harness = harnesses[bool(case.get("plaintext_allowed"))]
+    # WHEN every provider answers it THEN the answer is the one recorded
+    answers = harness.ask_everywhere(lambda: regression_request(keys, case))
+    assert set(answers.values()) == {(case["status"], case.get("code"))}
