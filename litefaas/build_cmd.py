@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, Progress, ProgressColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from litefaas.cli import CommandError
@@ -52,8 +53,39 @@ def compression_table(reports: Sequence[dict[str, object]], title: str = "compre
     return table
 
 
-def build_model(out: Path | None, args: argparse.Namespace | None = None) -> Path:
+@contextlib.contextmanager
+def tensorflow_progress(what: str, *columns: ProgressColumn) -> Iterator[Progress]:
+    """A transient progress display while TensorFlow's own output goes to a log file.
+
+    A :class:`BuildError` becomes a :class:`CommandError` (exit 2); anything else
+    unexpected keeps the log and says where it is.
+    """
     from model.errors import BuildError
+
+    with (
+        native_output_diverted() as (console, log),
+        Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            *columns,
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress,
+    ):
+        try:
+            yield progress
+        except BuildError as exc:
+            log.unlink(missing_ok=True)
+            raise CommandError(str(exc)) from None
+        except Exception:
+            progress.stop()
+            console.print(f"[red]the {what} failed unexpectedly; TensorFlow's output is in {log}[/]")
+            raise
+    log.unlink(missing_ok=True)
+
+
+def build_model(out: Path | None, args: argparse.Namespace | None = None) -> Path:
     from model.pipeline import DEFAULT_OUT, BuildOptions, build
 
     options = BuildOptions(out=out or DEFAULT_OUT)
@@ -68,18 +100,7 @@ def build_model(out: Path | None, args: argparse.Namespace | None = None) -> Pat
         options.version = args.model_version
         if options.epochs < 1:
             raise CommandError("--epochs must be at least 1")
-    with (
-        native_output_diverted() as (console, log),
-        Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            BarColumn(),
-            TextColumn("{task.fields[detail]}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress,
-    ):
+    with tensorflow_progress("build", BarColumn(), TextColumn("{task.fields[detail]}")) as progress:
         task = progress.add_task("starting", total=None, detail="")
 
         def step(text: str) -> None:
@@ -90,16 +111,7 @@ def build_model(out: Path | None, args: argparse.Namespace | None = None) -> Pat
             detail = f"epoch {done}/{total}  loss {loss:.4f}  acc {accuracy:.4f}"
             progress.update(task, total=total, completed=done, detail=detail)
 
-        try:
-            result = build(options, step, epoch)
-        except BuildError as exc:
-            log.unlink(missing_ok=True)
-            raise CommandError(str(exc)) from None
-        except Exception:
-            progress.stop()
-            console.print(f"[red]the build failed unexpectedly; TensorFlow's output is in {log}[/]")
-            raise
-    log.unlink(missing_ok=True)
+        result = build(options, step, epoch)
     console = make_console()
     console.print(compression_table(result.reports, title=f"{result.manifest['name']}: variants"))
     if result.reference_accuracy is not None:

@@ -64,10 +64,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run_partition(args: argparse.Namespace) -> int:
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from litefaas.console import make_console, native_output_diverted
-    from model.errors import BuildError
+    from litefaas.build_cmd import tensorflow_progress
+    from litefaas.console import make_console
     from model.partition import PartitionOptions, partition
 
     if args.epochs < 1:
@@ -86,27 +85,9 @@ def run_partition(args: argparse.Namespace) -> int:
         version=args.model_version,
         with_whole=args.with_whole,
     )
-    with (
-        native_output_diverted() as (console, log),
-        Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress,
-    ):
+    with tensorflow_progress("partition") as progress:
         task = progress.add_task("starting", total=None)
-        try:
-            result = partition(options, lambda text: progress.update(task, description=text))
-        except BuildError as exc:
-            log.unlink(missing_ok=True)
-            raise CommandError(str(exc)) from None
-        except Exception:
-            progress.stop()
-            console.print(f"[red]the partition failed unexpectedly; TensorFlow's output is in {log}[/]")
-            raise
-    log.unlink(missing_ok=True)
+        result = partition(options, lambda text: progress.update(task, description=text))
     console = make_console()
     console.print(segment_table(result.chain))
     for line in verification_lines(result.chain):
