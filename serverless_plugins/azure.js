@@ -13,13 +13,8 @@
 
 const path = require('path');
 const {
-  FUNCTION_SCHEMA,
-  PROVIDER_SCHEMA,
-  ensureBundle,
-  nonEmpty,
+  CloudPlugin,
   packagePath,
-  readPlan,
-  runPlan,
   unpackBundle,
   writePlan,
 } = require('./common');
@@ -36,48 +31,24 @@ function hhmmss(seconds) {
   return `${pad(Math.floor(total / 3600))}:${pad(Math.floor((total % 3600) / 60))}:${pad(total % 60)}`;
 }
 
-class LitefaasAzure {
+class LitefaasAzure extends CloudPlugin {
   static getProviderName() {
     return 'azure';
   }
 
-  constructor(serverless, options, { log }) {
-    this.serverless = serverless;
-    this.options = options;
-    this.log = log;
-    this.provider = 'azure';
-    serverless.setProvider('azure', this);
-    serverless.configSchemaHandler.defineProvider('azure', {
-      provider: PROVIDER_SCHEMA,
-      function: FUNCTION_SCHEMA,
-    });
-    // `deploy --region` as `package --region`: the plan is made at package time, where it counts
-    this.commands = {
-      deploy: { options: { region: { usage: 'Region of the service', shortcut: 'r', type: 'string' } } },
-    };
-    this.hooks = {
-      'before:package:createDeploymentArtifacts': () => this.bundle(),
-      'package:finalize': () => this.plan(),
-      'deploy:deploy': () => runPlan(serverless, readPlan(serverless, options, 'azure'), log, INSTALL_HINTS),
-    };
-  }
-
-  bundle() {
-    this.bundlePath = ensureBundle(this.serverless, 'azure', this.log);
+  constructor(serverless, options, context) {
+    super(serverless, options, context, 'azure', INSTALL_HINTS);
   }
 
   plan() {
     const { service } = this.serverless;
     const { provider } = service;
-    const settings = (service.custom && service.custom.litefaas) || {};
-    const environment = nonEmpty(provider.environment);
-    const secret = environment.find(([name]) => name === 'LITEFAAS_PRIVATE_KEYS');
-    if (!secret || !KEY_VAULT_REFERENCE.test(secret[1])) {
-      throw new this.serverless.classes.Error(
-        'LITEFAAS_PRIVATE_KEYS must be a Key Vault reference (@Microsoft.KeyVault(...)); set azureKeyVault and privateKeysSecret',
-        'LITEFAAS_AZURE_SECRET'
-      );
-    }
+    const settings = this.settings();
+    const { environment } = this.environmentWithSecret(
+      KEY_VAULT_REFERENCE,
+      'LITEFAAS_PRIVATE_KEYS must be a Key Vault reference (@Microsoft.KeyVault(...)); set azureKeyVault and privateKeysSecret',
+      'LITEFAAS_AZURE_SECRET'
+    );
     if (!['az', 'func'].includes(settings.publisher)) {
       throw new this.serverless.classes.Error(
         `azurePublisher must be az or func, not ${settings.publisher}`,

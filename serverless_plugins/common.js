@@ -205,7 +205,55 @@ const PROVIDER_SCHEMA = {
 };
 const FUNCTION_SCHEMA = { properties: { handler: { type: 'string' } } };
 
+// What the gcp and azure plugins share: the provider registration, `deploy --region`, the hooks
+// (bundle before packaging, the deploy plan when packaging ends, the plan run at deploy) and the
+// private keys' secret reference. A subclass gives `plan()` and calls `super(..., cloud, hints)`.
+class CloudPlugin {
+  constructor(serverless, options, { log }, cloud, installHints) {
+    this.serverless = serverless;
+    this.options = options;
+    this.log = log;
+    this.provider = cloud;
+    this.cloud = cloud;
+    serverless.setProvider(cloud, this);
+    serverless.configSchemaHandler.defineProvider(cloud, {
+      provider: PROVIDER_SCHEMA,
+      function: FUNCTION_SCHEMA,
+    });
+    // `deploy --region` as `package --region`: the plan is made at package time, where it counts
+    this.commands = {
+      deploy: { options: { region: { usage: 'Region of the service', shortcut: 'r', type: 'string' } } },
+    };
+    this.hooks = {
+      'before:package:createDeploymentArtifacts': () => this.bundle(),
+      'package:finalize': () => this.plan(),
+      'deploy:deploy': () => runPlan(serverless, readPlan(serverless, options, cloud), log, installHints),
+    };
+  }
+
+  bundle() {
+    this.bundlePath = ensureBundle(this.serverless, this.cloud, this.log);
+  }
+
+  // The provider's environment as [name, value] pairs, and the private keys' reference, which must
+  // match `pattern`: a secret store reference, never a key.
+  environmentWithSecret(pattern, message, code) {
+    const environment = nonEmpty(this.serverless.service.provider.environment);
+    const secret = environment.find(([name]) => name === 'LITEFAAS_PRIVATE_KEYS');
+    if (!secret || !pattern.test(secret[1])) {
+      throw new this.serverless.classes.Error(message, code);
+    }
+    return { environment, secret: secret[1] };
+  }
+
+  settings() {
+    const { custom } = this.serverless.service;
+    return (custom && custom.litefaas) || {};
+  }
+}
+
 module.exports = {
+  CloudPlugin,
   PROVIDER_SCHEMA,
   FUNCTION_SCHEMA,
   artifactPath,

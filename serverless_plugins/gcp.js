@@ -12,13 +12,8 @@
 
 const path = require('path');
 const {
-  FUNCTION_SCHEMA,
-  PROVIDER_SCHEMA,
-  ensureBundle,
-  nonEmpty,
+  CloudPlugin,
   packagePath,
-  readPlan,
-  runPlan,
   target,
   unpackBundle,
   writePlan,
@@ -27,48 +22,24 @@ const {
 const SECRET_REFERENCE = /^(?:projects\/[^/]+\/secrets\/)?[A-Za-z0-9_-]{1,255}:(?:latest|[0-9]+)$/;
 const INSTALL_HINTS = { gcloud: 'the Google Cloud CLI: https://cloud.google.com/sdk/docs/install' };
 
-class LitefaasGcp {
+class LitefaasGcp extends CloudPlugin {
   static getProviderName() {
     return 'gcp';
   }
 
-  constructor(serverless, options, { log }) {
-    this.serverless = serverless;
-    this.options = options;
-    this.log = log;
-    this.provider = 'gcp';
-    serverless.setProvider('gcp', this);
-    serverless.configSchemaHandler.defineProvider('gcp', {
-      provider: PROVIDER_SCHEMA,
-      function: FUNCTION_SCHEMA,
-    });
-    // `deploy --region` as `package --region`: the plan is made at package time, where it counts
-    this.commands = {
-      deploy: { options: { region: { usage: 'Region of the service', shortcut: 'r', type: 'string' } } },
-    };
-    this.hooks = {
-      'before:package:createDeploymentArtifacts': () => this.bundle(),
-      'package:finalize': () => this.plan(),
-      'deploy:deploy': () => runPlan(serverless, readPlan(serverless, options, 'gcp'), log, INSTALL_HINTS),
-    };
-  }
-
-  bundle() {
-    this.bundlePath = ensureBundle(this.serverless, 'gcp', this.log);
+  constructor(serverless, options, context) {
+    super(serverless, options, context, 'gcp', INSTALL_HINTS);
   }
 
   plan() {
     const { service } = this.serverless;
     const { provider } = service;
-    const settings = (service.custom && service.custom.litefaas) || {};
-    const environment = nonEmpty(provider.environment);
-    const secret = environment.find(([name]) => name === 'LITEFAAS_PRIVATE_KEYS');
-    if (!secret || !SECRET_REFERENCE.test(secret[1])) {
-      throw new this.serverless.classes.Error(
-        'LITEFAAS_PRIVATE_KEYS must be a Secret Manager reference (SECRET:VERSION); set privateKeysSecret',
-        'LITEFAAS_GCP_SECRET'
-      );
-    }
+    const settings = this.settings();
+    const { environment, secret } = this.environmentWithSecret(
+      SECRET_REFERENCE,
+      'LITEFAAS_PRIVATE_KEYS must be a Secret Manager reference (SECRET:VERSION); set privateKeysSecret',
+      'LITEFAAS_GCP_SECRET'
+    );
     const variables = environment.filter(([name]) => name !== 'LITEFAAS_PRIVATE_KEYS');
     const pairs = variables.map(([name, value]) => `${name}=${value}`);
     const delimiter = pairs.some((pair) => pair.includes(',')) ? '^|^' : '';
@@ -94,7 +65,7 @@ class LitefaasGcp {
       `--concurrency=${settings.concurrency}`,
     ];
     if (settings.cpu) argv.push(`--cpu=${settings.cpu}`);
-    argv.push(`--set-secrets=LITEFAAS_PRIVATE_KEYS=${secret[1]}`);
+    argv.push(`--set-secrets=LITEFAAS_PRIVATE_KEYS=${secret}`);
     if (pairs.length) argv.push(`--set-env-vars=${delimiter}${pairs.join(delimiter ? '|' : ',')}`);
     if (settings.project) argv.push(`--project=${settings.project}`);
     argv.push('--quiet');
