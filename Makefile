@@ -27,7 +27,7 @@ $(NODE_STAMP): package.json package-lock.json
 	@touch $@
 
 test: setup
-	$(PY) -m pytest -m "not reliability" $(PYTEST_ARGS)
+	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest -m "not reliability" $(PYTEST_ARGS)
 
 test-fast: setup
 	$(PY) -m pytest -m "not tensorflow and not reliability" $(PYTEST_ARGS)

@@ -6,8 +6,14 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+# `make test` (and so CI) explores the same examples on every run; `make reliability` and a bare
+# pytest search afresh each time, and any failure found there is kept as an explicit @example.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACT = ROOT / "model" / "artifacts" / "breast_cancer_mlp"

@@ -4,7 +4,7 @@ import threading
 import time
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from core.errors import InvalidPayload, ReplayedRequest, StaleRequest
@@ -209,10 +209,11 @@ def test_no_pair_accepted_twice_and_bounded(
 
 @settings(max_examples=200, deadline=None)
 @given(window_s=st.integers(0, 10), ops=operations)
+@example(window_s=0, ops=[(0, 0, -1.0)])
 def test_matches_reference_when_not_full(window_s: int, ops: list[tuple[int, int, float]]) -> None:
     guard = ReplayGuard(window_s=window_s, max_entries=10_000)
     now = float(NOW)
-    latest = now
+    latest = float("-inf")
     recorded: dict[int, int] = {}
     for n, offset, step in ops:
         now += step
