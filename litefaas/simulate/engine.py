@@ -25,12 +25,18 @@ class Decision(NamedTuple):
     ``deadline``: when it is evicted if still idle (``<= now``: at once). With ``prewarm_at`` finite,
     ``prewarm_count`` instances are ready at ``prewarm_at``, to be evicted at ``prewarm_deadline`` if
     unused: the idle ones still there (kept to ``prewarm_deadline`` at least), and new ones loading
-    for the rest. A request arriving while nothing runs cancels a pending pre-warm."""
+    for the rest. ``unload_at``: if nothing has run since, every idle instance is evicted then (the
+    application is unloaded; at once when ``<= now``). A request arriving while nothing runs cancels a
+    pending pre-warm and a pending unload. ``renew_s``: when the first request after a pre-warm
+    arrives, the idle instances are kept at least ``renew_s`` from then, so a pre-warmed pool is not
+    lost while the busy period it was loaded for is still arriving."""
 
     deadline: float
     prewarm_at: float = INF
     prewarm_deadline: float = 0.0
     prewarm_count: int = 1
+    unload_at: float = INF
+    renew_s: float = 0.0
 
 
 class AppPolicy(Protocol):
@@ -101,6 +107,8 @@ def run_app(
     next_step = schedule[0][0] if schedule else INF
     step = 0
     prewarm_at, prewarm_deadline, prewarm_count = INF, 0.0, 0
+    prewarm_renew_s = renew_s = 0.0
+    unload_at = INF
     live = floor = in_flight = seq = peak = 0
     soonest = INF  # no idle instance has an earlier finite deadline
     reactive = prewarmed = 0
@@ -139,7 +147,14 @@ def run_app(
                             )
                             prewarm_deadline = decision.prewarm_deadline
                             prewarm_count = decision.prewarm_count
-                            next_control = next_step if next_step < prewarm_at else prewarm_at
+                            prewarm_renew_s = decision.renew_s
+                        if decision.unload_at <= now:
+                            if idle and not floor:
+                                live -= _evict_all(idle, evicted, now)
+                                soonest = INF
+                        elif decision.unload_at <= horizon_s:
+                            unload_at = decision.unload_at
+                        next_control = min(next_step, prewarm_at, unload_at)
                 if floor and live > floor and soonest < now:
                     live -= _purge(idle, evicted, now)
                     soonest = min((x[0] for x in idle), default=INF)
@@ -156,7 +171,12 @@ def run_app(
                         soonest = deadline
             else:
                 now = next_control
-                if next_step <= prewarm_at:
+                if unload_at <= now and unload_at <= prewarm_at:
+                    unload_at = INF
+                    if not floor:
+                        live -= _evict_all(idle, evicted, now)
+                        soonest = INF
+                elif next_step <= prewarm_at:
                     if soonest < now:
                         live -= _purge(idle, evicted, now)
                         soonest = min((x[0] for x in idle), default=INF)
@@ -191,16 +211,23 @@ def run_app(
                         soonest = prewarm_deadline
                     live += starts
                     prewarmed += starts
-                next_control = next_step if next_step < prewarm_at else prewarm_at
+                    renew_s = prewarm_renew_s
+                next_control = min(next_step, prewarm_at, unload_at)
         if i == n:
             break
         in_flight += 1
         if in_flight > peak:
             peak = in_flight
         if in_flight == 1:
-            if prewarm_at < INF:
-                prewarm_at = INF
+            if prewarm_at < INF or unload_at < INF:
+                prewarm_at = unload_at = INF
                 next_control = next_step
+            if renew_s:
+                renewed = t + renew_s
+                for kept in idle:
+                    if t <= kept[0] < renewed:
+                        kept[0] = renewed
+                renew_s = 0.0
             on_arrival(t, 1)
         elif every_arrival:
             on_arrival(t, in_flight)
@@ -258,6 +285,14 @@ def run_app(
         end_s=end,
         max_in_flight=peak,
     )
+
+
+def _evict_all(idle: list[list], evicted: list[float], t: float) -> int:  # type: ignore[type-arg]
+    """Evict every idle instance at ``t`` (or at its deadline, if earlier); return how many."""
+    evicted.extend(inst[0] if inst[0] < t else t for inst in idle)
+    count = len(idle)
+    idle.clear()
+    return count
 
 
 def _purge(idle: list[list], evicted: list[float], t: float) -> int:  # type: ignore[type-arg]

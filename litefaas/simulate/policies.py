@@ -115,10 +115,12 @@ class HistogramApp:
     pinned = 0
     keep_alive_s: float | None = None
     schedule: list[tuple[float, int]] = []  # noqa: RUF012
-    tracks_levels = False
+    tracks_levels = True
 
-    def __init__(self, settings: HistogramSettings) -> None:
+    def __init__(self, settings: HistogramSettings, concurrency: int = 1) -> None:
         self.s = settings
+        self.concurrency = concurrency
+        self.peak = 0
         self.n_bins = round(settings.range_s / settings.bin_s)
         self.bins = [0] * self.n_bins
         self.total = 0
@@ -128,6 +130,8 @@ class HistogramApp:
         self.cached: tuple[float, float] | None = None
 
     def on_arrival(self, t: float, running: int) -> None:
+        if running > self.peak:
+            self.peak = running
         if self.idle_since is None:
             return
         self.record(t - self.idle_since)
@@ -180,9 +184,17 @@ class HistogramApp:
             return t + self.s.scale_out_keep_alive_s
         prewarm, end = self.windows()
         self.idle_since = t
+        pool, self.peak = -(-max(1, self.peak) // self.concurrency), 0
         if prewarm > 0:
-            return Decision(t, t + prewarm, t + end)
-        return t + end
+            return Decision(
+                t,
+                t + prewarm,
+                t + end,
+                prewarm_count=pool,
+                unload_at=t,
+                renew_s=self.s.scale_out_keep_alive_s,
+            )
+        return Decision(t + end, unload_at=t + end)
 
 
 class Histogram(Policy):
@@ -195,10 +207,15 @@ class Histogram(Policy):
     it is not (including before any idle time), it falls back to a fixed 10-minute keep-alive (see
     :class:`HistogramSettings`). When at least half the idle times are out of range, the next one is
     forecast (the paper fits ARIMA; with a day of data this uses the mean of the out-of-range idle
-    times) and the app is pre-warmed at 85 % of it and kept to 115 %. The paper models one instance
-    per app; instances started for concurrent requests, which it does not cover, keep the platform's
-    fixed 10 minutes and are not unloaded with the app; when one of them is still idle at the pre-warm
-    time, it is the pre-warmed instance (kept to the end of the window) and none is loaded."""
+    times) and the app is pre-warmed at 85 % of it and kept to 115 %.
+
+    The paper models one instance per app; here an app is its pool of instances. An instance that
+    goes idle while others still run (started for concurrent requests, which the paper does not
+    cover) keeps the platform's 10 minutes. When the app goes idle, its windows apply to the pool:
+    unloading it evicts every idle instance; a pre-warm loads as many instances as its last busy
+    period took (idle ones still there count), and once a request comes they are kept 10 minutes
+    more, so the pool is not lost while that busy period is still arriving; at the end of a
+    keep-alive window every idle instance goes."""
 
     name = "histogram"
 
@@ -206,7 +223,7 @@ class Histogram(Policy):
         self.settings = settings or HistogramSettings()
 
     def for_app(self, workload: AppWorkload, context: Context) -> AppPolicy:
-        return HistogramApp(self.settings)
+        return HistogramApp(self.settings, context.concurrency)
 
 
 @dataclass(frozen=True)

@@ -62,9 +62,7 @@ def run_policies(inv: Path, names: list[str], concurrency: int = 1, cold_start_s
 #   histogram: at most 4 idle times, fewer than the 20 of a representative histogram, so the
 #     10-minute fallback all day: the same instances as fixed-10m: 3.
 #   kpa: every call finds nothing (one instance kept for the 60 s window and the 30 s grace): 5.
-#   litefaas: cost-optimal keep-alives from the prior and the idle times so far (592 s at 32 and
-#     331, 1031 s at 1232, 1564 s at 2732) and no pre-warm window worth its memory: 330 and 3030
-#     warm: 3.
+#   litefaas: fewer than 20 idle times, so it follows histogram exactly: 3.
 TRACE_A = {0: 1, 5: 1, 20: 1, 45: 1, 50: 1}
 EXPECTED_A = {"fixed-10m": 3, "fixed-20m": 2, "provisioned-1": 0, "histogram": 3, "kpa": 5, "litefaas": 3}
 
@@ -85,8 +83,9 @@ def test_hand_computed_memory(trace_a):
     assert trace_a["policies"]["fixed-10m"]["wasted_memory_gb_s"] == pytest.approx(2399.0)
     # provisioned-1: one instance all day, 5 s busy.
     assert trace_a["policies"]["provisioned-1"]["wasted_memory_gb_s"] == pytest.approx(86395.0)
-    # histogram: the 10-minute fallback, as fixed-10m.
+    # histogram: the 10-minute fallback, as fixed-10m; litefaas follows histogram.
     assert trace_a["policies"]["histogram"]["wasted_memory_gb_s"] == pytest.approx(2399.0)
+    assert trace_a["policies"]["litefaas"]["wasted_memory_gb_s"] == pytest.approx(2399.0)
     m = trace_a["policies"]["fixed-10m"]
     assert m["utilization"] == pytest.approx(5 / 2404)
     assert m["cold_start_pct"] == pytest.approx(60.0)
@@ -178,6 +177,71 @@ def test_keep_alive_then_prewarm():
     assert run.instance_s == pytest.approx(332.0)
 
 
+class _Scripted:
+    """A policy for the engine tests: scale-out instances kept 600 s, the app as ``on_app_idle`` says."""
+
+    pinned, keep_alive_s, schedule, tracks_levels = 0, None, [], False
+
+    def __init__(self, on_app_idle):
+        self.on_app_idle = on_app_idle
+
+    def on_idle(self, t, running):
+        return t + 600.0 if running else self.on_app_idle(t)
+
+    def on_arrival(self, t, running):
+        return None
+
+
+def test_unload_evicts_every_idle_instance():
+    # Calls at 0 (10 s) and 1 (2 s) start A and B (ready 1 s later); B goes idle at 4 (kept to 604),
+    # A at 11: the app is unloaded at 61, B with it. The call at 100 is cold (C), idle at 102,
+    # unloaded at 152. Instances [0, 61] + [1, 61] + [100, 152] = 173 s.
+    from litefaas.simulate.engine import Decision
+
+    policy = _Scripted(lambda t: Decision(t + 1000.0, unload_at=t + 50.0))
+    run = run_app([0.0, 1.0, 100.0], [10.0, 2.0, 1.0], policy, 1.0, 1, 3600.0)
+    assert run.cold.tolist() == [True, True, True]
+    assert sorted(run.evicted.tolist()) == [61.0, 61.0, 152.0]
+    assert run.instance_s == pytest.approx(173.0)
+
+
+def test_a_call_cancels_the_unload():
+    # Idle at 2 (after a 1 s cold start), unload due at 52; the call at 30 is warm and cancels it;
+    # idle at 31, unloaded at 81.
+    from litefaas.simulate.engine import Decision
+
+    policy = _Scripted(lambda t: Decision(t + 1000.0, unload_at=t + 50.0))
+    run = run_app([0.0, 30.0], [1.0, 1.0], policy, 1.0, 1, 3600.0)
+    assert run.cold.tolist() == [True, False]
+    assert run.instance_s == pytest.approx(81.0)
+
+
+@pytest.mark.parametrize(
+    ("renew_s", "cold", "instance_s"),
+    [(600.0, [True, True, False, False, False], 2020.0), (0.0, [True, True, False, False, True], 1923.0)],
+)
+def test_prewarmed_pool_is_renewed_by_the_first_call(renew_s, cold, instance_s):
+    # Calls at 0 and 0.5 (1 s, after a 1 s cold start) take A and B; A idle at 2 (kept to 602); B
+    # idle at 2.5: unloaded with A, 2 instances pre-warmed at 102.5 (ready at 103.5) to 202.5. The
+    # call at 150 is warm on P1 and renews P2 to 750; P1 idle at 151, kept to 1151. At 300 and 300.5
+    # (10 s each) P1 and P2 are warm; P1 idle at 310 with P2 busy (kept to 910), P2 at 310.5 (to
+    # 1310.5). Instances [0, 2.5] + [0.5, 2.5] + [102.5, 910] + [102.5, 1310.5] = 2020 s. Without
+    # the renewal P2 is gone at 202.5 and 300.5 is cold: C [300.5, 1311.5]; 4.5 + 807.5 + 100 +
+    # 1011 = 1923 s.
+    from litefaas.simulate.engine import Decision
+
+    def app_idle(t):
+        if t < 10.0:
+            return Decision(t, t + 100.0, t + 200.0, prewarm_count=2, unload_at=t, renew_s=renew_s)
+        return t + 1000.0
+
+    times, durations = [0.0, 0.5, 150.0, 300.0, 300.5], [1.0, 1.0, 1.0, 10.0, 10.0]
+    run = run_app(times, durations, _Scripted(app_idle), 1.0, 1, 3600.0)
+    assert run.cold.tolist() == cold
+    assert run.prewarm_starts == 2
+    assert run.instance_s == pytest.approx(instance_s)
+
+
 def litefaas_app(concurrency: int = 1):
     from litefaas.simulate.litefaas_policy import Litefaas
 
@@ -185,33 +249,77 @@ def litefaas_app(concurrency: int = 1):
     return Litefaas().for_app(empty, policies.Context(1.0, concurrency, 86400.0))
 
 
-def test_litefaas_first_keep_alive_is_priced_not_four_hours():
-    app = litefaas_app()
-    app.on_arrival(30.0, 1)
-    deadline = app.on_idle(32.0, 0)
-    assert isinstance(deadline, float) and 330.0 < deadline < 32.0 + 3600.0
+def histogram_app(concurrency: int = 1):
+    empty = workload.AppWorkload(APP, [], 1024.0, np.zeros(0), np.zeros(0), np.zeros(0))
+    return policies.Histogram().for_app(empty, policies.Context(1.0, concurrency, 86400.0))
 
 
-@pytest.mark.parametrize(("concurrency", "instances"), [(1, 5), (2, 3), (1000, 1)])
-def test_litefaas_prewarms_the_instances_of_the_last_burst(concurrency, instances):
-    # Bursts of 5 concurrent calls, 1 s long, every 3001 s: a cold start per burst costs 2000 GB-s, a
-    # 1 GB instance held 3000 s costs 3000; litefaas keeps the app a few seconds, then pre-warms
-    # around 3000 s (bin edges 2724 and 3130 s) as many instances as 5 calls in flight take.
+def test_litefaas_follows_histogram_until_twenty_idle_times():
+    lite, hist = litefaas_app(), histogram_app()
+    t = 0.0
+    for _ in range(20):
+        lite.on_arrival(t, 1)
+        hist.on_arrival(t, 1)
+        assert lite.on_idle(t + 1.0, 0) == hist.on_idle(t + 1.0, 0)
+        t += 301.0
+
+
+def test_litefaas_moves_memory_from_a_rare_level_to_a_prewarm():
+    # 30 cycles: 2 calls at once, 149 more 10 s apart (1 s each), then 1490 s idle. Both fixed-10m
+    # and histogram lose both instances every cycle: the second instance idles ~3000 s (it is kept
+    # 600 s for nothing), and 1 idle time in 150 is long, so histogram's 99th percentile is in the
+    # first minute (kept 66 s): 2 cold starts a cycle, 60. litefaas stops keeping the second
+    # instance and spends that memory on pre-warming the application before the next cycle.
+    from litefaas.simulate.litefaas_policy import Litefaas
+
+    times: list[float] = []
+    for cycle in range(30):
+        start = cycle * (1490.0 + 1500.0)
+        times += [start, start, *(start + 10.0 * k for k in range(1, 150))]
+    durations = [1.0] * len(times)
+    empty = workload.AppWorkload(APP, [], 1024.0, np.zeros(0), np.zeros(0), np.zeros(0))
+    context = policies.Context(1.0, 1, times[-1] + 10.0)
+    runs = {
+        policy.name: run_app(times, durations, policy.for_app(empty, context), 1.0, 1, times[-1] + 10.0)
+        for policy in (policies.FixedKeepAlive(600.0, "fixed-10m"), policies.Histogram(), Litefaas())
+    }
+    cold = {name: int(run.cold.sum()) for name, run in runs.items()}
+    assert cold["fixed-10m"] == cold["histogram"] == 60
+    assert cold["litefaas"] < 60
+    assert runs["litefaas"].instance_s < runs["histogram"].instance_s < runs["fixed-10m"].instance_s
+
+
+def test_litefaas_levels_count_instances_not_requests():
+    # At concurrency 2, requests 1-2 share the first instance and 3-4 the second: two levels.
+    app = litefaas_app(2)
+    for running in range(1, 5):
+        app.on_arrival(0.0, running)
+    assert len(app.levels) == 2
+    app.on_idle(5.0, 2)  # the second instance goes idle with 2 requests still running: level 1
+    app.on_arrival(65.0, 3)
+    assert app.levels[1].n == 1 and app.levels[1].sums[-1] == 0.0
+    assert sum(app.levels[1].sums) == pytest.approx(60.0)
+
+
+def test_histogram_prewarms_the_pool_of_the_last_busy_period():
+    # One call every 300 s (1 s each): after 20 idle times of 299 s the histogram is representative
+    # (head = tail = bin 4). The last busy period takes 3 instances: when it ends, the app is
+    # unloaded (its idle instances with it) and 3 instances are pre-warmed at 216 s, kept to 330 s;
+    # once a call comes, the idle ones are kept 600 s more.
     from litefaas.simulate.engine import Decision
 
-    app = litefaas_app(concurrency)
+    app = histogram_app()
     t = 0.0
-    for _ in range(50):
-        for running in range(1, 6):
-            app.on_arrival(t, running)
-        for running in range(4, -1, -1):
-            decision = app.on_idle(t + 1.0, running)
-        t += 3001.0
-    assert isinstance(decision, Decision)
-    end = t - 3001.0 + 1.0
-    assert decision.deadline - end < 10.0
-    assert 2700.0 < decision.prewarm_at - end < 3000.0 < decision.prewarm_deadline - end < 3200.0
-    assert decision.prewarm_count == instances
+    for _ in range(21):
+        app.on_arrival(t, 1)
+        app.on_idle(t + 1.0, 0)
+        t += 300.0
+    for running in (1, 2, 3):
+        app.on_arrival(t, running)
+    assert app.on_idle(t + 1.0, 2) == t + 1.0 + 600.0
+    assert app.on_idle(t + 1.0, 1) == t + 1.0 + 600.0
+    end = t + 1.0
+    assert app.on_idle(end, 0) == Decision(end, end + 216.0, end + 330.0, 3, unload_at=end, renew_s=600.0)
 
 
 def test_kpa_schedule_panics_on_a_burst():
