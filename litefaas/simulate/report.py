@@ -68,6 +68,14 @@ def write_json(result: dict[str, Any], path: Path) -> None:
     path.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
 
 
+def gb_s_label(value: float, _position: object = None) -> str:
+    """A tick label in GB-s: ``850``, ``12 k``, ``3.1 M``."""
+    for scale, unit in ((1e9, " G"), (1e6, " M"), (1e3, " k")):
+        if value >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.3g}"
+
+
 def pareto_plot(result: dict[str, Any], path: Path, title: str) -> None:
     """Cold-start % (overall, and the 75th percentile over functions) against wasted memory."""
     import matplotlib
@@ -83,10 +91,16 @@ def pareto_plot(result: dict[str, Any], path: Path, title: str) -> None:
         (axes[0], "cold_start_pct", "cold starts, % of invocations"),
         (axes[1], "cold_start_pct_p75", "cold starts, 75th percentile over functions (%)"),
     ):
+        placed: list[tuple[float, float]] = []
         for name, m in policies.items():
             x, y = m["wasted_memory_gb_s"], m[key]
             axis.scatter([x], [y], s=50, marker="o" if name in front else "x", zorder=3)
-            axis.annotate(name, (x, y), textcoords="offset points", xytext=(5, 4), fontsize=8)
+            crowded = any(
+                abs(x - px) <= 0.05 * max(x, px) and abs(y - py) <= 0.05 * max(y, py) for px, py in placed
+            )
+            offset = (5, -11) if crowded else (5, 4)
+            axis.annotate(name, (x, y), textcoords="offset points", xytext=offset, fontsize=8)
+            placed.append((x, y))
         if key == "cold_start_pct":
             line = sorted((policies[n]["wasted_memory_gb_s"], policies[n][key]) for n in front)
             axis.plot([p[0] for p in line], [p[1] for p in line], linestyle="--", linewidth=1, zorder=2)
@@ -97,7 +111,7 @@ def pareto_plot(result: dict[str, Any], path: Path, title: str) -> None:
             for scale in (axis.xaxis, axis.yaxis):
                 scale.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
                 scale.set_minor_formatter(ticker.NullFormatter())
-            axis.xaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.0e}"))
+            axis.xaxis.set_major_formatter(ticker.FuncFormatter(gb_s_label))
             axis.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
         axis.set_xlabel("wasted memory time (idle GB-s)")
         axis.set_ylabel(label)
