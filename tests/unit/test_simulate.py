@@ -603,3 +603,17 @@ def test_ten_function_day_fixture(fixtures_dir):
 )
 def test_ten_function_day_shared():
     assert ten_function_day(SHARED) == ten_function_day(ROOT / "tests" / "fixtures" / "traces")
+
+
+@pytest.mark.skipif(
+    not (SHARED / "azure2019_100fn_inv.csv").is_file(), reason=f"no shared traces at {SHARED.name}/"
+)
+def test_hundred_function_day_litefaas_beats_histogram():
+    trace = traces.load_trace(SHARED / "azure2019_100fn_inv.csv")
+    apps = workload.build(trace, seed=0)
+    names = ["fixed-10m", "histogram", "litefaas"]
+    result = simulate(apps, policies.parse(names), trace.horizon_s, Options(), PRICES)["policies"]
+    fixed, histogram, ours = result["fixed-10m"], result["histogram"], result["litefaas"]
+    assert histogram["cold_starts"] < fixed["cold_starts"]
+    assert ours["cold_starts"] < histogram["cold_starts"]
+    assert ours["wasted_memory_gb_s"] < histogram["wasted_memory_gb_s"]
