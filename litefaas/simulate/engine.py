@@ -1,9 +1,10 @@
 """The discrete-event simulation of one application's instance pool under one policy.
 
-Events are arrivals (sorted), completions (a heap) and the policy's control events (a pre-warm, a
-floor of instances that changes over time). Idle instances sit on a stack and are reused last in,
-first out, so the instance freed when ``k`` requests were running is the one taken when ``k`` run
-again; an idle instance whose deadline has passed is gone (evicted at its deadline, found lazily).
+Events are arrivals (sorted), completions (a heap) and the policy's control events (a pre-warm, an
+unload of the idle pool, a floor of instances that changes over time). Idle instances sit on a
+stack and are reused last in, first out, so the instance freed when ``k`` requests were running is
+the one taken when ``k`` run again; an idle instance whose deadline has passed is gone (evicted at
+its deadline, found lazily).
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ class Decision(NamedTuple):
     ``prewarm_count`` instances are ready at ``prewarm_at``, to be evicted at ``prewarm_deadline`` if
     unused: the idle ones still there (kept to ``prewarm_deadline`` at least), and new ones loading
     for the rest. ``unload_at``: if nothing has run since, every idle instance is evicted then (the
-    application is unloaded; at once when ``<= now``). A request arriving while nothing runs cancels a
+    application is unloaded; at once when ``<= now``); an unload due at or after a pre-warm is
+    dropped, since the pre-warm decides what stays. A request arriving while nothing runs cancels a
     pending pre-warm and a pending unload. ``renew_s``: when the first request after a pre-warm
     arrives, the idle instances are kept at least ``renew_s`` from then, so a pre-warmed pool is not
     lost while the busy period it was loaded for is still arriving."""
@@ -152,7 +154,7 @@ def run_app(
                             if idle and not floor:
                                 live -= _evict_all(idle, evicted, now)
                                 soonest = INF
-                        elif decision.unload_at <= horizon_s:
+                        elif decision.unload_at <= horizon_s and decision.unload_at < prewarm_at:
                             unload_at = decision.unload_at
                         next_control = min(next_step, prewarm_at, unload_at)
                 if floor and live > floor and soonest < now:
@@ -200,7 +202,7 @@ def run_app(
                         soonest = min((x[0] for x in idle), default=INF)
                     # instances still idle (kept alive for scale-out) are the pre-warmed ones: kept
                     # to the pre-warm's deadline; only the missing ones load, below them
-                    for kept in idle[-prewarm_count:]:
+                    for kept in idle[len(idle) - prewarm_count :] if prewarm_count > 0 else ():
                         if kept[0] < prewarm_deadline:
                             kept[0] = prewarm_deadline
                     starts = prewarm_count - len(idle) if len(idle) < prewarm_count else 0

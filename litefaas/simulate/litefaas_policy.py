@@ -23,16 +23,17 @@ window instead, and spends memory where it saves the most cold starts:
 3. **One rate per application, chosen to beat ``histogram`` on both counts.** Replayed over the
    application's idle times so far, each rate of a ladder (1 to 10⁷ GB-s) gives a memory time and a
    cold-start count summed over the levels; so does ``histogram`` (10 minutes at scale-out levels; at
-   level 1 its windows, learnt from the same idle times). A rate qualifies when it needs fewer cold
-   starts and no more memory than ``histogram``, both on all the idle times and on the recent ones
-   (weighted by ``exp(-age / memory_s)``, one hour), so that a pattern that has just changed does not
-   keep a choice that only fitted the old one. Of those, the one whose smaller relative saving is
-   largest is used; when none qualifies, the application follows ``histogram`` exactly. One rate for
-   all levels moves memory from the rare levels, where it saves few cold starts, to the frequent ones
-   and to pre-warming, where it saves many. Pre-warm windows are widened by one bin on each side (as
-   the paper widens its windows by a margin), and replayed widened. Levels with fewer than
-   ``min_samples`` idle times keep 10 minutes, as in ``histogram``; an application with fewer at
-   level 1 follows ``histogram``.
+   level 1 its windows, learnt from the same idle times). A rate qualifies when, on all the idle
+   times, it needs fewer cold starts and no more memory than ``histogram``, and, on the recent ones
+   (weighted by ``exp(-age / memory_s)``, one hour), no more of either, so that a pattern that has
+   just changed does not keep a choice that only fitted the old one. Of those, the one whose smaller
+   relative saving is largest is used; when none qualifies, the application follows ``histogram``
+   exactly. One rate for all levels moves memory from the rare levels, where it saves few cold
+   starts, to the frequent ones and to pre-warming, where it saves many. Pre-warm windows are
+   widened by one bin on each side (as the paper widens its windows by a margin), and replayed
+   widened. Levels with fewer than ``min_samples`` idle times keep 10 minutes, as in ``histogram``;
+   an application with fewer at level 1 follows ``histogram``. Instances are not unloaded together:
+   each keeps its level's window (the application's instance, its keep-alive then its pre-warm).
 
 The choice is recomputed when the application's idle times have grown by ``refresh_growth`` (at most
 ``refresh_every`` idle times) and ``refresh_s`` has passed. Nothing is priced by hand: an earlier
@@ -62,7 +63,6 @@ def _ladder() -> tuple[float, ...]:
 @dataclass(frozen=True)
 class LitefaasSettings:
     rates_gb_s: tuple[float, ...] = field(default_factory=_ladder)
-    fallback_keep_alive_s: float = 600.0
     min_samples: int = 20
     refresh_growth: float = 0.1
     refresh_every: int = 20
@@ -177,8 +177,10 @@ class Replay:
         return found
 
     def nearest(self, seconds: float) -> int:
-        """The first edge at or above ``seconds`` (the last edge beyond them)."""
-        return min(bisect.bisect_left(self.edges_list, seconds), len(self.edges_list) - 1)
+        """The edge closest to ``seconds``."""
+        edges = self.edges_list
+        above = min(bisect.bisect_left(edges, seconds), len(edges) - 1)
+        return above - 1 if above and seconds - edges[above - 1] < edges[above] - seconds else above
 
 
 @dataclass
@@ -209,6 +211,7 @@ class _LitefaasApp:
         self.freed_at: list[float] = []
         self.peak = 0
         self.shadow = HistogramApp(settings.histogram, context.concurrency)
+        self.scale_out_s = settings.histogram.scale_out_keep_alive_s
         self.samples = 0
         self.weight_origin = 0.0
         self.refresh_at = 1.0
@@ -245,10 +248,10 @@ class _LitefaasApp:
         keep = self.choice.keep_s
         if level:
             if keep is None or level >= len(keep):
-                return t + self.ls.fallback_keep_alive_s
+                return t + self.scale_out_s
             return t + keep[level]
         pool, self.peak = -(-max(1, self.peak) // self.concurrency), 0
-        renew = self.ls.fallback_keep_alive_s
+        renew = self.scale_out_s
         if keep is None:
             prewarm, end = self.shadow.windows()
             if prewarm > 0:
@@ -256,9 +259,9 @@ class _LitefaasApp:
             return Decision(t + end, unload_at=t + end)
         w = t + self.choice.app_keep_s
         if self.choice.app_window is None:
-            return Decision(w, unload_at=w)
+            return w
         p, q = self.choice.app_window
-        return Decision(w, t + p, t + q, prewarm_count=pool, unload_at=w, renew_s=renew)
+        return Decision(w, t + p, t + q, prewarm_count=pool, renew_s=renew)
 
     def open_levels(self, k: int) -> None:
         while len(self.freed_at) <= k:
@@ -298,7 +301,7 @@ class _LitefaasApp:
         keep_by_level = iter(edges[int(keep[r])] for keep in keeps)
         keep_s = [next(keep_by_level)]
         keep_s += [
-            next(keep_by_level) if level.n >= ls.min_samples else ls.fallback_keep_alive_s
+            next(keep_by_level) if level.n >= ls.min_samples else self.scale_out_s
             for level in self.levels[1:]
         ]
         found = windows[r]
@@ -328,7 +331,7 @@ class _LitefaasApp:
             held, beyond = replay.keep()
             memory += held[keep]
             cold += beyond[keep]
-            j = replay.nearest(self.ls.fallback_keep_alive_s)
+            j = replay.nearest(self.scale_out_s)
             ref_memory += float(held[j])
             ref_cold += float(beyond[j])
         return (ref_memory - memory) / max(ref_memory, 1e-9), (ref_cold - cold) / max(ref_cold, 1.0)

@@ -213,9 +213,9 @@ class Histogram(Policy):
     goes idle while others still run (started for concurrent requests, which the paper does not
     cover) keeps the platform's 10 minutes. When the app goes idle, its windows apply to the pool:
     unloading it evicts every idle instance; a pre-warm loads as many instances as its last busy
-    period took (idle ones still there count), and once a request comes they are kept 10 minutes
-    more, so the pool is not lost while that busy period is still arriving; at the end of a
-    keep-alive window every idle instance goes."""
+    period took, and once a request comes they are kept 10 minutes more, so the pool is not lost
+    while that busy period is still arriving; at the end of a keep-alive window every idle instance
+    goes."""
 
     name = "histogram"
 

@@ -216,6 +216,27 @@ def test_a_call_cancels_the_unload():
     assert run.instance_s == pytest.approx(81.0)
 
 
+def test_unload_at_the_prewarm_keeps_the_instance():
+    # Idle at 2: kept to 12, unload at 12, pre-warm at 12 to 102: the pre-warm decides, so the idle
+    # instance is the pre-warmed one and the call at 12.5 is warm (none is reloaded).
+    from litefaas.simulate.engine import Decision
+
+    policy = _Scripted(lambda t: Decision(t + 10.0, t + 10.0, t + 100.0, 1, unload_at=t + 10.0))
+    run = run_app([0.0, 12.5], [1.0, 1.0], policy, 1.0, 1, 50.0)
+    assert run.cold.tolist() == [True, False]
+    assert run.prewarm_starts == 0 and run.instance_s == pytest.approx(50.0)
+
+
+def test_prewarm_of_no_instance_keeps_none():
+    # Two calls at 0: A idle at 2 (B running, kept to 602), B idle at 3 (kept to 13, pre-warm of 0
+    # instances at 8): nothing is extended. Instances [0, 602] + [0, 13] = 615 s.
+    from litefaas.simulate.engine import Decision
+
+    policy = _Scripted(lambda t: Decision(t + 10.0, t + 5.0, t + 1000.0, 0))
+    run = run_app([0.0, 0.0], [1.0, 2.0], policy, 1.0, 1, 3600.0)
+    assert run.instance_s == pytest.approx(615.0)
+
+
 @pytest.mark.parametrize(
     ("renew_s", "cold", "instance_s"),
     [(600.0, [True, True, False, False, False], 2020.0), (0.0, [True, True, False, False, True], 1923.0)],
@@ -268,8 +289,9 @@ def test_litefaas_moves_memory_from_a_rare_level_to_a_prewarm():
     # 30 cycles: 2 calls at once, 149 more 10 s apart (1 s each), then 1490 s idle. Both fixed-10m
     # and histogram lose both instances every cycle: the second instance idles ~3000 s (it is kept
     # 600 s for nothing), and 1 idle time in 150 is long, so histogram's 99th percentile is in the
-    # first minute (kept 66 s): 2 cold starts a cycle, 60. litefaas stops keeping the second
-    # instance and spends that memory on pre-warming the application before the next cycle.
+    # first minute (kept 66 s): 2 cold starts a cycle, 60. Once it has 20 idle times at the second
+    # level, litefaas stops keeping that instance and spends the memory on pre-warming the app (one
+    # instance, as its last busy period took) before each next cycle: one cold start a cycle fewer.
     from litefaas.simulate.litefaas_policy import Litefaas
 
     times: list[float] = []
@@ -302,7 +324,7 @@ def test_litefaas_levels_count_instances_not_requests():
 
 
 def test_histogram_prewarms_the_pool_of_the_last_busy_period():
-    # One call every 300 s (1 s each): after 20 idle times of 299 s the histogram is representative
+    # One call every 300 s (1 s each): with 20 or more idle times of 299 s the histogram is representative
     # (head = tail = bin 4). The last busy period takes 3 instances: when it ends, the app is
     # unloaded (its idle instances with it) and 3 instances are pre-warmed at 216 s, kept to 330 s;
     # once a call comes, the idle ones are kept 600 s more.
