@@ -202,7 +202,7 @@ def run_app(
                         soonest = min((x[0] for x in idle), default=INF)
                     # instances still idle (kept alive for scale-out) are the pre-warmed ones: kept
                     # to the pre-warm's deadline; only the missing ones load, below them
-                    for kept in idle[len(idle) - prewarm_count :] if prewarm_count > 0 else ():
+                    for kept in idle[max(0, len(idle) - prewarm_count) :]:
                         if kept[0] < prewarm_deadline:
                             kept[0] = prewarm_deadline
                     starts = prewarm_count - len(idle) if len(idle) < prewarm_count else 0

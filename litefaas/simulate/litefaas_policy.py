@@ -25,7 +25,7 @@ window instead, and spends memory where it saves the most cold starts:
    cold-start count summed over the levels; so does ``histogram`` (10 minutes at scale-out levels; at
    level 1 its windows, learnt from the same idle times). A rate qualifies when, on all the idle
    times, it needs fewer cold starts and no more memory than ``histogram``, and, on the recent ones
-   (weighted by ``exp(-age / memory_s)``, one hour), no more of either, so that a pattern that has
+   (weighted by ``exp(-age / recency_s)``, one hour), no more of either, so that a pattern that has
    just changed does not keep a choice that only fitted the old one. Of those, the one whose smaller
    relative saving is largest is used; when none qualifies, the application follows ``histogram``
    exactly. One rate for all levels moves memory from the rare levels, where it saves few cold
@@ -67,9 +67,8 @@ class LitefaasSettings:
     refresh_growth: float = 0.1
     refresh_every: int = 20
     refresh_s: float = 600.0
-    min_cold_saving: float = 0.0
     window_margin_bins: int = 1
-    memory_s: float = 3600.0
+    recency_s: float = 3600.0
     histogram: HistogramSettings = field(default_factory=HistogramSettings)
 
 
@@ -112,24 +111,21 @@ class Replay:
     """Memory time and cold starts of keep-alive and pre-warm choices over one level's idle times."""
 
     edges: np.ndarray
-    edges_list: list[float]
     below: np.ndarray  # idle times < edges[i]
     below_sum: np.ndarray
     n: float
 
     @classmethod
-    def of(cls, level: IdleTimes, edges: list[float]) -> Replay:
-        """The level's idle times."""
-        below = np.array([0, *level.counts[:-1]], dtype=float).cumsum()
-        below_sum = np.array([0.0, *level.sums[:-1]]).cumsum()
-        return cls(np.asarray(edges), edges, below, below_sum, level.n)
-
-    @classmethod
-    def recent(cls, level: IdleTimes, edges: list[float], scale: float) -> Replay:
-        """The level's idle times weighted to the recent ones, the weights multiplied by ``scale``."""
-        below = np.array([0.0, *level.recent_counts[:-1]]).cumsum() * scale
-        below_sum = np.array([0.0, *level.recent_sums[:-1]]).cumsum() * scale
-        return cls(np.asarray(edges), edges, below, below_sum, level.recent_n * scale)
+    def of(cls, level: IdleTimes, edges: np.ndarray, recent_scale: float | None = None) -> Replay:
+        """The level's idle times; with ``recent_scale``, weighted to the recent ones, the weights
+        multiplied by it."""
+        counts: list[int] | list[float] = level.counts
+        sums, n, scale = level.sums, float(level.n), 1.0
+        if recent_scale is not None:
+            counts, sums, n, scale = level.recent_counts, level.recent_sums, level.recent_n, recent_scale
+        below = np.array([0.0, *counts[:-1]]).cumsum() * scale
+        below_sum = np.array([0.0, *sums[:-1]]).cumsum() * scale
+        return cls(edges, below, below_sum, n * scale)
 
     def keep(self) -> tuple[np.ndarray, np.ndarray]:
         """(memory seconds, cold starts) of keeping for each edge."""
@@ -178,8 +174,8 @@ class Replay:
 
     def nearest(self, seconds: float) -> int:
         """The edge closest to ``seconds``."""
-        edges = self.edges_list
-        above = min(bisect.bisect_left(edges, seconds), len(edges) - 1)
+        edges = self.edges
+        above = min(int(np.searchsorted(edges, seconds)), len(edges) - 1)
         return above - 1 if above and seconds - edges[above - 1] < edges[above] - seconds else above
 
 
@@ -189,7 +185,6 @@ class Choice:
     application-level keep-alive and pre-warm window."""
 
     keep_s: list[float] | None = None
-    app_keep_s: float = 0.0
     app_window: tuple[float, float] | None = None
 
 
@@ -204,6 +199,7 @@ class _LitefaasApp:
     ) -> None:
         self.ls = settings
         self.edges = edges
+        self.edges_array = np.asarray(edges)
         self.memory_gb = memory_gb
         self.concurrency = context.concurrency
         self.load_s = context.cold_start_s
@@ -257,7 +253,7 @@ class _LitefaasApp:
             if prewarm > 0:
                 return Decision(t, t + prewarm, t + end, prewarm_count=pool, unload_at=t, renew_s=renew)
             return Decision(t + end, unload_at=t + end)
-        w = t + self.choice.app_keep_s
+        w = t + keep[0]
         if self.choice.app_window is None:
             return w
         p, q = self.choice.app_window
@@ -269,8 +265,8 @@ class _LitefaasApp:
             self.freed_at.append(-1.0)
 
     def weight_at(self, t: float) -> float:
-        """``exp((t - origin) / memory_s)``; the origin moves on before it overflows."""
-        exponent = (t - self.weight_origin) / self.ls.memory_s
+        """``exp((t - origin) / recency_s)``; the origin moves on before it overflows."""
+        exponent = (t - self.weight_origin) / self.ls.recency_s
         if exponent > 300.0:
             factor = math.exp(-exponent)
             for level in self.levels:
@@ -286,14 +282,14 @@ class _LitefaasApp:
             return Choice()
         rates_s = np.asarray(ls.rates_gb_s) / self.memory_gb
         levels = [self.levels[0]] + [level for level in self.levels[1:] if level.n >= ls.min_samples]
-        replays = [Replay.of(level, self.edges) for level in levels]
+        replays = [Replay.of(level, self.edges_array) for level in levels]
         keeps = [self.best_keeps(*replay.keep(), rates_s) for replay in replays]
         windows = replays[0].best_windows(keeps[0], rates_s, self.load_s, ls.window_margin_bins)
         saved_memory, saved_cold = self.savings(replays, keeps, windows)
-        recent = [Replay.recent(level, self.edges, scale) for level in levels]
+        recent = [Replay.of(level, self.edges_array, scale) for level in levels]
         recent_memory, recent_cold = self.savings(recent, keeps, windows)
         worse = np.minimum.reduce([saved_memory, saved_cold, recent_memory, recent_cold])
-        feasible = (worse >= 0) & (saved_cold > ls.min_cold_saving)
+        feasible = (worse >= 0) & (saved_cold > 0)
         if not feasible.any():
             return Choice()
         r = int(np.argmax(np.where(feasible, worse + 1e-3 * (saved_memory + saved_cold), -np.inf)))
@@ -305,7 +301,7 @@ class _LitefaasApp:
             for level in self.levels[1:]
         ]
         found = windows[r]
-        return Choice(keep_s, keep_s[0], None if found is None else (edges[found[0]], edges[found[1]]))
+        return Choice(keep_s, None if found is None else (edges[found[0]], edges[found[1]]))
 
     def savings(
         self, replays: list[Replay], keeps: list[np.ndarray], windows: list[tuple[int, int] | None]
