@@ -7,13 +7,12 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from core import crypto, logs
 from core.config import Settings
 from core.encoding import b64u_decode
-from core.engine import Engine
+from core.engine import Array, Engine
 from core.errors import (
     ConfigError,
     DecryptionFailed,
@@ -27,46 +26,68 @@ from core.errors import (
     PlaintextDisabled,
     UnsupportedMediaType,
 )
+from core.http import Response, error_response, header, json_headers, media_type, route_of
 from core.keyring_reload import KeyFileWatcher
+from core.protocol import (
+    ENCRYPTED_TYPE,
+    ENCRYPTED_TYPE_V2,
+    PLAINTEXT_TYPE,
+    PLAINTEXT_TYPE_V2,
+    REQUEST_FIELDS,
+    REQUEST_ID_BYTES,
+    RESPONSE_KEY_BYTES,
+    ROUTES,
+)
 from core.replay import ReplayGuard
+from core.tensors import frame_tensors, join_frame, model_inputs, split_frame, wanted_outputs
 from core.validate import inputs_to_arrays, json_has_no_literals
 
-ENCRYPTED_TYPE = "application/litefaas+json"
-PLAINTEXT_TYPE = "application/json"
-ROUTES: dict[str, str] = {"predict": "POST", "keys": "GET", "health": "GET"}
-_REQUEST_FIELDS = frozenset({"inputs", "response_key", "ts", "id"})
-_REQUEST_ID_BYTES = 16
-_JSON_HEADERS = {"Content-Type": PLAINTEXT_TYPE, "Cache-Control": "no-store"}
-_ENCRYPTED_HEADERS = {"Content-Type": ENCRYPTED_TYPE, "Cache-Control": "no-store"}
+__all__ = ["App", "Response", "cold_start"]
 
-
-@dataclass(slots=True)
-class Response:
-    """What a handler turns into its provider's response."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
+_REQUEST_FIELDS_V2 = REQUEST_FIELDS | {"outputs"}
+_PLAINTEXT_FIELDS_V2 = frozenset({"inputs", "outputs"})
+_CORS_MAX_AGE = "600"
 
 
 class _Reply:
-    """Where an answer goes: in clear, or sealed to the caller's response key."""
+    """Where an answer goes: in clear or sealed to the caller's response key, as JSON or framed."""
 
-    __slots__ = ("fields", "request_id", "response_key")
+    __slots__ = ("binary", "fields", "request_id", "response_key")
 
     def __init__(self) -> None:
         self.response_key: bytes | None = None
         self.request_id = b""
+        self.binary = False
         self.fields: dict[str, Any] = {}
 
     def respond(self, status: int, payload: Mapping[str, Any]) -> Response:
+        if self.binary:
+            return self.respond_encoded(status, join_frame(payload))
         return self.respond_encoded(status, _dumps(payload))
 
     def respond_encoded(self, status: int, plaintext: bytes) -> Response:
+        if self.binary:
+            if self.response_key is None:
+                return Response(status, json_headers(PLAINTEXT_TYPE_V2), plaintext)
+            sealed = crypto.seal_binary_response(self.response_key, self.request_id, plaintext)
+            return Response(status, json_headers(ENCRYPTED_TYPE_V2), sealed)
         if self.response_key is None:
-            return Response(status, dict(_JSON_HEADERS), plaintext)
-        sealed = crypto.seal_response(self.response_key, self.request_id, plaintext)
-        return Response(status, dict(_ENCRYPTED_HEADERS), _dumps(sealed))
+            return Response(status, json_headers(), plaintext)
+        sealed_json = crypto.seal_response(self.response_key, self.request_id, plaintext)
+        return Response(status, json_headers(ENCRYPTED_TYPE), _dumps(sealed_json))
+
+    def take_keys(self, response_key: object, request_id: object) -> None:
+        """Seal every later answer to the request's ``response_key``, bound to its ``id``."""
+        if not isinstance(response_key, str) or not isinstance(request_id, str) or len(response_key) > 64:
+            raise InvalidPayload("the decrypted request is not a litefaas request")
+        try:
+            key, rid = b64u_decode(response_key), b64u_decode(request_id)
+        except ValueError:
+            raise InvalidPayload("the decrypted request is not a litefaas request") from None
+        if len(key) not in RESPONSE_KEY_BYTES or len(rid) != REQUEST_ID_BYTES:
+            raise InvalidPayload("the decrypted request is not a litefaas request")
+        self.response_key = key
+        self.request_id = rid
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
@@ -98,26 +119,6 @@ def _dumps(payload: Mapping[str, Any]) -> bytes:
 def _loads(body: bytes) -> Any:
     """Parse UTF-8 JSON; ``ValueError`` (or ``RecursionError``) when it is not."""
     return _DECODER.decode(body.decode("utf-8"))
-
-
-def header(headers: Mapping[str, str], name: str) -> str | None:
-    """Case-insensitive header lookup."""
-    wanted = name.lower()
-    for key, value in headers.items():
-        if key.lower() == wanted:
-            return value
-    return None
-
-
-def media_type(headers: Mapping[str, str]) -> str:
-    """The Content-Type's media type, lower case, without parameters."""
-    value = header(headers, "content-type") or ""
-    return value.split(";", 1)[0].strip().lower()
-
-
-def route_of(path: str) -> str:
-    """The route a path names; providers may put a prefix (``/api``, a stage) in front."""
-    return path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
 
 
 class App:
@@ -189,18 +190,32 @@ class App:
         headers: Mapping[str, str],
         body: bytes,
         request_id: str | None = None,
+        *,
+        response_limit: int | None = None,
     ) -> Response:
-        """Answer one HTTP request; never raises."""
+        """Answer one HTTP request; never raises.
+
+        ``response_limit``: the largest body the provider's front door carries back; a larger
+        answer becomes the protocol's ``413 payload_too_large`` (sealed where the request was).
+        """
         started = time.perf_counter()
         reply = _Reply()
         route = route_of(path)
+        method = method.upper()
         try:
-            response = self._dispatch(method.upper(), route, headers, body, reply)
+            response = self._dispatch(method, route, headers, body, reply)
+            if response_limit is not None and len(response.body) > response_limit:
+                raise PayloadTooLarge(
+                    f"the answer of {len(response.body)} bytes is over this front door's limit of"
+                    f" {response_limit} bytes; send fewer rows or ask for fewer outputs"
+                )
         except LitefaasError as exc:
             response = reply.respond(exc.status, exc.to_json())
+            response.headers.update(exc.headers)
             reply.fields["code"] = exc.code
         except Exception as exc:  # noqa: BLE001 - the caller learns nothing, the log gets the place
             response = self._internal_error(reply, exc)
+        self._add_cors(headers, response)
         self._log(route, method, response.status, started, request_id, reply.fields)
         return response
 
@@ -216,7 +231,7 @@ class App:
         try:
             return reply.respond(InternalError.status, InternalError().to_json())
         except Exception:  # noqa: BLE001
-            return _Reply().respond(InternalError.status, InternalError().to_json())
+            return error_response(InternalError())
 
     def _log(
         self,
@@ -246,6 +261,32 @@ class App:
             **fields,
         )
 
+    def _allowed_origin(self, headers: Mapping[str, str]) -> str | None:
+        origins = self.settings.cors_origins
+        origin = header(headers, "origin") if origins else None
+        if origin is None:
+            return None
+        origin = origin.strip().rstrip("/")
+        return origin if origin in origins or "*" in origins else None
+
+    def _add_cors(self, headers: Mapping[str, str], response: Response) -> None:
+        origin = self._allowed_origin(headers)
+        if origin is not None:
+            response.headers["Access-Control-Allow-Origin"] = origin
+            response.headers["Vary"] = "Origin"
+
+    def _preflight(self, route: str, headers: Mapping[str, str]) -> Response | None:
+        """A CORS preflight from an allowed origin: ``204`` naming the route's method and headers."""
+        if self._allowed_origin(headers) is None or header(headers, "access-control-request-method") is None:
+            return None
+        cors = {
+            "Access-Control-Allow-Methods": ROUTES[route],
+            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Max-Age": _CORS_MAX_AGE,
+            "Cache-Control": "no-store",
+        }
+        return Response(204, cors, b"")
+
     def _dispatch(
         self, method: str, route: str, headers: Mapping[str, str], body: bytes, reply: _Reply
     ) -> Response:
@@ -253,32 +294,40 @@ class App:
         if allowed is None:
             raise NotFound()
         if method != allowed:
-            response = reply.respond(MethodNotAllowed.status, MethodNotAllowed().to_json())
-            response.headers["Allow"] = allowed
-            reply.fields["code"] = MethodNotAllowed.code
-            return response
+            preflight = self._preflight(route, headers) if method == "OPTIONS" else None
+            if preflight is not None:
+                return preflight
+            raise MethodNotAllowed(allowed)
         if route == "health":
-            return Response(200, dict(_JSON_HEADERS), self._health)
+            return Response(200, json_headers(), self._health)
         if self._key_watcher is not None:
             self._reload_keys(unknown_kid=False)
         if route == "keys":
-            return Response(200, {"Content-Type": PLAINTEXT_TYPE, "Cache-Control": "max-age=60"}, self._keys)
+            return Response(200, json_headers(cache="max-age=60"), self._keys)
         return self._predict(headers, body, reply)
 
     def _predict(self, headers: Mapping[str, str], body: bytes, reply: _Reply) -> Response:
         if len(body) > self.settings.max_body_bytes:
             raise PayloadTooLarge(f"body is over the limit of {self.settings.max_body_bytes} bytes")
         kind = media_type(headers)
+        if kind == ENCRYPTED_TYPE_V2:
+            return self._predict_encrypted_v2(body, reply)
         if kind == ENCRYPTED_TYPE:
             return self._predict_encrypted(body, reply)
-        if kind == PLAINTEXT_TYPE:
+        if kind in (PLAINTEXT_TYPE, PLAINTEXT_TYPE_V2):
             if not self.settings.allow_plaintext:
                 raise PlaintextDisabled()
+            reply.fields["encrypted"] = False
+            if kind == PLAINTEXT_TYPE_V2:
+                reply.binary = True
+                return self._predict_plaintext_v2(body, reply)
             return self._predict_plaintext(body, reply)
-        raise UnsupportedMediaType(f"send {ENCRYPTED_TYPE} (or {PLAINTEXT_TYPE} where plaintext is allowed)")
+        raise UnsupportedMediaType(
+            f"send {ENCRYPTED_TYPE_V2} or {ENCRYPTED_TYPE}"
+            f" (or {PLAINTEXT_TYPE_V2} or {PLAINTEXT_TYPE} where plaintext is allowed)"
+        )
 
     def _predict_plaintext(self, body: bytes, reply: _Reply) -> Response:
-        reply.fields["encrypted"] = False
         try:
             request = _loads(body)
         except (ValueError, RecursionError):
@@ -289,27 +338,49 @@ class App:
             raise InvalidPayload('a plaintext request has exactly one field, "inputs"')
         return self._infer(request["inputs"], reply, json_has_no_literals(body, strings=1))
 
-    def _predict_encrypted(self, body: bytes, reply: _Reply) -> Response:
-        reply.fields["encrypted"] = True
-        envelope = crypto.parse_envelope(body)
+    def _open(self, envelope: crypto.Envelope, reply: _Reply) -> bytes:
+        """Decrypt a request with the ring (reloading it for an unknown kid); one error for every failure."""
         if self.keyring is None:
             raise DecryptionFailed()
         keyring = self.keyring
         if self._key_watcher is not None and keyring.get(envelope.kid) is None:
             self._reload_keys(unknown_kid=True)
             keyring = self._key_watcher.keyring
+        reply.fields["encrypted"] = True
         decrypt_started = time.perf_counter()
         plaintext = keyring.open(envelope)
         reply.fields["kid"] = envelope.kid
         reply.fields["decrypt_ms"] = (time.perf_counter() - decrypt_started) * 1000
+        return plaintext
+
+    def _predict_encrypted(self, body: bytes, reply: _Reply) -> Response:
+        plaintext = self._open(crypto.parse_envelope(body), reply)
         request = self._sealable_request(plaintext, reply)
-        unknown = request.keys() - _REQUEST_FIELDS
+        unknown = request.keys() - REQUEST_FIELDS
         if unknown or "inputs" not in request or "ts" not in request:
-            expected = ", ".join(sorted(_REQUEST_FIELDS))
+            expected = ", ".join(sorted(REQUEST_FIELDS))
             raise InvalidPayload(f"the request must have exactly the fields {expected}")
         self.replay.check(request["ts"], reply.request_id, self.clock())
         # four keys, and the response_key and id values
         return self._infer(request["inputs"], reply, json_has_no_literals(plaintext, strings=6))
+
+    def _predict_encrypted_v2(self, body: bytes, reply: _Reply) -> Response:
+        plaintext = self._open(crypto.parse_binary_envelope(body), reply)
+        request, payload = split_frame(plaintext)
+        reply.binary = True
+        reply.take_keys(request.get("response_key"), request.get("id"))
+        unknown = request.keys() - _REQUEST_FIELDS_V2
+        if unknown or not request.keys() >= REQUEST_FIELDS:
+            expected = ", ".join(sorted(_REQUEST_FIELDS_V2))
+            raise InvalidPayload(f"the request header has the fields {expected} (outputs optional)")
+        self.replay.check(request["ts"], reply.request_id, self.clock())
+        return self._infer_tensors(request, payload, reply)
+
+    def _predict_plaintext_v2(self, body: bytes, reply: _Reply) -> Response:
+        request, payload = split_frame(body)
+        if "inputs" not in request or not request.keys() <= _PLAINTEXT_FIELDS_V2:
+            raise InvalidPayload("a plaintext request header has the fields inputs and, optionally, outputs")
+        return self._infer_tensors(request, payload, reply)
 
     def _reload_keys(self, *, unknown_kid: bool) -> None:
         """Take the key file's new ring if it changed (rotation); the ring first, then ``/keys``."""
@@ -321,39 +392,42 @@ class App:
 
     def _sealable_request(self, plaintext: bytes, reply: _Reply) -> dict[str, Any]:
         """Parse the decrypted request far enough to answer it sealed; until then errors are plain."""
-        not_a_request = InvalidPayload("the decrypted request is not a litefaas request")
         try:
             request = _loads(plaintext)
         except (ValueError, RecursionError):
-            raise not_a_request from None
+            raise InvalidPayload("the decrypted request is not a litefaas request") from None
         if not isinstance(request, dict):
-            raise not_a_request
-        key_text, id_text = request.get("response_key"), request.get("id")
-        if not isinstance(key_text, str) or not isinstance(id_text, str) or len(key_text) > 64:
-            raise not_a_request
-        try:
-            response_key, request_id = b64u_decode(key_text), b64u_decode(id_text)
-        except ValueError:
-            raise not_a_request from None
-        if len(response_key) not in (16, 32) or len(request_id) != _REQUEST_ID_BYTES:
-            raise not_a_request
-        reply.response_key = response_key
-        reply.request_id = request_id
+            raise InvalidPayload("the decrypted request is not a litefaas request")
+        reply.take_keys(request.get("response_key"), request.get("id"))
         return request
+
+    def _run(self, arrays: dict[str, Array], reply: _Reply) -> dict[str, Array]:
+        infer_started = time.perf_counter()
+        outputs = self.engine.predict(arrays)
+        reply.fields["infer_ms"] = (time.perf_counter() - infer_started) * 1000
+        reply.fields["rows"] = len(next(iter(arrays.values())))
+        return outputs
 
     def _infer(self, inputs: object, reply: _Reply, no_literals: bool) -> Response:
         arrays = inputs_to_arrays(
             inputs, self.engine.manifest.inputs, self.settings.max_batch, no_literals=no_literals
         )
-        infer_started = time.perf_counter()
-        outputs = self.engine.predict(arrays)
-        reply.fields["infer_ms"] = (time.perf_counter() - infer_started) * 1000
-        reply.fields["rows"] = len(next(iter(arrays.values())))
+        outputs = self._run(arrays, reply)
         if self._single_output is not None:
             encoded = _encode_values(outputs[self._single_output].tolist())
         else:
             encoded = _encode_values({name: value.tolist() for name, value in outputs.items()})
         return reply.respond_encoded(200, b'{"outputs":' + encoded.encode() + self._model_suffix)
+
+    def _infer_tensors(self, request: Mapping[str, Any], payload: memoryview, reply: _Reply) -> Response:
+        manifest = self.engine.manifest
+        wanted = wanted_outputs(request.get("outputs"), manifest.outputs)
+        arrays = model_inputs(request["inputs"], payload, manifest.inputs, self.settings.max_batch)
+        outputs = self._run(arrays, reply)
+        message = frame_tensors(
+            {"model": self._model_info}, "outputs", {name: outputs[name] for name in wanted}
+        )
+        return reply.respond_encoded(200, message)
 
 
 def cold_start(environ: Mapping[str, str] | None = None) -> App:

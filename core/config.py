@@ -10,6 +10,12 @@ from pathlib import Path
 from core.crypto import KeyRing
 from core.engine import DEFAULT_MODEL_DIR
 from core.errors import ConfigError
+from core.protocol import (
+    DEFAULT_MAX_BATCH,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_REPLAY_CACHE_SIZE,
+    DEFAULT_REPLAY_WINDOW_S,
+)
 
 PRIVATE_KEYS = "LITEFAAS_PRIVATE_KEYS"
 PRIVATE_KEYS_FILE = "LITEFAAS_PRIVATE_KEYS_FILE"
@@ -22,6 +28,7 @@ REPLAY_CACHE_SIZE = "LITEFAAS_REPLAY_CACHE_SIZE"
 NUM_THREADS = "LITEFAAS_NUM_THREADS"
 LOG_LEVEL = "LITEFAAS_LOG_LEVEL"
 KEYS_RELOAD_S = "LITEFAAS_KEYS_RELOAD_S"
+CORS_ORIGINS = "LITEFAAS_CORS_ORIGINS"
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -33,14 +40,15 @@ class Settings:
     keyring: KeyRing | None
     model_dir: Path = DEFAULT_MODEL_DIR
     allow_plaintext: bool = False
-    max_body_bytes: int = 1024 * 1024
-    max_batch: int = 1024
-    replay_window_s: int = 300
-    replay_cache_size: int = 100_000
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    max_batch: int = DEFAULT_MAX_BATCH
+    replay_window_s: int = DEFAULT_REPLAY_WINDOW_S
+    replay_cache_size: int = DEFAULT_REPLAY_CACHE_SIZE
     num_threads: int | None = None
     log_level: str = "INFO"
     keys_file: Path | None = None
     keys_reload_s: int = 10
+    cors_origins: frozenset[str] = frozenset()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +82,7 @@ class Settings:
             log_level=log_level,
             keys_file=Path(keys_file) if keys_file else None,
             keys_reload_s=_positive_int(env, KEYS_RELOAD_S, cls.keys_reload_s, minimum=0),
+            cors_origins=_origins(env),
         )
 
 
@@ -98,6 +107,16 @@ def _positive_int(env: Mapping[str, str], name: str, default: int, minimum: int 
     if value < minimum:
         raise ConfigError(name, f"must be {expected}")
     return value
+
+
+def _origins(env: Mapping[str, str]) -> frozenset[str]:
+    origins = frozenset(
+        item.strip().rstrip("/") for item in env.get(CORS_ORIGINS, "").split(",") if item.strip()
+    )
+    for origin in origins:
+        if origin != "*" and not origin.startswith(("http://", "https://")):
+            raise ConfigError(CORS_ORIGINS, f"{origin[:80]!r} is not an origin such as https://app.example")
+    return origins
 
 
 def _keyring(env: Mapping[str, str]) -> KeyRing | None:

@@ -11,6 +11,7 @@ import functools
 import json
 import os
 import re
+import struct
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,21 +24,37 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from core.encoding import b64u_decode, b64u_encode
 from core.errors import DecryptionFailed, InvalidEnvelope
+from core.protocol import (
+    DEFAULT_SUITE,
+    ENVELOPE_FIELDS,
+    KEY_ENTRY_FIELDS,
+    KID_PATTERN_TEXT,
+    MLKEM768_X25519_AES256,
+    REQUEST_INFO_V1,
+    REQUEST_INFO_V2,
+    RESPONSE_AAD_V1,
+    RESPONSE_AAD_V2,
+    RESPONSE_FIELDS,
+    RESPONSE_KEY_BYTES,
+    RESPONSE_NONCE_BYTES,
+    SUITE_IDS,
+    X25519_AES128,
+    X25519_CHACHA20,
+)
 
 PROTOCOL_VERSION = 1
+BINARY_VERSION = 2
 
-X25519_AES128 = "x25519-sha256-aes128gcm"
-X25519_CHACHA20 = "x25519-sha256-chacha20poly1305"
-MLKEM768_X25519_AES256 = "mlkem768x25519-sha256-aes256gcm"
-DEFAULT_SUITE = X25519_AES128
+__all__ = ["DEFAULT_SUITE", "MLKEM768_X25519_AES256", "X25519_AES128", "X25519_CHACHA20"]
 
 SUITES: dict[str, hpke.Suite] = {
     X25519_AES128: hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_128_GCM),
     X25519_CHACHA20: hpke.Suite(hpke.KEM.X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.CHACHA20_POLY1305),
     MLKEM768_X25519_AES256: hpke.Suite(hpke.KEM.MLKEM768_X25519, hpke.KDF.HKDF_SHA256, hpke.AEAD.AES_256_GCM),
 }
+SUITE_BY_IDS: dict[tuple[int, int, int], str] = {ids: name for name, ids in SUITE_IDS.items()}
 
-KID_PATTERN = re.compile(r"[A-Za-z0-9._-]{1,64}")
+KID_PATTERN = re.compile(KID_PATTERN_TEXT)
 
 PrivateKey = X25519PrivateKey | hpke.MLKEM768X25519PrivateKey
 PublicKey = X25519PublicKey | hpke.MLKEM768X25519PublicKey
@@ -52,14 +69,6 @@ _PRIVATE_LEN = {
 _PUBLIC_LEN = {
     suite: _MLKEM768_PUBLIC_LEN + _X25519_LEN if suite in _HYBRID_SUITES else _X25519_LEN for suite in SUITES
 }
-
-_REQUEST_INFO_PREFIX = b"litefaas/1 request\x00"
-_RESPONSE_AAD_PREFIX = b"litefaas/1 response\x00"
-_RESPONSE_NONCE_LEN = 12
-_RESPONSE_KEY_LENS = (16, 32)
-_ENVELOPE_FIELDS = frozenset({"v", "kid", "suite", "ct"})
-_RESPONSE_FIELDS = frozenset({"v", "nonce", "ct"})
-_KEY_ENTRY_FIELDS = frozenset({"kid", "suite", "private_key"})
 _SAFE_FIELD_NAME = re.compile(r"[A-Za-z_]{1,32}")
 
 
@@ -118,7 +127,7 @@ def public_key_bytes(suite: str, private: bytes) -> bytes:
 
 def request_info(kid: str, suite: str) -> bytes:
     """HPKE ``info`` binding a request to its ``kid`` and ``suite``."""
-    return _REQUEST_INFO_PREFIX + kid.encode() + b"\x00" + suite.encode()
+    return REQUEST_INFO_V1 + kid.encode() + b"\x00" + suite.encode()
 
 
 @dataclass(frozen=True, repr=False)
@@ -144,11 +153,12 @@ class PrivateKeyEntry:
 
 @dataclass(frozen=True)
 class Envelope:
-    """A parsed encrypted request; ``ct`` is ``enc || ciphertext``."""
+    """A parsed encrypted request; ``ct`` is ``enc || ciphertext``; ``info`` set for version 2."""
 
     kid: str
     suite: str
     ct: bytes = field(repr=False)
+    info: bytes | None = field(default=None, repr=False)
 
 
 def _reject_duplicate_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -176,10 +186,10 @@ def _parse_key_entry(index: int, item: object) -> PrivateKeyEntry:
     where = f"key {index}"
     if not isinstance(item, dict):
         raise KeyRingError(f"{where}: must be an object with kid, suite, private_key")
-    missing = _KEY_ENTRY_FIELDS - item.keys()
+    missing = KEY_ENTRY_FIELDS - item.keys()
     if missing:
         raise KeyRingError(f"{where}: missing field(s){_describe_fields(missing)}")
-    extra = item.keys() - _KEY_ENTRY_FIELDS
+    extra = item.keys() - KEY_ENTRY_FIELDS
     if extra:
         raise KeyRingError(f"{where}: unexpected field(s){_describe_fields(extra)}")
     kid, suite, private_b64 = item["kid"], item["suite"], item["private_key"]
@@ -267,7 +277,7 @@ class KeyRing:
             raise DecryptionFailed()
         entry, suite, info = found
         try:
-            return suite.decrypt(envelope.ct, entry.private_key, info=info)
+            return suite.decrypt(envelope.ct, entry.private_key, info=envelope.info or info)
         except Exception:  # noqa: BLE001 -- every failure is the same DecryptionFailed
             raise DecryptionFailed() from None
 
@@ -280,7 +290,7 @@ def parse_envelope(body: bytes) -> Envelope:
         raise InvalidEnvelope("body is not UTF-8 JSON") from None
     if not isinstance(document, dict):
         raise InvalidEnvelope("body must be a JSON object")
-    if document.keys() != _ENVELOPE_FIELDS:
+    if document.keys() != ENVELOPE_FIELDS:
         raise InvalidEnvelope("envelope fields must be exactly v, kid, suite, ct")
     version, kid, suite, ct = document["v"], document["kid"], document["suite"], document["ct"]
     if type(version) is not int or version != PROTOCOL_VERSION:
@@ -308,7 +318,7 @@ def seal_request(public_key_raw: bytes, kid: str, suite: str, plaintext: bytes) 
 
 
 def _response_cipher(response_key: bytes) -> AESGCM:
-    if len(response_key) not in _RESPONSE_KEY_LENS:
+    if len(response_key) not in RESPONSE_KEY_BYTES:
         raise ValueError("response_key must be 16 or 32 bytes")
     return AESGCM(response_key)
 
@@ -316,8 +326,8 @@ def _response_cipher(response_key: bytes) -> AESGCM:
 def seal_response(response_key: bytes, request_id: bytes, plaintext: bytes) -> dict[str, Any]:
     """Encrypt a response body to the request's ``response_key``, bound to its ``id``."""
     cipher = _response_cipher(response_key)
-    nonce = os.urandom(_RESPONSE_NONCE_LEN)
-    ct = cipher.encrypt(nonce, plaintext, _RESPONSE_AAD_PREFIX + request_id)
+    nonce = os.urandom(RESPONSE_NONCE_BYTES)
+    ct = cipher.encrypt(nonce, plaintext, RESPONSE_AAD_V1 + request_id)
     return {"v": PROTOCOL_VERSION, "nonce": b64u_encode(nonce), "ct": b64u_encode(ct)}
 
 
@@ -328,7 +338,7 @@ def open_response(response_key: bytes, request_id: bytes, body: bytes | str | Ma
         document = body if isinstance(body, Mapping) else _loads(body)
     except (ValueError, RecursionError):
         raise DecryptionFailed() from None
-    if not isinstance(document, Mapping) or set(document.keys()) != _RESPONSE_FIELDS:
+    if not isinstance(document, Mapping) or set(document.keys()) != RESPONSE_FIELDS:
         raise DecryptionFailed()
     version, nonce_b64, ct_b64 = document["v"], document["nonce"], document["ct"]
     if type(version) is not int or version != PROTOCOL_VERSION:
@@ -339,9 +349,67 @@ def open_response(response_key: bytes, request_id: bytes, body: bytes | str | Ma
         nonce, ct = b64u_decode(nonce_b64), b64u_decode(ct_b64)
     except ValueError:
         raise DecryptionFailed() from None
-    if len(nonce) != _RESPONSE_NONCE_LEN:
+    if len(nonce) != RESPONSE_NONCE_BYTES:
         raise DecryptionFailed()
     try:
-        return cipher.decrypt(nonce, ct, _RESPONSE_AAD_PREFIX + request_id)
+        return cipher.decrypt(nonce, ct, RESPONSE_AAD_V1 + request_id)
+    except (InvalidTag, ValueError, OverflowError):
+        raise DecryptionFailed() from None
+
+
+def binary_header(kid: str, suite: str) -> bytes:
+    """Version 2's clear request header: ``0x02 || len(kid) || kid || kem_id kdf_id aead_id``."""
+    if not KID_PATTERN.fullmatch(kid):
+        raise ValueError("kid must be 1-64 characters of [A-Za-z0-9._-]")
+    _check_suite(suite)
+    return bytes([BINARY_VERSION, len(kid)]) + kid.encode("ascii") + struct.pack(">HHH", *SUITE_IDS[suite])
+
+
+def parse_binary_envelope(body: bytes) -> Envelope:
+    """Parse a version-2 request body ``hdr || enc || ct`` without copying the ciphertext twice.
+
+    :class:`InvalidEnvelope` for a body shorter than its header or a version other than 2;
+    :class:`DecryptionFailed` for identifiers that name no suite or a malformed kid (the server
+    cannot hold such a key).
+    """
+    if len(body) < 2 or body[0] != BINARY_VERSION:
+        raise InvalidEnvelope("unsupported envelope version; expected the byte 0x02")
+    kid_len = body[1]
+    end = 2 + kid_len + 6
+    if kid_len < 1 or len(body) < end:
+        raise InvalidEnvelope("body is shorter than its header")
+    try:
+        kid = body[2 : 2 + kid_len].decode("ascii")
+    except UnicodeDecodeError:
+        raise DecryptionFailed() from None
+    suite = SUITE_BY_IDS.get(struct.unpack(">HHH", body[end - 6 : end]))
+    if suite is None or not KID_PATTERN.fullmatch(kid):
+        raise DecryptionFailed()
+    header = bytes(body[:end])
+    return Envelope(kid=kid, suite=suite, ct=body[end:], info=REQUEST_INFO_V2 + header)
+
+
+def seal_binary_request(public_key_raw: bytes, kid: str, suite: str, plaintext: bytes) -> bytes:
+    """Client side: a version-2 request body ``hdr || enc || ct``."""
+    header = binary_header(kid, suite)
+    public_key = _load_public_key(suite, bytes(public_key_raw))
+    return header + SUITES[suite].encrypt(plaintext, public_key, info=REQUEST_INFO_V2 + header)
+
+
+def seal_binary_response(response_key: bytes, request_id: bytes, plaintext: bytes) -> bytes:
+    """A version-2 response body ``0x02 || nonce || ciphertext||tag``."""
+    cipher = _response_cipher(response_key)
+    nonce = os.urandom(RESPONSE_NONCE_BYTES)
+    return bytes([BINARY_VERSION]) + nonce + cipher.encrypt(nonce, plaintext, RESPONSE_AAD_V2 + request_id)
+
+
+def open_binary_response(response_key: bytes, request_id: bytes, body: bytes) -> bytes:
+    """Client side: decrypt a version-2 response; :class:`DecryptionFailed` if anything is wrong."""
+    cipher = _response_cipher(response_key)
+    if len(body) < 1 + RESPONSE_NONCE_BYTES + 16 or body[0] != BINARY_VERSION:
+        raise DecryptionFailed()
+    nonce = bytes(body[1 : 1 + RESPONSE_NONCE_BYTES])
+    try:
+        return cipher.decrypt(nonce, bytes(body[1 + RESPONSE_NONCE_BYTES :]), RESPONSE_AAD_V2 + request_id)
     except (InvalidTag, ValueError, OverflowError):
         raise DecryptionFailed() from None

@@ -7,6 +7,7 @@ wrong becomes :class:`InternalError`, whose message never says why.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 
@@ -17,8 +18,9 @@ class LitefaasError(Exception):
     code: ClassVar[str] = "internal_error"
     default_message: ClassVar[str] = "internal error"
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, headers: Mapping[str, str] | None = None) -> None:
         self.message = message or self.default_message
+        self.headers: dict[str, str] = dict(headers or {})
         super().__init__(self.message)
 
     def to_json(self) -> dict[str, dict[str, str]]:
@@ -55,6 +57,9 @@ class MethodNotAllowed(LitefaasError):
     status = 405
     code = "method_not_allowed"
     default_message = "method not allowed on this route"
+
+    def __init__(self, allowed: str) -> None:
+        super().__init__(headers={"Allow": allowed})
 
 
 class StaleRequest(LitefaasError):

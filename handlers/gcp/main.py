@@ -8,7 +8,6 @@ instead of an HTML page (found by fuzzing).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 
 import flask
@@ -16,6 +15,7 @@ import functions_framework
 
 from core.app import App, cold_start
 from core.errors import NotFound
+from core.http import error_response
 
 
 def create_function(app: App) -> Callable[[flask.Request], flask.Response]:
@@ -32,11 +32,10 @@ def create_function(app: App) -> Callable[[flask.Request], flask.Response]:
 
 def protocol_answers_only(app: flask.Flask) -> None:
     """The framework's own 404s in the protocol's JSON."""
-    not_found = json.dumps(NotFound().to_json(), separators=(",", ":"))
+    not_found = error_response(NotFound())
 
     def answer_not_found(_: Exception) -> flask.Response:
-        headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
-        return flask.Response(not_found, status=NotFound.status, headers=headers)
+        return flask.Response(not_found.body, status=not_found.status, headers=not_found.headers)
 
     app.register_error_handler(404, answer_not_found)
 

@@ -335,7 +335,7 @@ class _BinaryApp:
 
     logger = None
 
-    def handle(self, method, path, headers, body, request_id=None):
+    def handle(self, method, path, headers, body, request_id=None, response_limit=None):
         return Response(200, {"Content-Type": "application/octet-stream"}, b"\xff\x00\xfe")
 
 

@@ -274,7 +274,7 @@ def test_limits(keys, engine):
     assert (too_big.status, error_of(too_big)) == (413, "payload_too_large")
 
 
-@pytest.mark.parametrize("content_type", [None, "text/plain", "application/xml", "application/litefaas"])
+@pytest.mark.parametrize("content_type", [None, "text/plain", "application/xml", "application/litefaas+xml"])
 def test_unsupported_media_types(open_app, keys, content_type):
     headers = {"Content-Type": content_type} if content_type else {}
     response = open_app.handle("POST", "/predict", headers, seal(keys).body)

@@ -1,0 +1,290 @@
+"""Version 2's framed message: a 4-byte header length, a JSON header, then raw tensor bytes.
+
+``PROTOCOL.md`` ("Version 2: binary tensors") is the contract. Both sides live here: the function
+parses requests and frames responses, a client frames requests and parses responses. Tensor
+bytes are read in place (``np.frombuffer`` on the received buffer); every problem is
+:class:`InvalidPayload` naming the input, never another exception.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from core.engine import TensorSpec
+from core.errors import InvalidPayload, PayloadTooLarge
+
+Array = npt.NDArray[Any]
+Buffer = bytes | bytearray | memoryview
+
+BYTES = "BYTES"
+DATATYPES: dict[str, np.dtype[Any]] = {
+    "BOOL": np.dtype("?"),
+    "UINT8": np.dtype("u1"),
+    "INT8": np.dtype("i1"),
+    "UINT16": np.dtype("<u2"),
+    "INT16": np.dtype("<i2"),
+    "UINT32": np.dtype("<u4"),
+    "INT32": np.dtype("<i4"),
+    "UINT64": np.dtype("<u8"),
+    "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
+}
+_BY_NUMPY = {dtype.newbyteorder("="): name for name, dtype in DATATYPES.items()}
+TENSOR_FIELDS = frozenset({"name", "datatype", "shape"})
+_LENGTH = struct.Struct(">I")
+_ELEMENT_LENGTH = struct.Struct("<I")
+_MAX_RANK = 32
+
+
+def datatype_of(dtype: npt.DTypeLike) -> str:
+    """The Open Inference Protocol name of a numpy dtype (``float32`` -> ``FP32``)."""
+    resolved = np.dtype(dtype)
+    try:
+        return _BY_NUMPY[resolved.newbyteorder("=")]
+    except KeyError:
+        raise ValueError(f"dtype {resolved} has no version-2 datatype") from None
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate field")
+    return result
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _json_object(text: Buffer) -> dict[str, Any]:
+    document = json.loads(
+        bytes(text).decode("utf-8"), object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
+    )
+    if not isinstance(document, dict):
+        raise ValueError("not an object")
+    return document
+
+
+def split_frame(message: Buffer) -> tuple[dict[str, Any], memoryview]:
+    """The header object and a view of the tensor bytes after it."""
+    view = memoryview(message).cast("B")
+    if len(view) < _LENGTH.size:
+        raise InvalidPayload("the message is shorter than its 4-byte header length")
+    (length,) = _LENGTH.unpack_from(view)
+    end = _LENGTH.size + length
+    if end > len(view):
+        raise InvalidPayload(f"the header length {length} runs past the end of the message")
+    try:
+        header = _json_object(view[_LENGTH.size : end])
+    except (ValueError, RecursionError):
+        raise InvalidPayload("the message header is not a UTF-8 JSON object") from None
+    return header, view[end:]
+
+
+def join_frame(header: Mapping[str, Any], tensors: Iterable[Buffer] = ()) -> bytes:
+    """Frame a header and the tensors' bytes (already in the header's order)."""
+    encoded = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    return b"".join([_LENGTH.pack(len(encoded)), encoded, *tensors])
+
+
+@dataclass(frozen=True, slots=True)
+class TensorHeader:
+    """One entry of a header's ``inputs`` or ``outputs``."""
+
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+
+    @classmethod
+    def parse(cls, item: object, where: str) -> TensorHeader:
+        if not isinstance(item, dict) or item.keys() != TENSOR_FIELDS:
+            raise InvalidPayload(f"{where}: each tensor has exactly the fields datatype, name, shape")
+        name, datatype, shape = item["name"], item["datatype"], item["shape"]
+        if not isinstance(name, str) or not name:
+            raise InvalidPayload(f"{where}: name must be a non-empty string")
+        if datatype != BYTES and datatype not in DATATYPES:
+            raise InvalidPayload(f"{where} ({name[:64]}): unknown datatype")
+        if (
+            not isinstance(shape, list)
+            or not 1 <= len(shape) <= _MAX_RANK
+            or any(type(d) is not int or d < 0 for d in shape)
+        ):
+            raise InvalidPayload(
+                f"{where} ({name[:64]}): shape must be a list of 1 to 32 non-negative integers"
+            )
+        return cls(name, datatype, tuple(shape))
+
+    @property
+    def count(self) -> int:
+        return math.prod(self.shape)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
+
+
+class TensorReader:
+    """Reads the tensors a header declares from the bytes after it, in order, in place."""
+
+    def __init__(self, payload: memoryview) -> None:
+        self._payload = payload
+        self._offset = 0
+
+    def read(self, tensor: TensorHeader) -> Array | list[bytes]:
+        """The tensor's array, or the list of byte strings of a ``BYTES`` tensor."""
+        if tensor.datatype == BYTES:
+            return self._read_bytes(tensor)
+        dtype = DATATYPES[tensor.datatype]
+        size = tensor.count * dtype.itemsize
+        if size > len(self._payload) - self._offset:
+            raise InvalidPayload(f"input {tensor.name}: {size} bytes declared, fewer left in the message")
+        array = np.frombuffer(self._payload, dtype=dtype, count=tensor.count, offset=self._offset)
+        self._offset += size
+        return array.reshape(tensor.shape)
+
+    def _read_bytes(self, tensor: TensorHeader) -> list[bytes]:
+        if len(tensor.shape) != 1:
+            raise InvalidPayload(f"input {tensor.name}: a BYTES tensor has shape [N]")
+        items: list[bytes] = []
+        for index in range(tensor.shape[0]):
+            if _ELEMENT_LENGTH.size > len(self._payload) - self._offset:
+                raise InvalidPayload(f"input {tensor.name}: element {index} is missing")
+            (length,) = _ELEMENT_LENGTH.unpack_from(self._payload, self._offset)
+            start = self._offset + _ELEMENT_LENGTH.size
+            if length > len(self._payload) - start:
+                raise InvalidPayload(f"input {tensor.name}: element {index} runs past the end of the message")
+            items.append(bytes(self._payload[start : start + length]))
+            self._offset = start + length
+        return items
+
+    def finish(self) -> None:
+        """Refuse bytes after the last tensor."""
+        left = len(self._payload) - self._offset
+        if left:
+            raise InvalidPayload(f"{left} bytes are left over after the last tensor")
+
+
+def tensor_bytes(value: Array | Sequence[bytes], datatype: str) -> list[Buffer]:
+    """The wire bytes of one tensor: little-endian C order, or length-prefixed elements for ``BYTES``."""
+    if datatype == BYTES:
+        parts: list[Buffer] = []
+        for item in value:
+            element = bytes(item)
+            parts += [_ELEMENT_LENGTH.pack(len(element)), element]
+        return parts
+    array: Any = np.ascontiguousarray(value, dtype=DATATYPES[datatype])
+    return [memoryview(array).cast("B")]
+
+
+def frame_tensors(
+    header: Mapping[str, Any], key: str, tensors: Mapping[str, Array | Sequence[bytes]]
+) -> bytes:
+    """A framed message whose ``header[key]`` lists ``tensors`` (name -> array or ``BYTES`` items)."""
+    entries: list[dict[str, Any]] = []
+    parts: list[Buffer] = []
+    for name, value in tensors.items():
+        if isinstance(value, np.ndarray):
+            datatype, shape = datatype_of(value.dtype), list(value.shape)
+        else:
+            datatype, shape = BYTES, [len(value)]
+        entries.append({"name": name, "datatype": datatype, "shape": shape})
+        parts += tensor_bytes(value, datatype)
+    return join_frame({**header, key: entries}, parts)
+
+
+def read_tensors(header: Mapping[str, Any], key: str, payload: memoryview) -> dict[str, Array | list[bytes]]:
+    """The tensors ``header[key]`` declares, read from ``payload`` (client side: a response's outputs)."""
+    items = header.get(key)
+    if not isinstance(items, list):
+        raise InvalidPayload(f"the header has no {key} list")
+    reader = TensorReader(payload)
+    tensors = {}
+    for index, item in enumerate(items):
+        tensor = TensorHeader.parse(item, f"{key}[{index}]")
+        tensors[tensor.name] = reader.read(tensor)
+    reader.finish()
+    return tensors
+
+
+def model_inputs(
+    items: object, payload: memoryview, specs: Sequence[TensorSpec], max_batch: int
+) -> dict[str, Array]:
+    """A request header's ``inputs`` read from ``payload`` and checked against the model's inputs.
+
+    Every input once, by name, with the model input's own datatype (no implicit casts), ``shape[0]``
+    the batch (1 to ``max_batch``, the same for all) and the rest the model's row shape.
+    """
+    if not isinstance(items, list):
+        raise InvalidPayload("inputs must be a list of tensors")
+    by_name = {spec.name: spec for spec in specs}
+    reader = TensorReader(payload)
+    arrays: dict[str, Array] = {}
+    batch: int | None = None
+    for index, item in enumerate(items):
+        tensor = TensorHeader.parse(item, f"inputs[{index}]")
+        spec = by_name.get(tensor.name)
+        if spec is None:
+            raise InvalidPayload(f"inputs[{index}]: the model has no input {tensor.name[:64]!r}")
+        if tensor.name in arrays:
+            raise InvalidPayload(f"input {tensor.name}: given twice")
+        _check_tensor(tensor, spec, max_batch)
+        if batch is not None and tensor.shape[0] != batch:
+            raise InvalidPayload(f"input {tensor.name}: batch {tensor.shape[0]}, other inputs have {batch}")
+        batch = tensor.shape[0]
+        value = reader.read(tensor)
+        if isinstance(value, list):
+            raise InvalidPayload(f"input {tensor.name}: this model input takes {datatype_of(spec.dtype)}")
+        arrays[tensor.name] = value
+    missing = [spec.name for spec in specs if spec.name not in arrays]
+    if missing:
+        raise InvalidPayload(f"missing input(s): {', '.join(missing)}")
+    reader.finish()
+    return arrays
+
+
+def _check_tensor(tensor: TensorHeader, spec: TensorSpec, max_batch: int) -> None:
+    expected = datatype_of(spec.dtype)
+    if tensor.datatype != expected:
+        raise InvalidPayload(f"input {tensor.name}: datatype {tensor.datatype}, the model takes {expected}")
+    row_shape = spec.row_shape
+    if len(tensor.shape) != len(row_shape) + 1:
+        raise InvalidPayload(
+            f"input {tensor.name}: shape has {len(tensor.shape)} dimensions, expected {len(row_shape) + 1}"
+            f" (batch, then {list(row_shape)})"
+        )
+    batch = tensor.shape[0]
+    if batch < 1:
+        raise InvalidPayload(f"input {tensor.name}: the batch is empty")
+    if batch > max_batch:
+        raise PayloadTooLarge(f"input {tensor.name}: batch of {batch} rows is over the limit of {max_batch}")
+    expected_shape = ", ".join("?" if want == -1 else str(want) for want in row_shape)
+    for axis, (got, want) in enumerate(zip(tensor.shape[1:], row_shape, strict=True), start=1):
+        if got < 1 or (want != -1 and got != want):
+            raise InvalidPayload(
+                f"input {tensor.name}: shape {list(tensor.shape)} does not match"
+                f" [N, {expected_shape}] at axis {axis}"
+            )
+
+
+def wanted_outputs(value: object, specs: Sequence[TensorSpec]) -> list[str]:
+    """The output names a header's optional ``outputs`` asks for, in its order; all when absent."""
+    names = [spec.name for spec in specs]
+    if value is None:
+        return names
+    if not isinstance(value, list) or not value or not all(isinstance(name, str) for name in value):
+        raise InvalidPayload("outputs must be a non-empty list of output names")
+    unknown = [name[:64] for name in value if name not in names]
+    if unknown:
+        raise InvalidPayload(f"the model has no output(s) {', '.join(map(repr, unknown))}")
+    if len(set(value)) != len(value):
+        raise InvalidPayload("outputs names an output twice")
+    return list(value)
