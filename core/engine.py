@@ -1,4 +1,11 @@
-"""LiteRT inference over a model artifact (``manifest.json`` plus ``.tflite`` files)."""
+"""LiteRT inference over a model artifact (``manifest.json`` plus ``.tflite`` files).
+
+Any TFLite model: with or without signatures (tensors then found by name in the
+interpreter's tensor details), every dtype LiteRT feeds, several named inputs and
+outputs, and a batch dimension that is dynamic, fixed at 1 or absent. How a batch of
+N rows runs is decided once per engine: one resized invoke where the model allows
+it, else one invoke per row.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +14,12 @@ import hashlib
 import importlib
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -25,8 +33,14 @@ _BACKEND_MODULES = {
     "tensorflow": ("tensorflow", "lite.Interpreter"),
 }
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "model" / "artifacts" / "breast_cancer_mlp"
+DEFAULT_SIGNATURE = "serving_default"
+# The dtypes LiteRT takes for a model's inputs and outputs that a caller can send as numbers.
+SERVABLE_DTYPES = frozenset(
+    {"float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "bool"}
+)
 
 Array = npt.NDArray[Any]
+Batching = Literal["resize", "per_row"]
 
 
 class ModelError(Exception):
@@ -34,33 +48,66 @@ class ModelError(Exception):
 
 
 @dataclass(frozen=True)
+class Quantization:
+    """Affine quantization of an integer tensor: ``real = scale * (q - zero_point)``."""
+
+    scale: float
+    zero_point: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"scale": self.scale, "zero_point": self.zero_point}
+
+
+@dataclass(frozen=True)
 class TensorSpec:
-    """One named input or output of the model; ``shape[0]`` is the batch (``None``)."""
+    """One named input or output of the model; ``shape[0]`` is the batch (``None``).
+
+    ``shape`` is what a caller sends or receives: the batch, then one row. The model's
+    own shape may have its batch fixed at 1, or no batch dimension at all; the engine
+    serves any batch either way.
+    """
 
     name: str
     shape: tuple[int | None, ...]
     dtype: str
+    quantization: Quantization | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TensorSpec:
+        quantization = data.get("quantization")
         return cls(
             name=str(data["name"]),
             shape=tuple(None if d is None or d < 0 else int(d) for d in data["shape"]),
             dtype=str(data["dtype"]),
+            quantization=(
+                Quantization(float(quantization["scale"]), int(quantization["zero_point"]))
+                if quantization
+                else None
+            ),
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        data: dict[str, Any] = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
+        if self.quantization is not None:
+            data["quantization"] = self.quantization.to_json()
+        return data
 
     @functools.cached_property
     def row_shape(self) -> tuple[int, ...]:
-        """Shape of one row: the shape without its batch dimension."""
+        """Shape of one row: the shape without its batch dimension (-1 where any size goes)."""
         return tuple(d if d is not None else -1 for d in self.shape[1:])
+
+
+_PUBLIC_METADATA = ("description", "author", "license")
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """What ``manifest.json`` says about the artifact."""
+    """What ``manifest.json`` says about the artifact.
+
+    ``signature`` is None for a model read by tensor names (a ``.tflite`` without
+    signatures); a manifest without the key means ``serving_default``.
+    """
 
     name: str
     version: str
@@ -68,11 +115,12 @@ class Manifest:
     sha256: str
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
-    signature: str
+    signature: str | None
     raw: Mapping[str, Any]
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Manifest:
+        signature = data.get("signature", DEFAULT_SIGNATURE)
         return cls(
             name=str(data["name"]),
             version=str(data["version"]),
@@ -80,13 +128,30 @@ class Manifest:
             sha256=str(data["sha256"]),
             inputs=tuple(TensorSpec.from_json(t) for t in data["inputs"]),
             outputs=tuple(TensorSpec.from_json(t) for t in data["outputs"]),
-            signature=str(data.get("signature", "serving_default")),
+            signature=None if signature is None else str(signature),
             raw=data,
         )
+
+    @property
+    def metadata(self) -> Mapping[str, Any]:
+        """The model's own description (TFLite metadata or build options); empty if none."""
+        found = self.raw.get("metadata")
+        return found if isinstance(found, Mapping) else {}
 
     def public_info(self) -> dict[str, str]:
         """The model's identity as the protocol's responses carry it."""
         return {"name": self.name, "version": self.version, "sha256": self.sha256}
+
+    def health_info(self) -> dict[str, Any]:
+        """What ``GET /health`` may show: the identity, the public metadata, the tensors."""
+        info: dict[str, Any] = dict(self.public_info())
+        for key in _PUBLIC_METADATA:
+            value = self.metadata.get(key)
+            if isinstance(value, str) and value:
+                info[key] = value
+        info["inputs"] = [spec.to_json() for spec in self.inputs]
+        info["outputs"] = [spec.to_json() for spec in self.outputs]
+        return info
 
 
 def load_artifact(model_dir: str | Path) -> tuple[Manifest, bytes]:
@@ -121,6 +186,119 @@ def _interpreter_class(backend: str) -> InterpreterFactory:
     return factory
 
 
+def has_batch_axis(shape_signature: Sequence[int]) -> bool:
+    """Whether a model tensor's first dimension is a batch: dynamic (-1) or fixed at 1."""
+    return len(shape_signature) >= 1 and int(shape_signature[0]) in (-1, 1)
+
+
+def row_shape_of(shape_signature: Sequence[int]) -> tuple[int, ...]:
+    """A model tensor's row: without the batch dimension, -1 where any size goes."""
+    dims = tuple(int(d) for d in shape_signature)
+    return dims[1:] if has_batch_axis(dims) else dims
+
+
+def explain_load_error(exc: BaseException) -> str:
+    """The real reason a backend could not load or run a model, in one line."""
+    if isinstance(exc, ModuleNotFoundError | ImportError):
+        return "not installed"
+    text = str(exc)
+    custom = re.search(r"unresolved custom op:?\s*([^\s.,;]+)", text, re.IGNORECASE)
+    if custom:
+        return f"the model uses custom op {custom.group(1)}, which LiteRT's built-in ops do not include"
+    builtin = re.search(r"Didn't find op for builtin opcode '([^']+)' version '(\d+)'", text)
+    if builtin:
+        return (
+            f"the model uses op {builtin.group(1)} version {builtin.group(2)}, "
+            "which this LiteRT version does not have"
+        )
+    if re.search(r"model identifier|not a valid flatbuffer|Could not open|flatbuffer", text, re.IGNORECASE):
+        return "the file is not a valid TFLite model (not a TFLite flatbuffer, or damaged)"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), "")
+    return f"{exc.__class__.__name__}: {first[:300]}" if first else exc.__class__.__name__
+
+
+@dataclass(frozen=True)
+class _Binding:
+    """One manifest tensor bound to the interpreter's tensor."""
+
+    name: str
+    index: int
+    dtype: np.dtype[Any]
+    batch_axis: bool
+    resizable: bool  # the batch dimension is dynamic (-1) in the model
+
+
+def _tensor_details(interpreter: Any, signature: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Input and output details by the names a manifest uses (signature keys, else tensor names)."""
+    by_index = {
+        int(d["index"]): d for d in [*interpreter.get_input_details(), *interpreter.get_output_details()]
+    }
+    if signature is None:
+        return (
+            {str(d["name"]): d for d in interpreter.get_input_details()},
+            {str(d["name"]): d for d in interpreter.get_output_details()},
+        )
+    signatures = interpreter.get_signature_list()
+    if signature not in signatures:
+        raise ModelError(
+            f"the model has no signature {signature!r} (it has: {', '.join(signatures) or 'none'})"
+        )
+    runner = interpreter.get_signature_runner(signature)
+    found = []
+    for details in (runner.get_input_details(), runner.get_output_details()):
+        found.append({name: by_index.get(int(d["index"]), d) for name, d in details.items()})
+    return found[0], found[1]
+
+
+def _bind(
+    specs: Sequence[TensorSpec], details: Mapping[str, Any], kind: str, check_shape: bool
+) -> dict[str, _Binding]:
+    bindings: dict[str, _Binding] = {}
+    for spec in specs:
+        detail = details.get(spec.name)
+        if detail is None:
+            raise ModelError(
+                f"the manifest names {kind} {spec.name!r}, which the model does not have "
+                f"(its {kind}s: {', '.join(sorted(details)) or 'none'})"
+            )
+        signature = [int(d) for d in detail.get("shape_signature", detail["shape"])]
+        model_row = row_shape_of(signature)
+        if check_shape and not (
+            len(model_row) == len(spec.row_shape)
+            and all(m in (-1, s) for m, s in zip(model_row, spec.row_shape, strict=True))
+        ):
+            raise ModelError(
+                f"{kind} {spec.name!r}: the manifest's row shape {list(spec.row_shape)} does not fit "
+                f"the model's {list(model_row)}"
+            )
+        dtype = np.dtype(detail["dtype"])
+        if check_shape and dtype != np.dtype(spec.dtype):
+            raise ModelError(
+                f"{kind} {spec.name!r} is {dtype.name} in the model, {spec.dtype} in the manifest"
+            )
+        bindings[spec.name] = _Binding(
+            spec.name,
+            int(detail["index"]),
+            dtype,
+            has_batch_axis(signature),
+            bool(signature and signature[0] == -1),
+        )
+    return bindings
+
+
+def _sample_rows(binding: _Binding, row_shape: tuple[int, ...], count: int, seed: int) -> Array:
+    rng = np.random.default_rng(seed)
+    shape = (count, *(d if d > 0 else 1 for d in row_shape))
+    if binding.dtype.kind == "f":
+        return rng.uniform(0.0, 1.0, size=shape).astype(binding.dtype)
+    if binding.dtype.kind == "b":
+        return rng.integers(0, 2, size=shape).astype(bool)
+    info = np.iinfo(binding.dtype)
+    return rng.integers(max(int(info.min), -100), min(int(info.max), 100) + 1, size=shape).astype(
+        binding.dtype
+    )
+
+
 class _Session:
     """One interpreter with its tensor indices; used by one thread at a time."""
 
@@ -130,44 +308,67 @@ class _Session:
         content: bytes,
         manifest: Manifest,
         num_threads: int | None,
+        batching: Batching | None,
     ) -> None:
         self.interpreter = factory(model_content=content, num_threads=num_threads)
-        runner = self.interpreter.get_signature_runner(manifest.signature)
-        input_details = runner.get_input_details()
-        output_details = runner.get_output_details()
-        del runner
-        try:
-            self.input_index = {spec.name: int(input_details[spec.name]["index"]) for spec in manifest.inputs}
-            self.output_index = {
-                spec.name: int(output_details[spec.name]["index"]) for spec in manifest.outputs
-            }
-        except KeyError as exc:
-            raise ModelError(f"manifest names a tensor the model does not have: {exc.args[0]}") from None
-        self.shapes: dict[str, tuple[int, ...]] = {}
+        input_details, output_details = _tensor_details(self.interpreter, manifest.signature)
+        self.inputs = _bind(manifest.inputs, input_details, "input", True)
+        self.outputs = _bind(manifest.outputs, output_details, "output", False)
+        self.shapes: dict[str, tuple[int, ...]] = {
+            name: tuple(int(d) for d in input_details[name]["shape"]) for name in self.inputs
+        }
         self.interpreter.allocate_tensors()
+        self.batching: Batching = batching or self._default_batching()
 
-    def run(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
+    def _default_batching(self) -> Batching:
+        every = list(self.inputs.values())
+        return "resize" if all(b.batch_axis and b.resizable for b in every) else "per_row"
+
+    def _set_shape(self, binding: _Binding, shape: tuple[int, ...]) -> bool:
+        if self.shapes.get(binding.name) == shape:
+            return False
+        self.interpreter.resize_tensor_input(binding.index, list(shape), strict=False)
+        self.shapes[binding.name] = shape
+        return True
+
+    def _invoke(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
         interpreter = self.interpreter
         resized = False
-        for name, index in self.input_index.items():
-            shape = inputs[name].shape
-            if self.shapes.get(name) != shape:
-                interpreter.resize_tensor_input(index, shape)
-                self.shapes[name] = shape
-                resized = True
+        for name, binding in self.inputs.items():
+            resized = self._set_shape(binding, inputs[name].shape) or resized
         if resized:
             interpreter.allocate_tensors()
-        for name, index in self.input_index.items():
-            interpreter.set_tensor(index, inputs[name])
+        for name, binding in self.inputs.items():
+            interpreter.set_tensor(binding.index, inputs[name])
         interpreter.invoke()
-        return {name: interpreter.get_tensor(index) for name, index in self.output_index.items()}
+        return {name: interpreter.get_tensor(b.index) for name, b in self.outputs.items()}
+
+    def run(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
+        arrays = {
+            name: np.ascontiguousarray(inputs[name], dtype=binding.dtype)
+            for name, binding in self.inputs.items()
+        }
+        if self.batching == "resize":
+            return self._invoke(arrays)
+        count = len(next(iter(arrays.values())))
+        parts: dict[str, list[Array]] = {name: [] for name in self.outputs}
+        for row in range(count):
+            one = {
+                name: arrays[name][row : row + 1] if b.batch_axis else arrays[name][row]
+                for name, b in self.inputs.items()
+            }
+            for name, value in self._invoke(one).items():
+                parts[name].append(value if self.outputs[name].batch_axis else value[np.newaxis])
+        return {name: np.concatenate(values) for name, values in parts.items()}
 
 
 class Engine:
     """Runs the artifact's selected model; safe to call from many threads.
 
-    Each thread gets its own interpreter (TFLite interpreters are not thread-safe);
-    one interpreter serves every batch size by resizing its inputs.
+    Each thread gets its own interpreter (TFLite interpreters are not thread-safe).
+    ``batching`` is how a batch runs, decided once at load: ``resize`` (one invoke,
+    the inputs resized to the batch) where the model's batch is dynamic, or fixed at 1
+    and a resized run gives the same answers as one row at a time; else ``per_row``.
     """
 
     def __init__(
@@ -182,8 +383,9 @@ class Engine:
         self._content = content
         self.num_threads = num_threads
         self._local = threading.local()
+        self.batching: Batching = "resize"
         self.backend, self._factory = self._choose_backend(backends)
-        logger.debug("backend chosen: %s", self.backend)
+        logger.debug("backend chosen: %s, batching: %s", self.backend, self.batching)
 
     @classmethod
     def from_dir(
@@ -198,26 +400,58 @@ class Engine:
         return cls(manifest, content, num_threads=num_threads, backends=backends)
 
     def _choose_backend(self, backends: Sequence[str]) -> tuple[str, InterpreterFactory]:
-        problems: list[str] = []
+        problems: list[tuple[str, str]] = []
         for backend in backends:
             if backend not in _BACKEND_MODULES:
                 raise ModelError(f"unknown backend {backend!r}; known: {', '.join(BACKEND_CHAIN)}")
             try:
                 factory = _interpreter_class(backend)
-                self._local.session = self._new_session(factory)
+                session = _Session(factory, self._content, self.manifest, self.num_threads, None)
+                if session.batching == "per_row" and self._resize_matches(factory, session):
+                    session.batching = "resize"
+                self.batching = session.batching
+                self._local.session = session
             except ModelError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a backend that fails in any way is skipped
-                problems.append(f"{backend}: {exc.__class__.__name__}")
+                problems.append((backend, explain_load_error(exc)))
                 continue
             return backend, factory
-        raise ModelError("no TFLite backend could run the model (" + "; ".join(problems) + ")")
+        by_reason: dict[str, list[str]] = {}
+        for backend, reason in problems:
+            by_reason.setdefault(reason, []).append(backend)
+        grouped = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in by_reason.items())
+        raise ModelError(f"no TFLite backend could run the model ({grouped})")
+
+    def _resize_matches(self, factory: InterpreterFactory, session: _Session) -> bool:
+        """For a batch fixed at 1: does a batch of 3 resized give what three single rows give?"""
+        specs = {spec.name: spec for spec in self.manifest.inputs}
+        bindings = session.inputs.values()
+        if not all(b.batch_axis for b in bindings) or any(-1 in specs[b.name].row_shape for b in bindings):
+            return False
+        rows = {b.name: _sample_rows(b, specs[b.name].row_shape, 3, seed=7) for b in bindings}
+        try:
+            expected = session.run(rows)
+            probe = _Session(factory, self._content, self.manifest, 1, "resize")
+            got = probe.run(rows)
+        except Exception:  # noqa: BLE001 - a model that cannot be resized runs row by row
+            return False
+        for name, value in expected.items():
+            other = got.get(name)
+            if other is None or other.shape != value.shape:
+                return False
+            if value.dtype.kind == "f":
+                if not np.allclose(other, value, rtol=1e-4, atol=1e-5, equal_nan=True):
+                    return False
+            elif not np.array_equal(other, value):
+                return False
+        return True
 
     def _new_session(self, factory: InterpreterFactory) -> _Session:
-        return _Session(factory, self._content, self.manifest, self.num_threads)
+        return _Session(factory, self._content, self.manifest, self.num_threads, self.batching)
 
     def predict(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
-        """Run one batch: ``{input_name: array}`` in, ``{output_name: array}`` out."""
+        """Run one batch: ``{input_name: array}`` in, ``{output_name: array}`` out, N rows each."""
         try:
             session: _Session = self._local.session
         except AttributeError:
@@ -227,7 +461,7 @@ class Engine:
     def warm_up(self) -> None:
         """Run one zero row through the model so the first request pays no setup."""
         zeros = {
-            spec.name: np.zeros((1, *spec.row_shape), dtype=np.dtype(spec.dtype))
+            spec.name: np.zeros((1, *(d if d > 0 else 1 for d in spec.row_shape)), dtype=np.dtype(spec.dtype))
             for spec in self.manifest.inputs
         }
         self.predict(zeros)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import chain
 from typing import Any
 
@@ -57,6 +57,8 @@ def json_has_no_literals(text: bytes, strings: int) -> bool:
 
 
 def _batch(spec: TensorSpec, rows: Any, max_batch: int, named: bool, no_literals: bool) -> Array:
+    if np.dtype(spec.dtype).kind in "biu":
+        return _exact_batch(spec, rows, max_batch, named, no_literals)
     if isinstance(rows, list) and 0 < len(rows) <= max_batch:
         try:
             if no_literals:
@@ -78,6 +80,77 @@ def _batch(spec: TensorSpec, rows: Any, max_batch: int, named: bool, no_literals
     if problem is not None:
         raise problem
     return np.array(rows, dtype=spec.dtype)
+
+
+def _exact_batch(spec: TensorSpec, rows: Any, max_batch: int, named: bool, no_literals: bool) -> Array:
+    """An integer or boolean input: every value a whole number within the dtype's range
+    (0 or 1 for a boolean), never rounded or wrapped around."""
+    dtype = np.dtype(spec.dtype)
+    low, high = (0, 1) if dtype.kind == "b" else (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
+    if no_literals and isinstance(rows, list) and 0 < len(rows) <= max_batch:
+        try:
+            fast = np.array(rows, dtype=np.float64)
+        except (TypeError, ValueError, OverflowError):
+            fast = None
+        if (
+            fast is not None
+            and _matches(fast.shape[1:], spec.row_shape)
+            and _whole_within(fast, low, high).all()
+            and (fast.size == 0 or float(np.max(np.abs(fast))) < 2.0**53)
+        ):
+            return fast.astype(dtype)
+    problem = _batch_problem(spec, rows, max_batch, named)
+    if problem is not None:
+        raise problem
+    values = np.array(rows, dtype=object)
+    good = _whole_within(values.astype(np.float64), low, high)
+    if not good.all():
+        where = f"inputs.{spec.name}" if named else "inputs"
+        bad_row = int(np.argwhere(~good)[0][0])
+        wanted = "0 or 1" if dtype.kind == "b" else f"whole numbers from {low} to {high}"
+        raise InvalidPayload(f"{where}: row {bad_row}: values must be {wanted} ({dtype.name} input)")
+    return np.array(values.tolist(), dtype=dtype)
+
+
+def _whole_within(values: Array, low: int, high: int) -> Array:
+    with np.errstate(invalid="ignore"):
+        result: Array = (
+            np.isfinite(values) & (np.floor(values) == values) & (values >= low) & (values <= high)
+        )
+    return result
+
+
+def arrays_for_model(
+    arrays: Mapping[str, Array], specs: Sequence[TensorSpec], max_batch: int
+) -> dict[str, Array]:
+    """Check ready-made arrays (a binary request) against the model's inputs: every input named
+    once, its dtype, its row shape, the same number of rows, at most ``max_batch``, finite floats."""
+    expected = {spec.name for spec in specs}
+    missing, unknown = expected - arrays.keys(), arrays.keys() - expected
+    if missing or unknown:
+        details = [f"missing {sorted(missing)}"] if missing else []
+        details += [f"unknown {sorted(unknown)}"] if unknown else []
+        raise InvalidPayload("inputs: " + ", ".join(details))
+    checked: dict[str, Array] = {}
+    for spec in specs:
+        array = arrays[spec.name]
+        where = f"inputs.{spec.name}"
+        if array.dtype != np.dtype(spec.dtype):
+            raise InvalidPayload(f"{where}: expected {spec.dtype}, got {array.dtype.name}")
+        if array.ndim < 1 or not _matches(array.shape[1:], spec.row_shape):
+            wanted = ["N", *(d if d >= 0 else "any" for d in spec.row_shape)]
+            raise InvalidPayload(f"{where}: expected shape {wanted}, got {list(array.shape)}")
+        if len(array) == 0:
+            raise InvalidPayload(f"{where}: the batch is empty")
+        if len(array) > max_batch:
+            raise PayloadTooLarge(f"{where}: {len(array)} rows is over the limit of {max_batch}")
+        if array.dtype.kind == "f" and not np.isfinite(array).all():
+            bad_row = int(np.argwhere(~np.isfinite(array.reshape(len(array), -1)))[0][0])
+            raise InvalidPayload(f"{where}: row {bad_row}: values must be finite numbers")
+        checked[spec.name] = array
+    if len({len(a) for a in checked.values()}) > 1:
+        raise InvalidPayload("inputs: every input must have the same number of rows")
+    return checked
 
 
 def _batch_problem(spec: TensorSpec, rows: Any, max_batch: int, named: bool) -> LitefaasError | None:
