@@ -269,8 +269,7 @@ class DirectInvoke:
             if event.keys() != {"litefaas", "body"} or event["litefaas"] != _BINARY_VERSION:
                 raise BadEvent('a version-2 direct invoke is exactly {"litefaas": 2, "body": "<base64>"}')
             body = _decode_base64(_text(event["body"], "body"))
-            sealed = body[:1] == bytes([_BINARY_VERSION])
-            return Request("POST", "/predict", {"content-type": _binary_type(sealed)}, body)
+            return Request("POST", "/predict", {"content-type": _binary_type(body)}, body)
         content_type = PLAINTEXT_TYPE if "inputs" in event else ENCRYPTED_TYPE
         try:
             encoded = json.dumps(event, separators=(",", ":")).encode()
@@ -289,9 +288,10 @@ class DirectInvoke:
         return {"statusCode": response.status, "headers": dict(response.headers), "body": document}
 
 
-def _binary_type(sealed: bool) -> str:
-    """A sealed version-2 body starts with its version byte; a framed plaintext with its header length."""
-    return ENCRYPTED_TYPE_V2 if sealed else PLAINTEXT_TYPE_V2
+def _binary_type(body: bytes) -> str:
+    """A framed plaintext starts with its 4-byte header length (below 16 MiB: a zero byte);
+    anything else is taken as sealed, whose first byte is the version."""
+    return PLAINTEXT_TYPE_V2 if body[:1] == b"\x00" else ENCRYPTED_TYPE_V2
 
 
 SOURCES: tuple[type[EventSource], ...] = (Alb, FunctionUrl, HttpApiV2, RestApiV1, DirectInvoke)

@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import pytest
 from fixtures.aws_events import HTTP_KINDS, aws_event, aws_response
-from fixtures.conformance import CASES, Answer, Case, read_answer
+from fixtures.binary import ENCRYPTED_V2, PLAINTEXT_V2
+from fixtures.conformance import CASES, CORS_ORIGIN, Answer, Case, read_answer
 from fixtures.providers_gcp_azure import (
     azure_call,
     azure_function_app,
@@ -27,7 +28,9 @@ from fixtures.requests import ALL_SUITES, ENCRYPTED, PLAINTEXT, make_keys
 from core.app import App
 from core.config import Settings
 from core.engine import Engine
+from core.protocol import ENCRYPTED_TYPE, ENCRYPTED_TYPE_V2
 
+SEALED_TYPES = {1: ENCRYPTED_TYPE, 2: ENCRYPTED_TYPE_V2}
 Call = Callable[[str, str, dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
 
 
@@ -42,7 +45,11 @@ def engine():
 
 
 def _targets(keys, engine, plaintext: bool) -> dict[str, Call]:
-    env = {"LITEFAAS_PRIVATE_KEYS": keys.private_json, "LITEFAAS_LOG_LEVEL": "WARNING"}
+    env = {
+        "LITEFAAS_PRIVATE_KEYS": keys.private_json,
+        "LITEFAAS_LOG_LEVEL": "WARNING",
+        "LITEFAAS_CORS_ORIGINS": CORS_ORIGIN,
+    }
     if plaintext:
         env["LITEFAAS_ALLOW_PLAINTEXT"] = "1"
     core_app = App(Settings.from_env(env), engine)
@@ -71,9 +78,16 @@ def providers(keys, engine):
 
 
 def _direct_invoke_applies(method: str, path: str, headers: dict[str, str], body: bytes) -> bool:
-    """A direct invoke carries only a JSON request body to POST /predict with a standard type."""
-    if (method, path) != ("POST", "/predict") or headers not in (ENCRYPTED, PLAINTEXT):
+    """A direct invoke carries only a request body to POST /predict with a standard type."""
+    if (method, path) != ("POST", "/predict") or headers not in (
+        ENCRYPTED,
+        PLAINTEXT,
+        ENCRYPTED_V2,
+        PLAINTEXT_V2,
+    ):
         return False
+    if headers in (ENCRYPTED_V2, PLAINTEXT_V2):
+        return True
     try:
         return isinstance(json.loads(body), dict)
     except ValueError:
@@ -89,7 +103,7 @@ def _ask(case: Case, keys, call: Call, name: str) -> Answer | None:
         status, response_headers, response_body = call(method, path, headers, body)
         answer = read_answer(status, response_headers, response_body, sealed)
         if case.sealed_answer:
-            assert response_headers["content-type"] == "application/litefaas+json", name
+            assert response_headers["content-type"] == SEALED_TYPES[case.version], name
     return answer
 
 
@@ -108,4 +122,8 @@ def test_every_provider_answers_alike(case: Case, keys, providers):
     }
     reference = answers["core"].payload
     assert {name: a.payload for name, a in answers.items()} == {name: reference for name in answers}
+    # AND an allowed origin is named back by every provider, another origin by none
+    assert {name: a.allow_origin for name, a in answers.items()} == {
+        name: answers["core"].allow_origin for name in answers
+    }
     assert len(answers) >= 9 or case.make(keys)[1] != "/predict"
