@@ -1,0 +1,614 @@
+"""``litefaas build --from model.tflite``: import a TFLite model this project did not build.
+
+Reads the model's inputs and outputs (by signature where it has one, else from the
+interpreter's tensor details), refuses what LiteRT cannot serve (custom ops, a damaged
+file, string tensors) before anything is written, compresses it with ai-edge-quantizer
+(weight-only int8, dynamic-range int8, float16 weights), measures every variant against
+the original and writes the artifact folder atomically, the original kept as a variant.
+No TensorFlow is needed here: LiteRT and the quantizer work on the flatbuffer itself.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.engine import (
+    SERVABLE_DTYPES,
+    Engine,
+    Manifest,
+    ModelError,
+    Quantization,
+    TensorSpec,
+    explain_load_error,
+    row_shape_of,
+)
+from model.errors import BuildError
+from model.tflite_metadata import ModelInfo, read_metadata
+
+Arrays = dict[str, np.ndarray]
+Step = Callable[[str], None]
+DEFAULT_SIGNATURE = "serving_default"
+ORIGINAL = "original"
+# Variants made with ai-edge-quantizer, in the order they are tried.
+QUANTIZED_VARIANTS: tuple[str, ...] = ("float16", "weight_only_int8", "dynamic_range")
+GENERATED_ROWS = 16
+# Custom ops that LiteRT's built-in op resolver registers all the same.
+_RESOLVED_CUSTOM_OPS = frozenset({"TFLite_Detection_PostProcess"})
+_NAME_OK = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+@dataclass(frozen=True)
+class ImportedTensor:
+    """One input or output as the model declares it."""
+
+    name: str  # the signature key, or the tensor name without a signature
+    tensor: str  # the tensor's name in the graph
+    index: int
+    dtype: str
+    shape_signature: tuple[int, ...]  # -1 where the size is dynamic
+    quantization: Quantization | None
+
+    @property
+    def row_shape(self) -> tuple[int, ...]:
+        return row_shape_of(self.shape_signature)
+
+    @property
+    def batch(self) -> str:
+        """``dynamic``, ``fixed at 1`` or ``none`` (the tensor has no batch dimension)."""
+        if not self.shape_signature or self.shape_signature[0] not in (-1, 1):
+            return "none"
+        return "dynamic" if self.shape_signature[0] == -1 else "fixed at 1"
+
+    def spec(self) -> TensorSpec:
+        return TensorSpec(
+            self.name, (None, *(d if d >= 0 else None for d in self.row_shape)), self.dtype, self.quantization
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.spec().to_json()
+        data["model_shape"] = list(self.shape_signature)
+        if self.tensor != self.name:
+            data["tensor"] = self.tensor
+        return data
+
+
+@dataclass
+class TFLiteModel:
+    """What a ``.tflite`` file holds, read without running it."""
+
+    path: Path
+    content: bytes
+    signature: str | None
+    signatures: list[str]
+    inputs: list[ImportedTensor]
+    outputs: list[ImportedTensor]
+    ops: dict[str, int]  # op name -> how many times the graph uses it
+    custom_ops: list[str]
+    subgraphs: int
+    info: ModelInfo
+    min_runtime_version: str | None = None
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+    def manifest_tensors(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        return [t.to_json() for t in self.inputs], [t.to_json() for t in self.outputs]
+
+
+def find_tflite(path: Path) -> Path:
+    """``path`` itself, or the one ``.tflite`` file of a folder (an artifact's selected file)."""
+    if not path.exists():
+        raise BuildError(f"model not found: {path}")
+    if path.is_file():
+        return path
+    manifest = path / "manifest.json"
+    if manifest.is_file():
+        with contextlib.suppress(ValueError, KeyError, TypeError, OSError):
+            variants = json.loads(manifest.read_text(encoding="utf-8")).get("variants", {})
+            chosen = variants.get(ORIGINAL) or json.loads(manifest.read_text(encoding="utf-8"))["file"]
+            if (path / chosen).is_file():
+                return path / chosen
+    found = sorted(path.glob("*.tflite"))
+    if len(found) != 1:
+        listed = ", ".join(p.name for p in found) or "none"
+        raise BuildError(f"{path} must hold exactly one .tflite file (found: {listed})")
+    return found[0]
+
+
+def _builtin_names() -> dict[int, str]:
+    from ai_edge_litert import schema_py_generated as schema
+
+    return {
+        int(value): name
+        for name, value in vars(schema.BuiltinOperator).items()
+        if not name.startswith("_") and isinstance(value, int)
+    }
+
+
+def _read_ops(content: bytes) -> tuple[dict[str, int], list[str], int, str | None, Any]:
+    """Op counts, custom op names, subgraph count, min runtime version, and the parsed model."""
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.Model.GetRootAs(content, 0)
+    names = _builtin_names()
+    codes: list[tuple[str, bool]] = []
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
+        if builtin == schema.BuiltinOperator.CUSTOM:
+            custom = code.CustomCode()
+            codes.append((custom.decode("utf-8", "replace") if custom else "CUSTOM", True))
+        else:
+            codes.append((names.get(builtin, f"BUILTIN_{builtin}"), False))
+    ops: dict[str, int] = {}
+    for s in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(s)
+        for o in range(subgraph.OperatorsLength()):
+            name = codes[subgraph.Operators(o).OpcodeIndex()][0]
+            ops[name] = ops.get(name, 0) + 1
+    custom_ops = sorted({name for name, custom in codes if custom} - _RESOLVED_CUSTOM_OPS)
+    min_runtime = None
+    for m in range(model.MetadataLength()):
+        entry = model.Metadata(m)
+        if entry.Name() == b"min_runtime_version":
+            data = model.Buffers(entry.Buffer()).DataAsNumpy()
+            if isinstance(data, np.ndarray):
+                min_runtime = bytes(data).split(b"\0")[0].decode("ascii", "replace") or None
+    return ops, custom_ops, model.SubgraphsLength(), min_runtime, model
+
+
+def _interpreter(content: bytes) -> Any:
+    from ai_edge_litert.interpreter import Interpreter
+
+    return Interpreter(model_content=content, num_threads=1)
+
+
+def _quantization(detail: Mapping[str, Any]) -> Quantization | None:
+    scale, zero_point = detail.get("quantization", (0.0, 0))
+    if not scale or np.dtype(detail["dtype"]).kind == "f":
+        return None
+    return Quantization(float(scale), int(zero_point))
+
+
+def _tensor(name: str, detail: Mapping[str, Any]) -> ImportedTensor:
+    dtype = np.dtype(detail["dtype"])
+    return ImportedTensor(
+        name=name,
+        tensor=str(detail["name"]),
+        index=int(detail["index"]),
+        dtype=dtype.name if dtype.kind not in "OSU" else "string",
+        shape_signature=tuple(int(d) for d in detail.get("shape_signature", detail["shape"])),
+        quantization=_quantization(detail),
+    )
+
+
+def read_tflite(path: Path, signature: str | None = None, *, check: bool = True) -> TFLiteModel:
+    """Read a ``.tflite`` file; with ``check``, refuse (:class:`BuildError`, one line) what
+    LiteRT cannot serve: not a flatbuffer, damaged, custom ops, string tensors."""
+    file = find_tflite(path)
+    try:
+        content = file.read_bytes()
+    except OSError as exc:
+        raise BuildError(f"cannot read {file} ({exc.strerror or exc.__class__.__name__})") from None
+    if len(content) < 8 or content[4:8] != b"TFL3":
+        raise BuildError(f"{file} is not a TFLite model (not a TFLite flatbuffer: no TFL3 identifier)")
+    try:
+        interpreter = _interpreter(content)
+        ops, custom_ops, subgraphs, min_runtime, parsed = _read_ops(content)
+    except Exception as exc:  # noqa: BLE001 - the flatbuffer verifier and reader raise many kinds
+        reason = explain_load_error(exc)
+        if "not a valid TFLite model" in reason:
+            reason = "not a valid TFLite flatbuffer"
+        raise BuildError(f"{file} is damaged: {reason}") from None
+    if check:
+        try:
+            interpreter.allocate_tensors()
+        except Exception as exc:  # noqa: BLE001
+            reason = explain_load_error(exc)
+            unresolved = re.search(r"custom op (\S+),", reason)
+            if unresolved:
+                named = custom_ops if unresolved.group(1) in custom_ops else [unresolved.group(1)]
+                flex = (
+                    " (TensorFlow ops: they need the Flex delegate)"
+                    if any(n.startswith("Flex") for n in named)
+                    else ""
+                )
+                which = "custom op" if len(named) == 1 else "custom ops"
+                reason = (
+                    f"the model uses {which} {', '.join(named)}{flex}, "
+                    "which LiteRT's built-in ops do not include"
+                )
+            raise BuildError(f"{file}: {reason}") from None
+    signatures = list(interpreter.get_signature_list())
+    chosen = _choose_signature(file, signatures, signature)
+    if chosen is None:
+        inputs = [_tensor(str(d["name"]), d) for d in interpreter.get_input_details()]
+        outputs = [_tensor(str(d["name"]), d) for d in interpreter.get_output_details()]
+    else:
+        runner = interpreter.get_signature_runner(chosen)
+        inputs = [_tensor(n, d) for n, d in runner.get_input_details().items()]
+        outputs = [_tensor(n, d) for n, d in runner.get_output_details().items()]
+    model = TFLiteModel(
+        path=file,
+        content=content,
+        signature=chosen,
+        signatures=signatures,
+        inputs=inputs,
+        outputs=outputs,
+        ops=ops,
+        custom_ops=custom_ops,
+        subgraphs=subgraphs,
+        info=read_metadata(content, parsed),
+        min_runtime_version=min_runtime,
+    )
+    if check:
+        _check_tensors(file, model)
+    return model
+
+
+def _choose_signature(file: Path, signatures: list[str], wanted: str | None) -> str | None:
+    if wanted is not None:
+        if wanted not in signatures:
+            raise BuildError(
+                f"{file} has no signature {wanted!r} (it has: {', '.join(signatures) or 'none'})"
+            )
+        return wanted
+    if not signatures:
+        return None
+    if DEFAULT_SIGNATURE in signatures:
+        return DEFAULT_SIGNATURE
+    if len(signatures) == 1:
+        return signatures[0]
+    raise BuildError(f"{file} has several signatures ({', '.join(signatures)}): choose one with --signature")
+
+
+def _check_tensors(file: Path, model: TFLiteModel) -> None:
+    if not model.inputs:
+        raise BuildError(f"{file}: the model has no inputs")
+    for kind, tensors in (("input", model.inputs), ("output", model.outputs)):
+        names = [t.name for t in tensors]
+        if len(set(names)) != len(names):
+            raise BuildError(f"{file}: the model's {kind} names are not unique ({', '.join(names)})")
+        for tensor in tensors:
+            if tensor.dtype not in SERVABLE_DTYPES:
+                what = "a string" if tensor.dtype == "string" else f"a {tensor.dtype}"
+                raise BuildError(
+                    f"{file}: {kind} {tensor.name!r} is {what} tensor; litefaas sends and receives "
+                    "numbers only (float, int, uint and bool tensors)"
+                )
+
+
+# ---------------------------------------------------------------------------------- compression
+
+
+def quantize_variant(content: bytes, variant: str) -> bytes:
+    """One ai-edge-quantizer variant of a float model (raises with the quantizer's reason)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    from ai_edge_quantizer import quantizer, recipe
+    from ai_edge_quantizer.algorithm_manager import AlgorithmName
+    from ai_edge_quantizer.qtyping import TFLOperationName
+
+    worker = quantizer.Quantizer(bytearray(content))
+    if variant == "weight_only_int8":
+        worker.load_quantization_recipe(recipe.weight_only_wi8_afp32())
+    elif variant == "dynamic_range":
+        worker.load_quantization_recipe(recipe.dynamic_wi8_afp32())
+    elif variant == "float16":
+        worker.add_weight_only_config(
+            regex=".*",
+            operation_name=TFLOperationName.ALL_SUPPORTED,
+            num_bits=16,
+            algorithm_key=AlgorithmName.FLOAT_CASTING,
+        )
+    else:
+        raise ValueError(f"unknown variant {variant!r}")
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        result = worker.quantize(enable_progress_report=False)
+    return bytes(result.quantized_model)
+
+
+def make_variants(model: TFLiteModel, step: Step = lambda _: None) -> tuple[dict[str, bytes], dict[str, str]]:
+    """The original plus every quantizer variant that could be made; the others with their reason."""
+    variants = {ORIGINAL: model.content}
+    skipped: dict[str, str] = {}
+    for variant in QUANTIZED_VARIANTS:
+        step(f"quantizing: {variant}")
+        try:
+            content = quantize_variant(model.content, variant)
+        except Exception as exc:  # noqa: BLE001 - the quantizer's reason is reported, not fatal
+            text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
+            reason = f"{exc.__class__.__name__}: {text[:200]}" if text else exc.__class__.__name__
+            skipped[variant] = f"the quantizer cannot make it: {reason}"
+            continue
+        if content == model.content or len(content) >= len(model.content):
+            skipped[variant] = "no weights the quantizer could compress (the file would not be smaller)"
+            continue
+        variants[variant] = content
+    return variants, skipped
+
+
+# ---------------------------------------------------------------------------------- measuring
+
+
+def parse_input_ranges(items: Sequence[str]) -> dict[str, tuple[float, float]]:
+    """``name=lo,hi`` items (``--input-range``) as ``{name: (lo, hi)}``."""
+    ranges: dict[str, tuple[float, float]] = {}
+    for item in items:
+        name, sep, bounds = item.partition("=")
+        parts = bounds.split(",")
+        try:
+            low, high = float(parts[0]), float(parts[1])
+        except (IndexError, ValueError):
+            low = high = float("nan")
+        if not sep or not name or len(parts) != 2 or not low <= high:
+            raise BuildError(f"--input-range {item!r}: expected NAME=LOW,HIGH with LOW <= HIGH")
+        ranges[name] = (low, high)
+    return ranges
+
+
+def generated_inputs(
+    tensors: Sequence[ImportedTensor], ranges: Mapping[str, tuple[float, float]], rows: int, seed: int = 0
+) -> Arrays:
+    """Rows within each input's dtype and declared range (float default 0..1; integers their whole
+    range up to 0..255; bool 0/1); a dynamic dimension other than the batch gets size 1."""
+    unknown = set(ranges) - {t.name for t in tensors}
+    if unknown:
+        raise BuildError(f"--input-range names no model input: {', '.join(sorted(unknown))}")
+    rng = np.random.default_rng(seed)
+    arrays: Arrays = {}
+    for tensor in tensors:
+        shape = (rows, *(d if d > 0 else 1 for d in tensor.row_shape))
+        dtype = np.dtype(tensor.dtype)
+        if dtype.kind == "b":
+            arrays[tensor.name] = rng.integers(0, 2, size=shape).astype(bool)
+        elif dtype.kind == "f":
+            low, high = ranges.get(tensor.name, (0.0, 1.0))
+            arrays[tensor.name] = rng.uniform(low, high, size=shape).astype(dtype)
+        else:
+            info = np.iinfo(dtype)
+            low, high = ranges.get(tensor.name, (max(float(info.min), -128.0), min(float(info.max), 255.0)))
+            low, high = max(np.ceil(low), info.min), min(np.floor(high), info.max)
+            if low > high:
+                raise BuildError(f"--input-range for {tensor.name!r} holds no {dtype.name} value")
+            arrays[tensor.name] = rng.integers(int(low), int(high) + 1, size=shape).astype(dtype)
+    return arrays
+
+
+def _dequantized(value: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    as_float = value.astype(np.float64)
+    if spec.quantization is not None:
+        as_float = (as_float - spec.quantization.zero_point) * spec.quantization.scale
+    return as_float
+
+
+def _latency_us(engine: Engine, inputs: Arrays, repeats: int) -> float:
+    one = {name: np.ascontiguousarray(v[:1]) for name, v in inputs.items()}
+    engine.predict(one)
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        engine.predict(one)
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples) * 1e6
+
+
+@dataclass
+class ImportResult:
+    out: Path
+    manifest: dict[str, Any]
+    reports: list[dict[str, Any]]
+    skipped: dict[str, str]
+    model: TFLiteModel
+    notes: list[str] = field(default_factory=list)
+
+
+def _manifest_for(
+    model: TFLiteModel, name: str, version: str, variant: str, file_name: str, content: bytes
+) -> dict[str, Any]:
+    inputs, outputs = model.manifest_tensors()
+    return {
+        "format": 1,
+        "name": name,
+        "version": version,
+        "variant": variant,
+        "file": file_name,
+        "bytes": len(content),
+        "sha256": hashlib.sha256(content).hexdigest(),
+        "signature": model.signature,
+        "inputs": inputs,
+        "outputs": outputs,
+    }
+
+
+def build_from_tflite(
+    path: Path,
+    out_dir: Path,
+    *,
+    signature: str | None = None,
+    calibration: Path | None = None,
+    input_ranges: Mapping[str, tuple[float, float]] | None = None,
+    max_abs_diff: float = 0.1,
+    max_accuracy_drop: float = 0.01,
+    name: str | None = None,
+    version: str | None = None,
+    labels: Path | None = None,
+    latency_repeats: int = 100,
+    step: Step = lambda _: None,
+) -> ImportResult:
+    """Import ``path`` (a ``.tflite`` or a folder holding one) into the artifact folder ``out_dir``.
+
+    Everything is checked and measured in a scratch folder first; ``out_dir`` is replaced
+    only at the end, and on any refusal (:class:`BuildError`) nothing is written.
+    """
+    from model.evaluate import classification_metrics
+    from model.pipeline import _replace_dir, select_variant
+
+    step(f"reading {path}")
+    model = read_tflite(Path(path), signature)
+    model_name = name or model.info.name or _NAME_OK.sub("_", model.path.stem) or "model"
+    model_name = _NAME_OK.sub("_", model_name)
+    model_version = version or model.info.version or "1.0.0"
+    label_list = _read_labels(labels) if labels is not None else model.info.labels
+
+    if calibration is not None:
+        from model.data import load_calibration
+
+        dataset = load_calibration(calibration, [(t.name, t.spec().shape) for t in model.inputs])
+        evaluation = {t.name: dataset.inputs[t.name].astype(np.dtype(t.dtype)) for t in model.inputs}
+        truth = dataset.labels
+    else:
+        evaluation = generated_inputs(model.inputs, input_ranges or {}, GENERATED_ROWS)
+        truth = None
+
+    variants, skipped = make_variants(model, step)
+    reports: list[dict[str, Any]] = []
+    reference: dict[str, np.ndarray] | None = None
+    reference_accuracy: float | None = None
+    outputs_by_variant: dict[str, dict[str, np.ndarray]] = {}
+    for variant, content in list(variants.items()):
+        step(f"measuring {variant}")
+        file_name = f"{model_name}.{variant}.tflite"
+        manifest = Manifest.from_json(
+            _manifest_for(model, model_name, model_version, variant, file_name, content)
+        )
+        try:
+            engine = Engine(manifest, content, num_threads=1, backends=["ai_edge_litert"])
+            outputs = engine.predict(evaluation)
+        except (ModelError, Exception) as exc:  # noqa: BLE001
+            reason = str(exc) if isinstance(exc, ModelError) else explain_load_error(exc)
+            if variant == ORIGINAL:
+                raise BuildError(f"{model.path}: LiteRT cannot run the model: {reason}") from None
+            skipped[variant] = f"does not run on LiteRT: {reason}"
+            del variants[variant]
+            continue
+        outputs_by_variant[variant] = outputs
+        first = manifest.outputs[0]
+        accuracy, auc = classification_metrics(_dequantized(outputs[first.name], first), truth)
+        if reference is None:
+            reference, reference_accuracy = outputs, accuracy
+        diff = max(
+            (
+                float(np.max(np.abs(_dequantized(outputs[s.name], s) - _dequantized(reference[s.name], s))))
+                if outputs[s.name].size
+                else 0.0
+            )
+            for s in manifest.outputs
+        )
+        reports.append(
+            {
+                "variant": variant,
+                "bytes": len(content),
+                "ratio": round(len(content) / len(model.content), 4),
+                "ratio_vs_keras": None,
+                "accuracy": accuracy,
+                "auc": auc,
+                "max_abs_diff": diff,
+                "latency_us_b1": round(_latency_us(engine, evaluation, latency_repeats), 2),
+                "latency_us_b256": None,
+                "runtimes": ["ai_edge_litert"],
+                "batching": engine.batching,
+                "selected": False,
+            }
+        )
+    selected = select_variant(reports, reference_accuracy, max_accuracy_drop, max_abs_diff)
+    for report in reports:
+        report["selected"] = report["variant"] == selected
+
+    out = Path(out_dir).resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".litefaas-import-", dir=out.parent))
+    try:
+        staging = work / "artifact"
+        staging.mkdir()
+        for variant, content in variants.items():
+            (staging / f"{model_name}.{variant}.tflite").write_bytes(content)
+        manifest = _manifest_for(
+            model, model_name, model_version, selected, f"{model_name}.{selected}.tflite", variants[selected]
+        )
+        chosen = next(r for r in reports if r["selected"])
+        manifest.update(
+            {
+                "variants": {v: f"{model_name}.{v}.tflite" for v in variants},
+                "variants_not_made": skipped,
+                "batching": chosen["batching"],
+                "metrics": {
+                    "accuracy": chosen["accuracy"],
+                    "auc": chosen["auc"],
+                    "reference_accuracy": reference_accuracy,
+                    "max_abs_diff": chosen["max_abs_diff"],
+                    "evaluated_rows": len(next(iter(evaluation.values()))),
+                    "evaluated_on": "calibration data" if calibration is not None else "generated inputs",
+                },
+                "source": {
+                    "file": model.path.name,
+                    "bytes": len(model.content),
+                    "sha256": model.sha256,
+                    "signatures": model.signatures,
+                    "ops": model.ops,
+                    "min_runtime_version": model.min_runtime_version,
+                },
+                "metadata": _metadata_json(model.info, model_name, model_version, label_list, staging),
+                "quantizer": _quantizer_version(),
+                "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+            }
+        )
+        (staging / "compression.json").write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
+        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+        _replace_dir(staging, out)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ImportResult(out, manifest, reports, skipped, model)
+
+
+def _read_labels(path: Path) -> list[str]:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BuildError(
+            f"--labels {path}: cannot read it as UTF-8 text ({exc.__class__.__name__})"
+        ) from None
+    labels = [line.strip() for line in text.splitlines()]
+    while labels and not labels[-1]:
+        labels.pop()
+    if not labels:
+        raise BuildError(f"--labels {path} is empty")
+    return labels
+
+
+def _metadata_json(
+    info: ModelInfo, name: str, version: str, labels: list[str], staging: Path
+) -> dict[str, Any]:
+    data = info.to_json()
+    data["name"], data["version"] = name, version
+    if labels:
+        (staging / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")
+        data["labels_file"] = "labels.txt"
+        data["labels_count"] = len(labels)
+    data.pop("labels", None)
+    return data
+
+
+def _quantizer_version() -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version("ai-edge-quantizer")
+    except metadata.PackageNotFoundError:
+        return None
