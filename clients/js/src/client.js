@@ -410,7 +410,8 @@ export class Client {
         init.body = body;
         init.headers = { ...init.headers, "content-type": contentType ?? "application/octet-stream" };
       }
-      const response = await this._fetch(url, init);
+      const fetchImpl = this._fetch; // called unbound: a browser's fetch refuses another `this`
+      const response = await fetchImpl(url, init);
       const bytes = new Uint8Array(await response.arrayBuffer());
       return { status: response.status, contentType: response.headers.get("content-type"), body: bytes };
     } catch (error) {

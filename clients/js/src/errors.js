@@ -9,7 +9,6 @@ export class ClientError extends Error {
   /** @param {string} message @param {ErrorOptions} [options] */
   constructor(message, options) {
     super(message, options);
-    this.name = new.target.name;
   }
 }
 
@@ -49,4 +48,14 @@ export class RemoteError extends ClientError {
     /** @type {boolean} */
     this.sealed = sealed;
   }
+}
+
+// Names that survive minification: `error.name` is what a caller (or a log) reads.
+for (const [kind, name] of [
+  [ClientError, "ClientError"],
+  [NetworkError, "NetworkError"],
+  [ProtocolError, "ProtocolError"],
+  [RemoteError, "RemoteError"],
+]) {
+  Object.defineProperty(kind.prototype, "name", { value: name, writable: true, configurable: true });
 }

@@ -284,6 +284,17 @@ describe("Client", () => {
     await assert.rejects(hanging.health(), (e) => e instanceof NetworkError && /within 20 ms/.test(e.message));
   });
 
+  it("names its errors (the names survive the bundle's minification)", async () => {
+    const { RemoteError: Bundled, NetworkError: BundledNetwork } = await import("../dist/litefaas.js").catch(() => ({}));
+    for (const [Kind, name] of [[RemoteError, "RemoteError"], [Bundled, "RemoteError"], [NetworkError, "NetworkError"], [BundledNetwork, "NetworkError"]]) {
+      if (!Kind) continue; // dist/ not built yet
+      const error = Kind === RemoteError || Kind === Bundled ? new Kind(422, "invalid_payload", "row 0", true) : new Kind("down");
+      assert.equal(error.name, name);
+      assert.ok(error instanceof Error);
+    }
+    assert.equal(new RemoteError(422, "invalid_payload", "row 0", true).message, "row 0");
+  });
+
   it("checks its options", () => {
     assert.throws(() => new Client("http://x", { suite: "nope", fetch }), /unknown suite/);
     assert.throws(() => new Client("http://x", { responseKeyBytes: 24, fetch }), /16 or 32/);
