@@ -367,8 +367,8 @@ class App:
     def _predict_encrypted_v2(self, body: bytes, reply: _Reply) -> Response:
         plaintext = self._open(crypto.parse_binary_envelope(body), reply)
         request, payload = split_frame(plaintext)
-        reply.binary = True
         reply.take_keys(request.get("response_key"), request.get("id"))
+        reply.binary = True
         unknown = request.keys() - _REQUEST_FIELDS_V2
         if unknown or not request.keys() >= REQUEST_FIELDS:
             expected = ", ".join(sorted(_REQUEST_FIELDS_V2))

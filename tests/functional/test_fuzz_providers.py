@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import secrets
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from typing import Any
 
 import pytest
 from fixtures.aws_events import HTTP_KINDS, aws_event, aws_response
+from fixtures.binary import ENCRYPTED_V2, PLAINTEXT_V2
 from fixtures.providers_gcp_azure import (
     azure_call,
     azure_function_app,
@@ -44,6 +46,8 @@ from core.app import App
 from core.config import Settings
 from core.encoding import b64u_decode, b64u_encode
 from core.engine import Engine
+from core.protocol import ENCRYPTED_TYPE_V2, PLAINTEXT_TYPE_V2
+from core.tensors import DATATYPES, join_frame, split_frame
 
 PROTOCOL_TABLE = {
     "invalid_envelope": 400,
@@ -154,12 +158,16 @@ class Harness:
 
 
 def direct_invoke_applies(request: Sent) -> bool:
-    """A direct invoke carries a JSON object as the event, to POST /predict with a standard type."""
+    """A direct invoke carries a JSON object (or a version-2 body) to POST /predict with a standard type."""
     if (request.method, request.path) != ("POST", "/predict") or request.headers not in (
         ENCRYPTED,
         PLAINTEXT,
+        ENCRYPTED_V2,
+        PLAINTEXT_V2,
     ):
         return False
+    if request.headers in (ENCRYPTED_V2, PLAINTEXT_V2):
+        return True
     try:
         return isinstance(json.loads(request.body), dict)
     except (ValueError, RecursionError):
@@ -182,6 +190,12 @@ def check_answer(
     if content_type == "application/litefaas+json":
         assert request.response_key is not None and request.request_id is not None, f"{name}: sealed, unasked"
         document = json.loads(crypto.open_response(request.response_key, request.request_id, body))
+    elif content_type == ENCRYPTED_TYPE_V2:
+        assert request.response_key is not None and request.request_id is not None, f"{name}: sealed, unasked"
+        document = split_frame(crypto.open_binary_response(request.response_key, request.request_id, body))[0]
+    elif content_type == PLAINTEXT_TYPE_V2:
+        assert request.headers.get("Content-Type") == PLAINTEXT_TYPE_V2, f"{name}: framed answer, unasked"
+        document = split_frame(body)[0]
     else:
         assert content_type == "application/json", (
             f"{name}: {status} answered as {content_type!r}: {body[:200]!r}"
@@ -224,7 +238,9 @@ def _targets(keys, engine, plaintext: bool) -> dict[str, Call]:
         targets[f"aws:{kind}"] = lambda m, p, h, b, kind=kind: aws_response(
             kind, handler(aws_event(kind, m, p, h, b), None)
         )
-    targets["aws:direct"] = lambda m, p, h, b: aws_response("direct", handler(json.loads(b), None))
+    targets["aws:direct"] = lambda m, p, h, b: aws_response(
+        "direct", handler(aws_event("direct", m, p, h, b), None)
+    )
     client = gcp_client(env)
     targets["gcp"] = lambda m, p, h, b: gcp_call_raw_path(client, m, p, h, b)
     function_app = azure_function_app(env)
@@ -486,6 +502,8 @@ CONTENT_TYPES = st.one_of(
         [
             "application/litefaas+json",
             "application/json",
+            ENCRYPTED_TYPE_V2,
+            PLAINTEXT_TYPE_V2,
             "APPLICATION/LITEFAAS+JSON; charset=utf-8",
             "application/json;charset=latin-1",
             "text/plain",
@@ -570,6 +588,137 @@ def test_every_field_of_the_decrypted_request_mutated(harnesses, keys, make):
 def test_plaintext_bodies_where_plaintext_is_allowed(harnesses, inputs, extra):
     body = dumps({"inputs": inputs, **extra})
     harnesses[True].ask_everywhere(lambda: Sent("POST", "/predict", dict(PLAINTEXT), body))
+
+
+# --- version 2 -----------------------------------------------------------------------------------
+
+
+def sealed_binary(keys, kid: str, frame: Callable[[dict[str, Any]], bytes], damage=None) -> Sent:
+    """A version-2 request sealed to ``kid``: ``frame`` makes the framed plaintext from the header fields."""
+    response_key, request_id = secrets.token_bytes(16), secrets.token_bytes(16)
+    fields = {
+        "response_key": b64u_encode(response_key),
+        "ts": int(time.time()),
+        "id": b64u_encode(request_id),
+    }
+    public, suite = keys.public_key(kid)
+    body = crypto.seal_binary_request(public, kid, suite, frame(fields))
+    return Sent(
+        "POST",
+        "/predict",
+        dict(ENCRYPTED_V2),
+        damage(body) if damage else body,
+        response_key,
+        request_id,
+        secrets_of(response_key),
+        [response_key],
+    )
+
+
+def good_frame(fields: dict[str, Any], rows: int = 1) -> bytes:
+    tensor = {"name": "features", "datatype": "FP32", "shape": [rows, 30]}
+    data = struct.pack("<f", CANARY_NUMBER) + bytes(rows * 120 - 4)
+    return join_frame({"inputs": [tensor], **fields}, [data])
+
+
+SHAPES = st.lists(
+    st.one_of(st.integers(0, 3), st.sampled_from([30, 29, 1025, 2**31, 2**63, 2**64 + 1, -1])), max_size=4
+)
+TENSORS = st.fixed_dictionaries(
+    {
+        "name": st.sampled_from(["features", "other", ""]),
+        "datatype": st.sampled_from([*DATATYPES, "BYTES", "FP8", "fp32"]),
+        "shape": SHAPES,
+    }
+)
+
+
+@st.composite
+def frame_mutations(draw) -> Callable[[dict[str, Any]], bytes]:
+    """The framed plaintext, wrong in one way: cut, lengthened, a header field or a tensor entry changed."""
+    action = draw(st.sampled_from(["truncate", "extend", "length", "tensor", "tensors", "field", "outputs"]))
+    cut = draw(st.floats(0, 1, exclude_max=True))
+    tail = draw(st.binary(min_size=1, max_size=64))
+    length = draw(st.sampled_from([0, 1, 2**16, 2**31, 2**32 - 1]))
+    tensor = draw(TENSORS)
+    tensors = draw(st.lists(TENSORS, max_size=3))
+    name, value = (
+        draw(st.sampled_from(["inputs", "ts", "id", "response_key", "outputs", "extra"])),
+        draw(RETYPED),
+    )
+    outputs = draw(st.one_of(st.lists(st.sampled_from(["probability", "x", ""]), max_size=3), json_values))
+
+    def make(fields: dict[str, Any]) -> bytes:
+        message = good_frame(fields)
+        if action == "truncate":
+            return message[: int(cut * len(message))]
+        if action == "extend":
+            return message + tail
+        if action == "length":
+            return struct.pack(">I", length) + message[4:]
+        header = {"inputs": [{"name": "features", "datatype": "FP32", "shape": [1, 30]}], **fields}
+        if action == "tensor":
+            header["inputs"] = [tensor]
+        elif action == "tensors":
+            header["inputs"] = tensors
+        elif action == "field":
+            header[name] = value
+        else:
+            header["outputs"] = outputs
+        text = dumps(header)
+        return struct.pack(">I", len(text)) + text + message[len(message) - 120 :]
+
+    return make
+
+
+@st.composite
+def binary_envelope_damage(draw) -> Callable[[bytes], bytes]:
+    """The clear header ``0x02 L kid ids`` or ``enc || ct`` changed: a byte set, cut short, or lengthened."""
+    action = draw(st.sampled_from(["set", "truncate", "extend"]))
+    position = draw(st.integers(0, 40))
+    byte = draw(st.integers(0, 255))
+    cut = draw(st.integers(0, 200))
+    tail = draw(st.binary(min_size=1, max_size=32))
+
+    def damage(body: bytes) -> bytes:
+        if action == "set":
+            index = min(position, len(body) - 1)
+            byte_ = byte ^ 1 if body[index] == byte else byte
+            return body[:index] + bytes([byte_]) + body[index + 1 :]
+        if action == "truncate":
+            return body[: min(cut, len(body) - 1)]
+        return body + tail
+
+    return damage
+
+
+@FUZZ
+@given(damage=binary_envelope_damage(), kid=st.sampled_from(["k0", "k1", "k2"]))
+def test_binary_envelopes_damaged(harnesses, keys, damage, kid):
+    answers = harnesses[False].ask_everywhere(lambda: sealed_binary(keys, kid, good_frame, damage))
+    # THEN a damaged version-2 envelope is refused in clear with one of the two envelope codes
+    assert set(answers.values()) <= {(400, "invalid_envelope"), (400, "decryption_failed")}
+
+
+@FUZZ
+@given(mutate=frame_mutations(), kid=st.sampled_from(["k0", "k1", "k2"]))
+def test_framed_messages_inside_a_valid_envelope(harnesses, keys, mutate, kid):
+    answers = harnesses[False].ask_everywhere(lambda: sealed_binary(keys, kid, mutate))
+    # THEN a broken frame is the protocol's 422 (413 for a batch over the limit), sealed where it can be
+    assert set(answers.values()) <= {
+        (422, "invalid_payload"),
+        (413, "payload_too_large"),
+        (408, "stale_request"),
+        (200, None),
+    }
+
+
+@FUZZ
+@given(mutate=frame_mutations(), garbage=st.binary(max_size=200), use_garbage=st.booleans())
+def test_framed_plaintext_where_plaintext_is_allowed(harnesses, mutate, garbage, use_garbage):
+    body = garbage if use_garbage else mutate({})
+    answers = harnesses[True].ask_everywhere(lambda: Sent("POST", "/predict", dict(PLAINTEXT_V2), body))
+    assert set(answers.values()) <= {(422, "invalid_payload"), (413, "payload_too_large"), (200, None)}
 
 
 # --- regressions ----------------------------------------------------------------------------------
