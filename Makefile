@@ -6,14 +6,18 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PY_STAMP := $(VENV)/.installed
 NODE_STAMP := node_modules/.installed
+JS_DIR := clients/js
+JS_STAMP := $(JS_DIR)/node_modules/.installed
+JS_BUNDLE := $(JS_DIR)/dist/litefaas.js
 PYTEST_ARGS ?=
 
 export SLS_TELEMETRY_DISABLED := 1
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: setup test test-fast test-tf lint demo build package bundle-sizes clean
 
-setup: $(PY_STAMP) $(if $(wildcard package.json),$(NODE_STAMP))
+setup: $(PY_STAMP) $(if $(wildcard package.json),$(NODE_STAMP)) $(JS_BUNDLE) chromium
 
 $(PY_STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "litefaas needs Python >= 3.11; set PYTHON=python3.x")'
@@ -26,7 +30,22 @@ $(NODE_STAMP): package.json package-lock.json
 	npm ci --no-audit --no-fund
 	@touch $@
 
+# The JavaScript client, bundled into the one ES module a page imports.
+$(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	cd $(JS_DIR) && npm ci --no-audit --no-fund
+	@touch $@
+
+$(JS_BUNDLE): $(JS_STAMP) $(JS_DIR)/build.mjs $(wildcard $(JS_DIR)/src/*.js)
+	cd $(JS_DIR) && node build.mjs
+	@touch $@
+
+# Debian's chromium for the browser tests (Playwright drives it; no browser is downloaded).
+.PHONY: chromium
+chromium:
+	@command -v chromium >/dev/null || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
 test: setup
+	cd $(JS_DIR) && node --test test/*.test.js
 	HYPOTHESIS_PROFILE=$${HYPOTHESIS_PROFILE:-ci} $(PY) -m pytest -m "not reliability" $(PYTEST_ARGS)
 
 test-fast: setup
@@ -53,7 +72,7 @@ demo: setup
 	$(VENV)/bin/litefaas demo
 
 clean:
-	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules $(JS_DIR)/node_modules $(JS_DIR)/dist .pytest_cache .mypy_cache .ruff_cache
 
 # Load (20,000 sealed requests at concurrency 64 per local host), key rotation and killed workers
 # under load, wrong configurations, and the fuzzer with more examples: about 6 minutes on 2 idle
