@@ -21,6 +21,7 @@ import shutil
 import statistics
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -319,7 +320,12 @@ def quantize_variant(content: bytes, variant: str) -> bytes:
         )
     else:
         raise ValueError(f"unknown variant {variant!r}")
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+    with (
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
         result = worker.quantize(enable_progress_report=False)
     return bytes(result.quantized_model)
 
