@@ -27,6 +27,7 @@ from core.errors import (
     UnsupportedMediaType,
 )
 from core.http import Response, error_response, header, json_headers, media_type, route_of
+from core.images import image_specs
 from core.keyring_reload import KeyFileWatcher
 from core.protocol import (
     ENCRYPTED_TYPE,
@@ -143,6 +144,7 @@ class App:
         keyset = self.keyring.public_keyset() if self.keyring else {"keys": []}
         self._keys = _dumps(keyset)
         self._model_suffix = b',"model":' + _dumps(self._model_info) + b"}"
+        self._images = image_specs(engine.manifest.raw.get("inputs", []))
         self._single_output = engine.manifest.outputs[0].name if len(engine.manifest.outputs) == 1 else None
         self._key_watcher = (
             KeyFileWatcher(settings.keys_file, settings.keys_reload_s, self.keyring, self.logger)
@@ -422,7 +424,9 @@ class App:
     def _infer_tensors(self, request: Mapping[str, Any], payload: memoryview, reply: _Reply) -> Response:
         manifest = self.engine.manifest
         wanted = wanted_outputs(request.get("outputs"), manifest.outputs)
-        arrays = model_inputs(request["inputs"], payload, manifest.inputs, self.settings.max_batch)
+        arrays = model_inputs(
+            request["inputs"], payload, manifest.inputs, self.settings.max_batch, self._images
+        )
         outputs = self._run(arrays, reply)
         message = frame_tensors(
             {"model": self._model_info}, "outputs", {name: outputs[name] for name in wanted}

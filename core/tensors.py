@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from core.engine import TensorSpec
 from core.errors import InvalidPayload, PayloadTooLarge
+from core.images import ImageSpec, images_to_batch
 
 Array = npt.NDArray[Any]
 Buffer = bytes | bytearray | memoryview
@@ -172,6 +173,11 @@ class TensorReader:
         if left:
             raise InvalidPayload(f"{left} bytes are left over after the last tensor")
 
+    def finish_if_last(self, last: bool) -> None:
+        """Refuse left-over bytes before the expensive work on the last tensor starts."""
+        if last:
+            self.finish()
+
 
 def tensor_bytes(value: Array | Sequence[bytes], datatype: str) -> list[Buffer]:
     """The wire bytes of one tensor: little-endian C order, or length-prefixed elements for ``BYTES``."""
@@ -216,13 +222,19 @@ def read_tensors(header: Mapping[str, Any], key: str, payload: memoryview) -> di
 
 
 def model_inputs(
-    items: object, payload: memoryview, specs: Sequence[TensorSpec], max_batch: int
+    items: object,
+    payload: memoryview,
+    specs: Sequence[TensorSpec],
+    max_batch: int,
+    images: Mapping[str, ImageSpec] | None = None,
 ) -> dict[str, Array]:
     """A request header's ``inputs`` read from ``payload`` and checked against the model's inputs.
 
     Every input once, by name, with the model input's own datatype (no implicit casts), ``shape[0]``
-    the batch (1 to ``max_batch``, the same for all) and the rest the model's row shape.
+    the batch (1 to ``max_batch``, the same for all) and the rest the model's row shape. An input
+    declared in ``images`` also takes ``BYTES`` of shape ``[N]``: N encoded images, decoded here.
     """
+    images = images or {}
     if not isinstance(items, list):
         raise InvalidPayload("inputs must be a list of tensors")
     by_name = {spec.name: spec for spec in specs}
@@ -236,13 +248,17 @@ def model_inputs(
             raise InvalidPayload(f"inputs[{index}]: the model has no input {tensor.name[:64]!r}")
         if tensor.name in arrays:
             raise InvalidPayload(f"input {tensor.name}: given twice")
-        _check_tensor(tensor, spec, max_batch)
+        image = images.get(tensor.name) if tensor.datatype == BYTES else None
+        _check_tensor(tensor, spec, max_batch, image is not None)
         if batch is not None and tensor.shape[0] != batch:
             raise InvalidPayload(f"input {tensor.name}: batch {tensor.shape[0]}, other inputs have {batch}")
         batch = tensor.shape[0]
         value = reader.read(tensor)
         if isinstance(value, list):
-            raise InvalidPayload(f"input {tensor.name}: this model input takes {datatype_of(spec.dtype)}")
+            if image is None:
+                raise InvalidPayload(f"input {tensor.name}: this model input takes {datatype_of(spec.dtype)}")
+            reader.finish_if_last(index == len(items) - 1)
+            value = images_to_batch(value, image, tensor.name, np.dtype(spec.dtype), spec.row_shape)
         arrays[tensor.name] = value
     missing = [spec.name for spec in specs if spec.name not in arrays]
     if missing:
@@ -251,11 +267,11 @@ def model_inputs(
     return arrays
 
 
-def _check_tensor(tensor: TensorHeader, spec: TensorSpec, max_batch: int) -> None:
+def _check_tensor(tensor: TensorHeader, spec: TensorSpec, max_batch: int, image: bool) -> None:
     expected = datatype_of(spec.dtype)
-    if tensor.datatype != expected:
+    if tensor.datatype != expected and not image:
         raise InvalidPayload(f"input {tensor.name}: datatype {tensor.datatype}, the model takes {expected}")
-    row_shape = spec.row_shape
+    row_shape = () if image else spec.row_shape
     if len(tensor.shape) != len(row_shape) + 1:
         raise InvalidPayload(
             f"input {tensor.name}: shape has {len(tensor.shape)} dimensions, expected {len(row_shape) + 1}"
