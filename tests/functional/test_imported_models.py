@@ -1,0 +1,116 @@
+"""Imported .tflite models served through every provider in process: the core entry, AWS Lambda
+(HTTP API and direct invoke), GCP (functions-framework) and Azure (the real function app).
+
+Each answer equals LiteRT run directly on the artifact's selected file, for models without a
+signature, with a batch fixed at 1, with uint8 inputs and outputs, with two inputs and three
+outputs (one of them bool), and with TFLite metadata (which ``GET /health`` may show).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+from fixtures.aws_events import aws_event, aws_response
+from fixtures.providers_gcp_azure import (
+    azure_call,
+    azure_function_app,
+    function_environment,
+    gcp_call,
+    gcp_client,
+)
+from fixtures.requests import ENCRYPTED, PLAINTEXT, make_keys, seal
+from fixtures.tflite_models import SERVABLE, built_artifacts, litert_direct, sample_inputs
+
+from core.app import App
+from core.config import Settings
+from core.engine import Engine
+
+pytestmark = pytest.mark.tensorflow
+
+
+@pytest.fixture(scope="module")
+def keys():
+    return make_keys()
+
+
+def _providers(keys, folder):
+    env = {
+        "LITEFAAS_PRIVATE_KEYS": keys.private_json,
+        "LITEFAAS_ALLOW_PLAINTEXT": "1",
+        "LITEFAAS_MODEL_DIR": str(folder),
+        "LITEFAAS_LOG_LEVEL": "WARNING",
+    }
+    engine = Engine.from_dir(folder)
+    core_app = App(Settings.from_env(env), engine)
+    with function_environment(env):
+        create_handler = importlib.import_module("handlers.aws.handler").create_handler
+    handler = create_handler(App(Settings.from_env(env), engine))
+    client = gcp_client(env)
+    function_app = azure_function_app(env)
+    return engine, {
+        "core": lambda m, p, h, b: (lambda r: (r.status, r.headers, r.body))(core_app.handle(m, p, h, b)),
+        "aws:http_api_v2": lambda m, p, h, b: aws_response(
+            "http_api_v2", handler(aws_event("http_api_v2", m, p, h, b), None)
+        ),
+        "aws:direct": lambda m, p, h, b: aws_response(
+            "direct", handler(aws_event("direct", m, p, h, b), None)
+        ),
+        "gcp": lambda m, p, h, b: gcp_call(client, m, p, h, b),
+        "azure": lambda m, p, h, b: azure_call(function_app, m, p, h, b),
+    }
+
+
+def _request_inputs(manifest, arrays):
+    if len(manifest.inputs) == 1:
+        return arrays[manifest.inputs[0].name].tolist()
+    return {name: value.tolist() for name, value in arrays.items()}
+
+
+def _answer_outputs(manifest, outputs):
+    if len(manifest.outputs) == 1:
+        return {manifest.outputs[0].name: outputs}
+    return outputs
+
+
+@pytest.mark.parametrize("name", SERVABLE)
+def test_every_provider_answers_what_litert_answers_on_the_selected_file(keys, name):
+    folder = built_artifacts()[name]
+    engine, providers = _providers(keys, folder)
+    manifest = engine.manifest
+    arrays = sample_inputs(manifest, 4, seed=3)
+    expected = litert_direct(folder / manifest.file, manifest.signature, arrays)
+    inputs = _request_inputs(manifest, arrays)
+    for provider, call in providers.items():
+        sealed = seal(keys, inputs=inputs)
+        status, _, body = call("POST", "/predict", ENCRYPTED, sealed.body)
+        assert status == 200, (provider, body)
+        answer = sealed.open(body)
+        assert answer["model"] == manifest.public_info()
+        got = _answer_outputs(manifest, answer["outputs"])
+        for spec in manifest.outputs:
+            value = np.asarray(got[spec.name])
+            assert value.shape == (4, *spec.row_shape), provider
+            np.testing.assert_allclose(
+                value.astype(np.float64), expected[spec.name].astype(np.float64), atol=1e-6
+            )
+            if spec.dtype == "bool":
+                assert value.dtype == np.bool_
+        status, _, body = call("POST", "/predict", PLAINTEXT, json.dumps({"inputs": inputs}).encode())
+        assert status == 200 and json.loads(body)["outputs"] == answer["outputs"], provider
+        if provider != "aws:direct":  # a direct invoke carries a prediction request only
+            status, _, body = call("GET", "/health", {}, b"")
+            assert status == 200 and json.loads(body)["model"]["name"] == manifest.name, provider
+
+
+def test_inputs_out_of_a_uint8_range_are_refused_by_every_provider(keys):
+    _, providers = _providers(keys, built_artifacts()["uint8_image"])
+    row = np.zeros((8, 8, 3), dtype=int).tolist()
+    row[0][0][0] = 256
+    for provider, call in providers.items():
+        sealed = seal(keys, inputs=[row])
+        status, _, body = call("POST", "/predict", ENCRYPTED, sealed.body)
+        assert status == 422, provider
+        assert "whole numbers from 0 to 255" in sealed.open(body)["error"]["message"]
