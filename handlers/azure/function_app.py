@@ -13,6 +13,9 @@ import azure.functions as func
 
 from core.app import App, cold_start
 
+RESPONSE_LIMIT = 100 * 1000 * 1000
+"""Azure Functions' HTTP front end carries at most 100 MB."""
+
 
 def create_function_app(core_app: App) -> func.FunctionApp:
     """The function app serving ``core_app``: one function per route and a catch-all."""
@@ -21,7 +24,9 @@ def create_function_app(core_app: App) -> func.FunctionApp:
     def answer(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
         request_id = context.invocation_id or req.headers.get("x-ms-client-request-id")
         path = urlsplit(req.url).path
-        reply = core_app.handle(req.method, path, req.headers, req.get_body(), request_id)
+        reply = core_app.handle(
+            req.method, path, req.headers, req.get_body(), request_id, response_limit=RESPONSE_LIMIT
+        )
         return func.HttpResponse(reply.body, status_code=reply.status, headers=reply.headers)
 
     @function_app.route(route="predict", methods=[func.HttpMethod.POST])

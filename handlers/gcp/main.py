@@ -17,6 +17,9 @@ from core.app import App, cold_start
 from core.errors import NotFound
 from core.http import error_response
 
+RESPONSE_LIMIT = 32 * 1024 * 1024
+"""Cloud Run functions answer at most 32 MiB over HTTP/1."""
+
 
 def create_function(app: App) -> Callable[[flask.Request], flask.Response]:
     """The HTTP function serving ``app``: flask request in, flask response out."""
@@ -24,7 +27,14 @@ def create_function(app: App) -> Callable[[flask.Request], flask.Response]:
     def predict(request: flask.Request) -> flask.Response:
         headers = request.headers
         request_id = headers.get("Function-Execution-Id") or headers.get("X-Cloud-Trace-Context")
-        reply = app.handle(request.method, request.path, dict(headers), request.get_data(), request_id)
+        reply = app.handle(
+            request.method,
+            request.path,
+            dict(headers),
+            request.get_data(),
+            request_id,
+            response_limit=RESPONSE_LIMIT,
+        )
         return flask.Response(reply.body, status=reply.status, headers=reply.headers)
 
     return predict
