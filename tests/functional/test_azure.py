@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from werkzeug.test import Client as WsgiClient
 
 from core.engine import Engine
-from litefaas.azure_host import AzureHost, InvocationContext, compile_route, http_routes, route_prefix
+from litefaas.local.azure_host import AzureHost, InvocationContext, compile_route, http_routes, route_prefix
 
 PROTOCOL_STATUSES = {200, 400, 403, 404, 405, 408, 409, 413, 415, 422}
 
@@ -182,8 +182,8 @@ def test_header_case_and_charset(function_app, keys):
 
 
 def test_oversize_body_is_413(function_app):
-    # GIVEN a body one byte over the default 1 MiB limit
-    body = b" " * (1024 * 1024 + 1)
+    # GIVEN a body one byte over the default 4 MiB limit
+    body = b" " * (4 * 1024 * 1024 + 1)
     # WHEN it is posted
     answer = azure_call(function_app, "POST", "/predict", ENCRYPTED, body)
     # THEN the function refuses it

@@ -123,8 +123,8 @@ def test_header_case_charset_and_prefix(client, keys):
 
 
 def test_oversize_body_is_413(client):
-    # GIVEN a body one byte over the default 1 MiB limit
-    body = b" " * (1024 * 1024 + 1)
+    # GIVEN a body one byte over the default 4 MiB limit
+    body = b" " * (4 * 1024 * 1024 + 1)
     # WHEN it is posted
     answer = gcp_call(client, "POST", "/predict", ENCRYPTED, body)
     # THEN the function refuses it before reading it as JSON
