@@ -122,10 +122,10 @@ def find_tflite(path: Path) -> Path:
     manifest = path / "manifest.json"
     if manifest.is_file():
         with contextlib.suppress(ValueError, KeyError, TypeError, OSError):
-            variants = json.loads(manifest.read_text(encoding="utf-8")).get("variants", {})
-            chosen = variants.get(ORIGINAL) or json.loads(manifest.read_text(encoding="utf-8"))["file"]
-            if (path / chosen).is_file():
-                return path / chosen
+            data = json.loads(manifest.read_text(encoding="utf-8"))
+            chosen = path / str(data.get("variants", {}).get(ORIGINAL) or data["file"])
+            if chosen.is_file():
+                return chosen
     found = sorted(path.glob("*.tflite"))
     if len(found) != 1:
         listed = ", ".join(p.name for p in found) or "none"
@@ -491,11 +491,11 @@ def build_from_tflite(
     for variant, content in list(variants.items()):
         step(f"measuring {variant}")
         file_name = f"{model_name}.{variant}.tflite"
-        manifest = Manifest.from_json(
+        loaded = Manifest.from_json(
             _manifest_for(model, model_name, model_version, variant, file_name, content)
         )
         try:
-            engine = Engine(manifest, content, num_threads=1, backends=["ai_edge_litert"])
+            engine = Engine(loaded, content, num_threads=1, backends=["ai_edge_litert"])
             outputs = engine.predict(evaluation)
         except (ModelError, Exception) as exc:  # noqa: BLE001
             reason = str(exc) if isinstance(exc, ModelError) else explain_load_error(exc)
@@ -505,7 +505,7 @@ def build_from_tflite(
             del variants[variant]
             continue
         outputs_by_variant[variant] = outputs
-        first = manifest.outputs[0]
+        first = loaded.outputs[0]
         accuracy, auc = classification_metrics(_dequantized(outputs[first.name], first), truth)
         if reference is None:
             reference, reference_accuracy = outputs, accuracy
@@ -515,7 +515,7 @@ def build_from_tflite(
                 if outputs[s.name].size
                 else 0.0
             )
-            for s in manifest.outputs
+            for s in loaded.outputs
         )
         reports.append(
             {
