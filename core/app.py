@@ -40,7 +40,7 @@ from core.protocol import (
     ROUTES,
 )
 from core.replay import ReplayGuard
-from core.tensors import frame_tensors, join_frame, model_inputs, split_frame, wanted_outputs
+from core.tensors import datatype_of, frame_tensors, join_frame, model_inputs, split_frame, wanted_outputs
 from core.validate import inputs_to_arrays, json_has_no_literals
 
 __all__ = ["App", "Response", "cold_start"]
@@ -140,17 +140,33 @@ class App:
         self.logger = logger or logs.configure(settings.log_level)
         self.replay = ReplayGuard(settings.replay_window_s, settings.replay_cache_size)
         self._model_info = engine.manifest.public_info()
-        self._health = _dumps({"status": "ok", "model": self._model_info, "backend": engine.backend})
+        self._images = image_specs(engine.manifest.raw.get("inputs", []))
+        self._health = _dumps({"status": "ok", "model": self._health_model(), "backend": engine.backend})
         keyset = self.keyring.public_keyset() if self.keyring else {"keys": []}
         self._keys = _dumps(keyset)
         self._model_suffix = b',"model":' + _dumps(self._model_info) + b"}"
-        self._images = image_specs(engine.manifest.raw.get("inputs", []))
         self._single_output = engine.manifest.outputs[0].name if len(engine.manifest.outputs) == 1 else None
         self._key_watcher = (
             KeyFileWatcher(settings.keys_file, settings.keys_reload_s, self.keyring, self.logger)
             if settings.keys_file is not None and self.keyring is not None
             else None
         )
+
+    def _health_model(self) -> dict[str, Any]:
+        """The model's public information, each tensor with its version-2 datatype (and image form)."""
+        info = self.engine.manifest.health_info()
+        for entry in (*info["inputs"], *info["outputs"]):
+            entry["datatype"] = datatype_of(entry["dtype"])
+            if entry["name"] in self._images:
+                entry["image"] = self._images[entry["name"]].to_json()
+        labels_file = self.engine.manifest.metadata.get("labels_file")
+        if isinstance(labels_file, str) and "/" not in labels_file:
+            try:
+                text = (self.settings.model_dir / labels_file).read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError):
+                raise ConfigError("LITEFAAS_MODEL_DIR", f"cannot read the labels file {labels_file}") from None
+            info["labels"] = text.splitlines()
+        return info
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> App:

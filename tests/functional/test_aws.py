@@ -159,11 +159,9 @@ def test_keys_and_health(handler, keys, engine, kind):
     assert (status, headers["content-type"], json.loads(body)) == (200, "application/json", keys.public)
     _, (status, _, body) = call(handler, kind, "GET", "/health", {})
     assert status == 200
-    assert json.loads(body) == {
-        "status": "ok",
-        "model": engine.manifest.public_info(),
-        "backend": engine.backend,
-    }
+    health = json.loads(body)
+    assert (health["status"], health["backend"]) == ("ok", engine.backend)
+    assert health["model"].items() >= engine.manifest.public_info().items()
 
 
 @pytest.mark.parametrize("kind", HTTP_KINDS)

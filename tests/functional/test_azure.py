@@ -144,7 +144,7 @@ def test_keys_and_health(function_app, keys, engine):
     assert (keys_status, json.loads(keys_body)) == (200, keys.public)
     assert keys_headers["cache-control"] == "max-age=60"
     assert health_status == 200
-    assert json.loads(health_body)["model"] == engine.manifest.public_info()
+    assert json.loads(health_body)["model"].items() >= engine.manifest.public_info().items()
     assert keys.private_b64[0].encode() not in keys_body + health_body
 
 

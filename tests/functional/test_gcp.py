@@ -81,11 +81,9 @@ def test_keys_and_health(client, keys, engine):
     assert (keys_status, json.loads(keys_body)) == (200, keys.public)
     assert keys_headers["cache-control"] == "max-age=60"
     assert health_status == 200
-    assert json.loads(health_body) == {
-        "status": "ok",
-        "model": engine.manifest.public_info(),
-        "backend": engine.backend,
-    }
+    health = json.loads(health_body)
+    assert (health["status"], health["backend"]) == ("ok", engine.backend)
+    assert health["model"].items() >= engine.manifest.public_info().items()
     assert keys.private_b64[0].encode() not in keys_body + health_body
 
 
