@@ -54,8 +54,11 @@ def classification_metrics(
             auc = None
         return accuracy, auc
     accuracy = float(np.mean(np.argmax(scores, axis=1) == labels.reshape(-1).astype(int)))
+    # One-vs-rest AUC wants rows that sum to 1; a quantized softmax's rows are off by a little.
+    totals = scores.astype(np.float64).sum(axis=1, keepdims=True)
+    normalized = scores / np.where(totals > 0, totals, 1.0)
     try:
-        auc = float(roc_auc_score(labels.reshape(-1).astype(int), scores, multi_class="ovr"))
+        auc = float(roc_auc_score(labels.reshape(-1).astype(int), normalized, multi_class="ovr"))
     except ValueError:
         auc = None
     return accuracy, auc

@@ -8,7 +8,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +22,7 @@ from model.errors import BuildError
 if TYPE_CHECKING:
     import keras
 
-    from model.source import ModelSource
+    from model.source import ModelSource, TensorInfo
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "artifacts" / "breast_cancer_mlp"
 
@@ -41,6 +41,8 @@ class BuildOptions:
     seed: int = 42
     name: str | None = None
     version: str = "1.0.0"
+    images: dict[str, dict[str, object]] = field(default_factory=dict)
+    """Image declarations (``ImageSpec.to_json()`` form) to attach to model inputs, by input name."""
 
 
 @dataclass
@@ -83,18 +85,9 @@ def build(
     options: BuildOptions, step: Step = lambda _: None, epoch: EpochProgress | None = None
 ) -> BuildResult:
     """Run the whole pipeline; write ``options.out`` only once everything succeeded."""
-    import keras
-    import tensorflow as tf
-
-    from model.convert import convert_variants
-    from model.evaluate import classification_metrics, evaluate_variant
     from model.source import from_keras, load_user_model
 
-    out = options.out.resolve()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".litefaas-build-", dir=out.parent))
-    staging = work / "artifact"
-    staging.mkdir()
+    out, work, staging = make_workspace(options.out)
     try:
         feature_names: list[str] = []
         label_meaning: str | None = None
@@ -117,69 +110,157 @@ def build(
                 raise BuildError("--calibration data.npz is required with --from (a representative dataset)")
             calibration = load_calibration(options.calibration, [(t.name, t.shape) for t in source.inputs])
             evaluation = calibration
-        for spec in source.inputs:
-            if spec.dtype != "float32":
-                raise BuildError(f"input {spec.name!r} is {spec.dtype}; litefaas serves float32 inputs")
-
-        step("computing the reference outputs")
-        reference = source.predict(evaluation.inputs)
-        first_output = source.outputs[0].name
-        reference_accuracy, reference_auc = classification_metrics(reference[first_output], evaluation.labels)
-
-        step("converting to float32, float16, dynamic-range and int8")
-        variants = convert_variants(source, calibration)
-        float32_bytes = len(variants["float32"])
-
-        reports = []
-        for variant, content in variants.items():
-            step(f"measuring {variant}")
-            file_name = f"{source.name}.{variant}.tflite"
-            (staging / file_name).write_bytes(content)
-            manifest = _manifest(source, variant, file_name, content, feature_names, label_meaning, options)
-            report = evaluate_variant(
-                variant,
-                content,
-                Manifest.from_json(manifest),
-                evaluation,
-                reference,
-                float32_bytes,
-                source.reference_bytes,
-            )
-            if "ai_edge_litert" not in report.runtimes and variant == "float32":
-                raise BuildError("the float32 model does not load on LiteRT")
-            reports.append(report.to_json())
-
-        selected = select_variant(
-            reports, reference_accuracy, options.max_accuracy_drop, options.max_abs_diff
+        return convert_and_write(
+            source,
+            calibration,
+            evaluation,
+            options,
+            staging,
+            out,
+            step,
+            ArtifactExtras(
+                feature_names=feature_names,
+                label_meaning=label_meaning,
+                input_fields=image_fields(source.inputs, options.images),
+            ),
         )
-        for row in reports:
-            row["selected"] = row["variant"] == selected
-        chosen = next(r for r in reports if r["selected"])
-        file_name = f"{source.name}.{selected}.tflite"
-        manifest = _manifest(
-            source, selected, file_name, variants[selected], feature_names, label_meaning, options
-        )
-        manifest.update(
-            {
-                "variants": {v: f"{source.name}.{v}.tflite" for v in variants},
-                "metrics": {
-                    "accuracy": chosen["accuracy"],
-                    "auc": chosen["auc"],
-                    "reference_accuracy": reference_accuracy,
-                    "reference_auc": reference_auc,
-                    "evaluated_rows": len(evaluation),
-                },
-                "tensorflow_version": tf.__version__,
-                "keras_version": keras.__version__,
-                "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
-            }
-        )
-        (staging / "compression.json").write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
-        (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
-        _replace_dir(staging, out)
-        return BuildResult(out, manifest, reports, reference_accuracy, source.reference_bytes)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+@dataclass
+class ArtifactExtras:
+    """What a built model's manifest says beyond its tensors: feature names, the label's meaning,
+    per-input fields (an ``image`` declaration), ``metadata`` and small files (``labels.txt``)."""
+
+    feature_names: list[str] = field(default_factory=list)
+    label_meaning: str | None = None
+    input_fields: dict[str, dict[str, object]] = field(default_factory=dict)
+    metadata: dict[str, object] | None = None
+    files: dict[str, str] = field(default_factory=dict)
+
+
+def convert_and_write(
+    source: ModelSource,
+    calibration: Dataset,
+    evaluation: Dataset,
+    options: BuildOptions,
+    staging: Path,
+    out: Path,
+    step: Step = lambda _: None,
+    extras: ArtifactExtras | None = None,
+) -> BuildResult:
+    """Convert ``source`` to every variant, measure each on ``evaluation``, select one, and move
+    the finished artifact from ``staging`` to ``out`` (atomically)."""
+    import keras
+    import tensorflow as tf
+
+    from model.convert import convert_variants
+    from model.evaluate import classification_metrics, evaluate_variant
+
+    extras = extras or ArtifactExtras()
+    for spec in source.inputs:
+        if spec.dtype != "float32":
+            raise BuildError(f"input {spec.name!r} is {spec.dtype}; litefaas serves float32 inputs")
+
+    step("computing the reference outputs")
+    reference = source.predict(evaluation.inputs)
+    first_output = source.outputs[0].name
+    reference_accuracy, reference_auc = classification_metrics(reference[first_output], evaluation.labels)
+
+    step("converting to float32, float16, dynamic-range and int8")
+    variants = convert_variants(source, calibration)
+    float32_bytes = len(variants["float32"])
+
+    reports = []
+    for variant, content in variants.items():
+        step(f"measuring {variant}")
+        file_name = f"{source.name}.{variant}.tflite"
+        (staging / file_name).write_bytes(content)
+        manifest = _manifest(source, variant, file_name, content, extras, options)
+        report = evaluate_variant(
+            variant,
+            content,
+            Manifest.from_json(manifest),
+            evaluation,
+            reference,
+            float32_bytes,
+            source.reference_bytes,
+        )
+        if "ai_edge_litert" not in report.runtimes and variant == "float32":
+            raise BuildError("the float32 model does not load on LiteRT")
+        reports.append(report.to_json())
+
+    selected = select_variant(reports, reference_accuracy, options.max_accuracy_drop, options.max_abs_diff)
+    for row in reports:
+        row["selected"] = row["variant"] == selected
+    chosen = next(r for r in reports if r["selected"])
+    file_name = f"{source.name}.{selected}.tflite"
+    manifest = _manifest(source, selected, file_name, variants[selected], extras, options)
+    manifest.update(
+        {
+            "variants": {v: f"{source.name}.{v}.tflite" for v in variants},
+            "metrics": {
+                "accuracy": chosen["accuracy"],
+                "auc": chosen["auc"],
+                "reference_accuracy": reference_accuracy,
+                "reference_auc": reference_auc,
+                "evaluated_rows": len(evaluation),
+            },
+            "tensorflow_version": tf.__version__,
+            "keras_version": keras.__version__,
+            "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        }
+    )
+    if extras.metadata is not None:
+        manifest["metadata"] = extras.metadata
+    for name, text in extras.files.items():
+        (staging / name).write_text(text, encoding="utf-8")
+    (staging / "compression.json").write_text(json.dumps(reports, indent=2) + "\n", encoding="utf-8")
+    (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    _replace_dir(staging, out)
+    return BuildResult(out, manifest, reports, reference_accuracy, source.reference_bytes)
+
+
+def image_fields(
+    inputs: Sequence[TensorInfo], images: Mapping[str, Mapping[str, object]]
+) -> dict[str, dict[str, object]]:
+    """``{"image": ...}`` manifest fields for the named inputs, each declaration checked."""
+    from core.images import ImageSpec
+
+    by_name = {spec.name: spec for spec in inputs}
+    fields: dict[str, dict[str, object]] = {}
+    for name, declaration in images.items():
+        spec = by_name.get(name)
+        if spec is None:
+            raise BuildError(
+                f"--image-input {name!r}: the model has no such input (inputs: {', '.join(by_name)})"
+            )
+        try:
+            image = ImageSpec.from_json(declaration)
+        except (ValueError, KeyError, TypeError) as exc:
+            raise BuildError(f"--image-input {name!r}: {exc}") from None
+        row = list(spec.shape[1:])
+        wanted = [image.height, image.width, image.channels][: len(row)]
+        fits = len(row) == 3 or (len(row) == 2 and image.channels == 1)
+        if not fits or any(d is not None and d != w for d, w in zip(row, wanted, strict=True)):
+            shown = [d if d is not None else -1 for d in row]
+            raise BuildError(
+                f"--image-input {name!r}: rows of shape {shown} cannot hold "
+                f"{image.height}x{image.width} images with {image.channels} channel(s)"
+            )
+        fields[name] = {"image": image.to_json()}
+    return fields
+
+
+def make_workspace(out: Path) -> tuple[Path, Path, Path]:
+    """The resolved ``out``, a scratch folder beside it, and the artifact's staging folder in it."""
+    out = out.resolve()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".litefaas-build-", dir=out.parent))
+    staging = work / "artifact"
+    staging.mkdir()
+    return out, work, staging
 
 
 def _train(train: Dataset, options: BuildOptions, epoch: EpochProgress | None) -> keras.Model:
@@ -193,8 +274,7 @@ def _manifest(
     variant: str,
     file_name: str,
     content: bytes,
-    feature_names: list[str],
-    label_meaning: str | None,
+    extras: ArtifactExtras,
     options: BuildOptions,
 ) -> dict[str, object]:
     return {
@@ -206,10 +286,10 @@ def _manifest(
         "bytes": len(content),
         "sha256": hashlib.sha256(content).hexdigest(),
         "signature": "serving_default",
-        "inputs": [t.to_json() for t in source.inputs],
+        "inputs": [t.to_json() | extras.input_fields.get(t.name, {}) for t in source.inputs],
         "outputs": [t.to_json() for t in source.outputs],
-        "feature_names": feature_names,
-        "label": {"output": source.outputs[0].name, "meaning": label_meaning},
+        "feature_names": extras.feature_names,
+        "label": {"output": source.outputs[0].name, "meaning": extras.label_meaning},
     }
 
 
