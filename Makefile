@@ -23,7 +23,7 @@ $(PY_STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "litefaas needs Python >= 3.11; set PYTHON=python3.x")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[build,gcp,azure,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[build,gcp,azure,cli,dev]'
 	@touch $@
 
 $(NODE_STAMP): package.json package-lock.json
@@ -66,7 +66,7 @@ package: setup
 	$(VENV)/bin/litefaas package --cloud $(or $(CLOUD),aws)
 
 bundle-sizes: setup
-	$(PY) bench/bundle_sizes.py
+	$(PY) -m litefaas.benchmark.bundle_sizes
 
 demo: setup
 	$(VENV)/bin/litefaas demo

@@ -1,7 +1,7 @@
 'use strict';
 
 // litefaas on AWS: `package` builds the Lambda bundle that serverless.yml names as package.artifact
-// (cp312 manylinux wheels for the function's architecture, see litefaas/package.py) before osls
+// (cp312 manylinux wheels for the function's architecture, see litefaas/packaging/) before osls
 // compiles the template. `offline start` serves the sources with the local Python instead: the
 // bundle's wheels are for Lambda, and the private keys come from the local environment there,
 // not from the Secrets Manager reference CloudFormation resolves at deploy.

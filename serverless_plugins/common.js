@@ -65,7 +65,7 @@ function ensureBundle(serverless, cloud, log) {
   const { python, arch } = target(serverless);
   const argv = [
     '-m',
-    'litefaas.package_cmd',
+    'litefaas.cli.package',
     'package',
     '--cloud',
     cloud,
@@ -95,7 +95,7 @@ function ensureBundle(serverless, cloud, log) {
 // Extract the bundle into a folder (for tools that deploy a folder), with the packager's safe unzip.
 function unpackBundle(serverless, bundle, destination) {
   fs.rmSync(destination, { recursive: true, force: true });
-  const code = 'import sys; from pathlib import Path; from litefaas.package import unpack; unpack(Path(sys.argv[1]), Path(sys.argv[2]))';
+  const code = 'import sys; from pathlib import Path; from litefaas.packaging.bundle import unpack; unpack(Path(sys.argv[1]), Path(sys.argv[2]))';
   const result = spawnSync(pythonExecutable(serverless.serviceDir), ['-c', code, bundle, destination], {
     cwd: serverless.serviceDir,
     stdio: 'inherit',

@@ -15,9 +15,9 @@ import sys
 import textwrap
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent.parent
+from litefaas.paths import ROOT
+
 ENTRYPOINTS = ("core", "aws", "gcp", "azure", "tensorflow")
 
 _CHILD = textwrap.dedent(
@@ -26,7 +26,8 @@ _CHILD = textwrap.dedent(
     started = time.perf_counter()
     import base64, json, sys
     entry, body = sys.argv[1], sys.stdin.buffer.read()
-    headers = {"Content-Type": "application/litefaas+json"}
+    from core.protocol import ENCRYPTED_TYPE
+    headers = {"Content-Type": ENCRYPTED_TYPE}
     if entry == "core":
         from core.app import App
         answer = App.from_env().handle("POST", "/predict", headers, body).body
@@ -51,7 +52,7 @@ _CHILD = textwrap.dedent(
         app = functions_framework.create_app(target="predict", source="handlers/gcp/main.py")
         answer = app.test_client().post("/predict", data=body, headers=headers).get_data()
     elif entry == "azure":
-        from litefaas.azure_host import load_host
+        from litefaas.local.azure_host import load_host
         answer = load_host().invoke("POST", "http://127.0.0.1/api/predict", headers, body).body
     elapsed = time.perf_counter() - started
     sys.stdout.write(json.dumps({"seconds": elapsed, "answer": answer.decode()}) + "\\n")

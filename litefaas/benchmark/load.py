@@ -12,9 +12,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from core.protocol import ENCRYPTED_TYPE, PLAINTEXT_TYPE
 from litefaas.client import (
-    ENCRYPTED_TYPE,
-    PLAINTEXT_TYPE,
     ClientError,
     KeyInfo,
     RequestSecrets,

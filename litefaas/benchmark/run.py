@@ -1,4 +1,4 @@
-"""Run the cross-provider benchmark: start the local hosts (or use deployed URLs), measure, stop."""
+"""Measure one provider's function: key, first request, load at each concurrency and batch, cold start."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import platform
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +15,10 @@ import httpx
 import numpy as np
 
 from core.engine import Engine
+from core.protocol import ENCRYPTED_TYPE
 from litefaas.benchmark.coldstart import ColdStart
 from litefaas.benchmark.load import Prepared, Run, prepare, run_load
 from litefaas.client import KeyInfo, build_request, decrypt_response, parse_keyset, select_key
-from litefaas.serve_common import LocalServer
 
 CONCURRENCY = (1, 4, 16, 64)
 BATCHES = (1, 32, 256)
@@ -36,8 +35,12 @@ class Plan:
     warmup: int = 20
 
     @classmethod
-    def choose(cls, quick: bool) -> Plan:
-        return cls(100, 100, 30, 2) if quick else cls(1000, 1000, 300, 5)
+    def choose(cls, quick: bool, requests: int | None = None) -> Plan:
+        """The quick or the full plan; ``requests`` per concurrency level overrides its counts."""
+        plan = cls(100, 100, 30, 2) if quick else cls(1000, 1000, 300, 5)
+        if requests is None:
+            return plan
+        return cls(requests, requests, max(1, requests // 3), plan.cold_runs, min(plan.warmup, requests))
 
 
 @dataclass
@@ -131,7 +134,7 @@ def first_request_ms(url: str, key: KeyInfo, rows: np.ndarray, check: Checker) -
     body, secrets = build_request(rows[:1], key)
     started = time.perf_counter()
     response = httpx.post(
-        f"{url}/predict", content=body, headers={"Content-Type": "application/litefaas+json"}, timeout=60
+        f"{url}/predict", content=body, headers={"Content-Type": ENCRYPTED_TYPE}, timeout=60
     )
     elapsed = (time.perf_counter() - started) * 1000
     document = decrypt_response(response.content, secrets, response.status_code)
@@ -187,37 +190,6 @@ def environment() -> dict[str, Any]:
         "system": platform.system(),
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-
-
-@contextmanager
-def local_servers(
-    names: list[str], port: int, env: Mapping[str, str]
-) -> Iterator[dict[str, tuple[LocalServer, float]]]:
-    """Start the local hosts together (each with its start time) and always stop them."""
-    from litefaas.serve import launch_spec
-
-    servers: dict[str, tuple[LocalServer, float]] = {}
-    try:
-        for offset, name in enumerate(names):
-            spec = launch_spec(name, port + offset, env)
-            servers[name] = (LocalServer(name, spec).start(), time.perf_counter())
-        yield servers
-    finally:
-        for server, _ in servers.values():
-            server.stop()
-
-
-def host_start_times(servers: Mapping[str, tuple[LocalServer, float]]) -> dict[str, float]:
-    """Milliseconds from each host's start until its /health answers, all waited for at once."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    def healthy(item: tuple[LocalServer, float]) -> float:
-        server, started = item
-        server.wait_healthy(timeout=120)
-        return round((time.perf_counter() - started) * 1000, 1)
-
-    with ThreadPoolExecutor(max_workers=max(1, len(servers))) as pool:
-        return dict(zip(servers, pool.map(healthy, servers.values()), strict=True))
 
 
 def write_json(path: Path, document: Mapping[str, Any]) -> None:

@@ -35,8 +35,7 @@ def run_tflite_build(args: argparse.Namespace) -> int:
     """``build --from model.tflite``: import, compress, measure, select, write; print the table."""
     from rich.progress import TextColumn
 
-    from litefaas.cli.build import compression_table, tensorflow_progress
-    from litefaas.cli.console import make_console
+    from litefaas.cli.console import compression_table, make_console, tensorflow_progress
     from model.tflite_import import build_from_tflite, parse_input_ranges
 
     out = args.out or Path("build") / "models" / args.source.stem

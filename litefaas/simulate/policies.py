@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from litefaas.errors import ToolError
 from litefaas.simulate.engine import AppPolicy, Decision
 from litefaas.simulate.workload import AppWorkload
 
@@ -16,7 +17,7 @@ POLICY_HELP = "fixed-10m, fixed-20m (any fixed-<n>s|m|h), provisioned-<n>, histo
 DEFAULT_POLICIES = ("fixed-10m", "fixed-20m", "provisioned-1", "histogram", "kpa", "litefaas")
 
 
-class PolicyError(ValueError):
+class PolicyError(ToolError, ValueError):
     """An unknown policy name."""
 
 

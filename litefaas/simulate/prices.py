@@ -24,10 +24,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from litefaas.errors import ToolError
+
 CLOUDS = ("aws", "gcp", "azure")
 
 
-class PriceError(ValueError):
+class PriceError(ToolError, ValueError):
     """The price table is missing, unreadable or lacks a required field."""
 
 

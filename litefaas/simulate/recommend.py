@@ -21,10 +21,12 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from litefaas.errors import ToolError
+
 HEADROOM = 1.25
 
 
-class RecommendError(ValueError):
+class RecommendError(ToolError, ValueError):
     """No application to recommend for."""
 
 

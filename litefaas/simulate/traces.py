@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from litefaas.errors import ToolError
+
 PERCENTILES = (0.0, 1.0, 25.0, 50.0, 75.0, 99.0, 100.0)
 RUN_COLUMNS = tuple(f"percentile_Average_{int(p)}" for p in PERCENTILES)
 MINUTE = re.compile(r"^(?:minute_)?(\d+)$")
@@ -16,7 +18,7 @@ DEFAULT_MEMORY_MB = 256.0
 DEFAULT_DURATION_MS = 1000.0
 
 
-class TraceError(ValueError):
+class TraceError(ToolError, ValueError):
     """The trace cannot be read; the message says which file and why."""
 
 

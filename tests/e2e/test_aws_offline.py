@@ -18,8 +18,9 @@ from fixtures.requests import ENCRYPTED, PLAINTEXT, ROWS, make_keys, seal
 
 from core.engine import Engine
 from litefaas.client import Client, PlaintextDisabledError
-from litefaas.serve_aws import OSLS_BIN, lambda_port, launch_spec
-from litefaas.serve_common import ROOT, free_port
+from litefaas.local.aws import OSLS_BIN, lambda_port, launch_spec
+from litefaas.local.process import free_port
+from litefaas.paths import ROOT
 
 pytestmark = [
     pytest.mark.e2e,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from litefaas.benchmark.cost import per_million
-from litefaas.cli import main
-from litefaas.serve_common import free_port
+from litefaas.cli.main import main
+from litefaas.local.process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 PROVIDER_KEYS = {

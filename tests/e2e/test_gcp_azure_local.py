@@ -10,9 +10,11 @@ import pytest
 from fixtures.requests import ROWS, make_keys
 
 from core.engine import Engine
-from litefaas import serve_azure, serve_gcp
 from litefaas.client import Client, PlaintextDisabledError
-from litefaas.serve_common import LocalServer, free_port, group_alive
+from litefaas.local import azure as serve_azure
+from litefaas.local import gcp as serve_gcp
+from litefaas.local.process import free_port, group_alive
+from litefaas.local.server import LocalServer
 
 pytestmark = pytest.mark.e2e
 
@@ -80,5 +82,5 @@ def test_launch_specs_describe_their_hosts():
     if shutil.which("func"):
         assert azure.argv[1:2] == ["start"]
     else:
-        assert azure.argv[1:3] == ["-m", "litefaas.azure_host"]
+        assert azure.argv[1:3] == ["-m", "litefaas.local.azure_host"]
         assert "litefaas local Azure host" in azure.description

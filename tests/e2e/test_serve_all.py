@@ -17,7 +17,7 @@ from fixtures.requests import ROWS
 
 from core.engine import Engine
 from litefaas.client import Client
-from litefaas.serve_common import free_port, group_alive
+from litefaas.local.process import free_port, group_alive
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 READY = re.compile(r"^(aws|gcp|azure) ready at (\S+)\s+\(pid (\d+);")

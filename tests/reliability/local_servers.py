@@ -17,9 +17,13 @@ import numpy as np
 import pytest
 from fixtures.requests import ROWS
 
-from litefaas import serve_aws, serve_azure, serve_gcp
-from litefaas.loadgen import LoadResult, exact_check, group_pids, local_expected, run_jobs
-from litefaas.serve_common import ROOT, LaunchSpec, LocalServer, free_port, group_alive
+from litefaas.benchmark.loadgen import LoadResult, exact_check, local_expected, run_jobs
+from litefaas.local import aws as serve_aws
+from litefaas.local import azure as serve_azure
+from litefaas.local import gcp as serve_gcp
+from litefaas.local.process import free_port, group_alive, group_pids
+from litefaas.local.server import LaunchSpec, LocalServer
+from litefaas.paths import ROOT
 
 PROVIDERS = ("aws", "gcp", "azure")
 LAUNCHERS: dict[str, Callable[[int, dict[str, str]], LaunchSpec]] = {
@@ -65,7 +69,7 @@ def running(provider: str, env: Mapping[str, str], *, healthy_within: float = 12
 def load(
     server: LocalServer, jobs: int, concurrency: int, *, result: LoadResult | None = None, **options: object
 ) -> LoadResult:
-    """``litefaas.loadgen`` against ``server``, every answer checked against the local model."""
+    """``litefaas.benchmark.loadgen`` against ``server``, every answer checked against the local model."""
     return asyncio.run(
         run_jobs(server.spec.base_url, ROW_ARRAY, jobs, concurrency, CHECK, result=result, **options)
     )

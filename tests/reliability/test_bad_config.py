@@ -22,7 +22,8 @@ from reliability.local_servers import LAUNCHERS, PROVIDERS, function_env, skip_u
 
 from core.encoding import b64u_encode
 from core.engine import DEFAULT_MODEL_DIR
-from litefaas.serve_common import LocalServer, free_port
+from litefaas.local.process import free_port
+from litefaas.local.server import LocalServer
 
 pytestmark = pytest.mark.reliability
 

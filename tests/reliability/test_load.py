@@ -15,7 +15,7 @@ from fixtures.requests import make_keys
 from reliability import tally
 from reliability.local_servers import PROVIDERS, function_env, load, running, warm_up
 
-from litefaas.loadgen import group_rss_kib
+from litefaas.local.process import group_rss_kib
 
 pytestmark = pytest.mark.reliability
 

@@ -1,4 +1,4 @@
-"""``litefaas.loadgen`` in process: retries with fresh ids, key refetch after a rotation, nothing lost."""
+"""``litefaas.benchmark.loadgen`` in process: retries with fresh ids, key refetch after a rotation, nothing lost."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from fixtures.requests import ROWS, make_keys
 from core.app import App
 from core.config import Settings
 from core.engine import Engine
-from litefaas.loadgen import exact_check, local_expected, run_jobs
+from litefaas.benchmark.loadgen import exact_check, local_expected, run_jobs
 
 ROW_ARRAY = np.asarray(ROWS, dtype=np.float32)
 

@@ -16,8 +16,8 @@ from core.app import App
 from core.config import Settings
 from core.crypto import KeyRing, PrivateKeyEntry
 from core.encoding import b64u_decode
-from litefaas.cli import main
-from litefaas.serve_common import ROOT
+from litefaas.cli.main import main
+from litefaas.paths import ROOT
 
 KEY_FILE_NAMES = (
     "keys.json",
@@ -65,7 +65,7 @@ def test_git_ignores_key_files(name):
 
 def _package_module():
     try:
-        return importlib.import_module("litefaas.package")
+        return importlib.import_module("litefaas.packaging.secret_scan")
     except ImportError:
         pytest.skip("litefaas/package.py (the bundle builder and its secret scan) is not there yet")
 

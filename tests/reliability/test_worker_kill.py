@@ -30,7 +30,7 @@ from reliability.local_servers import (
     warm_up,
 )
 
-from litefaas.serve_common import LocalServer
+from litefaas.local.server import LocalServer
 
 pytestmark = pytest.mark.reliability
 

@@ -13,13 +13,15 @@ from pathlib import Path
 import pytest
 from fixtures.requests import make_keys
 
-from litefaas import deploy, package, package_cmd
-from litefaas.cli import CommandError
+from litefaas import paths
+from litefaas.cli import package as package_cmd
+from litefaas.errors import CommandError
+from litefaas.packaging import deploy
 
-ROOT = package.ROOT
+ROOT = paths.ROOT
 NODE = shutil.which("node")
 pytestmark = pytest.mark.skipif(
-    NODE is None or not deploy.OSLS.is_file(),
+    NODE is None or not paths.OSLS_BIN.is_file(),
     reason="node or node_modules/osls is missing: run `npm ci` (or `make setup`)",
 )
 
@@ -266,10 +268,10 @@ def test_unknown_cloud_and_bad_parameters(capsys):
     assert exited.value.code == 2
     assert "invalid choice: 'oracle'" in capsys.readouterr().err
     with pytest.raises(CommandError, match="expected NAME=VALUE"):
-        deploy.parse_params(["memorySize"])
+        package_cmd.parse_params(["memorySize"])
     with pytest.raises(CommandError, match="use --arch instead"):
-        deploy.parse_params(["architecture=arm64"])
-    assert deploy.parse_params(["memorySize=1024", "privateKeysSecret=a=b"]) == {
+        package_cmd.parse_params(["architecture=arm64"])
+    assert package_cmd.parse_params(["memorySize=1024", "privateKeysSecret=a=b"]) == {
         "memorySize": "1024",
         "privateKeysSecret": "a=b",
     }

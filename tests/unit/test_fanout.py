@@ -22,7 +22,7 @@ from core.app import App
 from core.config import Settings
 from core.engine import Engine
 from litefaas import client as client_module
-from litefaas import keys_cmd
+from litefaas.cli import calls as keys_cmd
 from litefaas.client import (
     AsyncClient,
     Client,
@@ -41,6 +41,7 @@ from litefaas.client import (
     rows_per_request,
     slice_rows,
 )
+from litefaas.client import base as client_base
 
 URL = "https://fn.test"
 MARKER = 9999.0
@@ -136,8 +137,8 @@ def request_ids(monkeypatch):
         ids.append(secrets.id)
         return body, secrets
 
-    monkeypatch.setattr(client_module, "build_request", recording)
-    monkeypatch.setattr(client_module._ClientBase, "retry_delay_s", 0.0)
+    monkeypatch.setattr(client_base, "build_request", recording)
+    monkeypatch.setattr(client_base.ClientBase, "retry_delay_s", 0.0)
     return ids
 
 
@@ -179,7 +180,7 @@ class TestPlanning:
         assert rows_per_request(ROWS) == 1024
         assert rows_per_request(ROWS, max_batch=64) == 64
         wide = np.full((1, 128), -1.2345678901234567e-05)
-        rows = rows_per_request(wide)
+        rows = rows_per_request(wide, max_body_bytes=1024 * 1024)
         assert 100 < rows < 1024
         body, _ = build_request(np.full((rows, 128), -1.2345678901234567e-05), keys.public["keys"][0])
         assert len(body) <= 1024 * 1024
@@ -187,7 +188,9 @@ class TestPlanning:
     def test_rows_of_a_mapping(self):
         inputs = {"a": np.zeros((6, 2)), "b": [[1, 2, 3]] * 6}
         assert row_count(inputs) == 6
-        assert rows_per_request(inputs, max_batch=10_000) == (786_432 - 512) // (25 * 5 + 8)
+        assert rows_per_request(inputs, max_batch=10_000, max_body_bytes=1024 * 1024) == (786_432 - 512) // (
+            25 * 5 + 8
+        )
         part = slice_rows(inputs, 2, 4)
         assert len(part["a"]) == 2 and part["b"] == [[1, 2, 3]] * 2
         with pytest.raises(ClientError, match="same number of rows"):

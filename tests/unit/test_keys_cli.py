@@ -17,8 +17,8 @@ from core import crypto
 from core.app import App
 from core.config import Settings
 from core.engine import Engine
-from litefaas import keys_cmd
-from litefaas.cli import main
+from litefaas.cli import calls as keys_cmd
+from litefaas.cli.main import main
 
 URL = "https://fn.test"
 ENCRYPTED = {"Content-Type": "application/litefaas+json"}
@@ -250,7 +250,7 @@ def test_predict_remote_error(deployed, tmp_path, capsys, monkeypatch):
 
 def test_help_imports_nothing_heavy():
     probe = (
-        "import sys; from litefaas import cli; cli.parser()\n"
+        "import sys; from litefaas.cli import main; main.parser()\n"
         "print(sorted(m for m in ('httpx', 'numpy', 'cryptography', 'litefaas.client') if m in sys.modules))"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

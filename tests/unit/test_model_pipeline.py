@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from litefaas.cli import main
+from litefaas.cli.main import main
 from model.pipeline import select_variant
 
 COMPRESSION_KEYS = {
@@ -80,7 +80,7 @@ def test_help_is_instant_and_imports_no_tensorflow():
     import subprocess
     import sys
 
-    code = "import sys; from litefaas.cli import parser; parser(); print('tensorflow' in sys.modules, 'numpy' in sys.modules)"
+    code = "import sys; from litefaas.cli.main import parser; parser(); print('tensorflow' in sys.modules, 'numpy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
 

@@ -19,15 +19,19 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 from fixtures.requests import ROWS, make_keys, seal
 
 from core.engine import Engine
-from litefaas import package, package_cmd
-from litefaas.package import PackageError, Target
+from litefaas import paths
+from litefaas.cli import package as package_cmd
+from litefaas.packaging import bundle as bundler
+from litefaas.packaging import proof, slimming, targets
+from litefaas.packaging import secret_scan as scan
+from litefaas.packaging.targets import PackageError, Target
 
-ROOT = package.ROOT
+ROOT = paths.ROOT
 OSLS = ROOT / "node_modules" / "osls" / "bin" / "serverless.js"
 CFN_LINT = Path(sys.executable).with_name("cfn-lint")
 AWS_TARGET_ZIPPED = 25 * 1000 * 1000
 AWS_TARGET_UNZIPPED = 80 * 1000 * 1000
-PYTHON312 = package.find_python("3.12")
+PYTHON312 = proof.find_python("3.12")
 needs_python312 = pytest.mark.skipif(
     PYTHON312 is None,
     reason="no working python3.12 here (PATH or pyenv): the isolated-interpreter proof of the bundles is skipped",
@@ -46,10 +50,10 @@ def dist(tmp_path_factory):
 @pytest.fixture(scope="module")
 def bundles(dist):
     """The x86_64 bundle of each cloud (wheels from the cache under build/wheels after the first run)."""
-    return {cloud: package.build_bundle(Target(cloud), dist) for cloud in package.CLOUDS}
+    return {cloud: bundler.build_bundle(Target(cloud), dist) for cloud in targets.CLOUDS}
 
 
-def names(bundle: package.Bundle) -> list[str]:
+def names(bundle: bundler.Bundle) -> list[str]:
     with zipfile.ZipFile(bundle.path) as archive:
         return archive.namelist()
 
@@ -81,18 +85,18 @@ def test_platform_tags_cover_every_manylinux_the_lambda_glibc_accepts():
 
 
 def test_pins_come_from_constraints_and_the_cli_offers_what_the_builder_accepts():
-    pins = package.read_pins()
-    runtime = package.litert_runtime(pins)
+    pins = targets.read_pins()
+    runtime = targets.litert_runtime(pins)
     assert runtime.requirements == tuple(
-        f"{name}=={pins[package.normalize(name)]}" for name in package.RUNTIME_DISTRIBUTIONS
+        f"{name}=={pins[targets.normalize(name)]}" for name in targets.RUNTIME_DISTRIBUTIONS
     )
-    assert package_cmd.CLOUDS == package.CLOUDS
-    assert package_cmd.ARCHITECTURES == package.ARCHITECTURES
-    assert package_cmd.PYTHON_VERSIONS == package.PYTHON_VERSIONS
+    assert package_cmd.CLOUDS == targets.CLOUDS
+    assert package_cmd.ARCHITECTURES == targets.ARCHITECTURES
+    assert package_cmd.PYTHON_VERSIONS == targets.PYTHON_VERSIONS
 
 
 def test_slimming_keeps_only_what_the_interpreter_loads():
-    litert = package.SLIMMING["ai-edge-litert"]
+    litert = slimming.SLIMMING["ai-edge-litert"]
     assert litert.keeps("ai_edge_litert/interpreter.py")
     assert litert.keeps("ai_edge_litert/_pywrap_litert_interpreter_wrapper.so")
     assert litert.keeps("ai_edge_litert/libpywrap_litert_common.so")
@@ -106,7 +110,7 @@ def test_slimming_keeps_only_what_the_interpreter_loads():
         "ai_edge_litert-2.3.0.dist-info/RECORD",
     ):
         assert not litert.keeps(dropped), dropped
-    numpy = package.SLIMMING["numpy"]
+    numpy = slimming.SLIMMING["numpy"]
     assert numpy.keeps("numpy/_core/_multiarray_umath.cpython-312-x86_64-linux-gnu.so")
     assert numpy.keeps("numpy/typing/__init__.py")  # core imports numpy.typing
     for dropped in (
@@ -118,7 +122,7 @@ def test_slimming_keeps_only_what_the_interpreter_loads():
         "numpy/random/mtrand.cpython-312-x86_64-linux-gnu.so",
     ):
         assert not numpy.keeps(dropped), dropped
-    cffi = package.SLIMMING["cffi"]
+    cffi = slimming.SLIMMING["cffi"]
     assert cffi.keeps("_cffi_backend.cpython-312-x86_64-linux-gnu.so")
     assert not cffi.keeps("cffi/api.py")
 
@@ -135,7 +139,7 @@ def test_aws_bundle_layout_and_sizes(bundles):
         name.startswith(("handlers/gcp", "handlers/azure", "litefaas/", "tests/")) for name in files
     )
     model = sorted(name for name in files if name.startswith("model/"))
-    manifest = json.loads((package.DEFAULT_MODEL / "manifest.json").read_text())
+    manifest = json.loads((bundler.DEFAULT_MODEL / "manifest.json").read_text())
     assert model == [
         f"model/artifacts/breast_cancer_mlp/{manifest['file']}",
         "model/artifacts/breast_cancer_mlp/manifest.json",
@@ -164,7 +168,7 @@ def test_gcp_bundle_has_main_at_the_root_and_names_functions_framework(bundles):
     assert not any(name.startswith("handlers/") for name in files)
     with zipfile.ZipFile(bundles["gcp"].path) as archive:
         requirements = archive.read("requirements.txt").decode()
-    pins = package.read_pins()
+    pins = targets.read_pins()
     assert [line for line in requirements.splitlines() if not line.startswith("#")] == [
         f"functions-framework=={pins['functions-framework']}"
     ]
@@ -185,7 +189,7 @@ def test_azure_bundle_puts_packages_under_python_packages(bundles):
 def test_bundles_are_reproducible_and_reused(bundles, dist, tmp_path):
     bundle = bundles["aws"]
     before = bundle.path.stat().st_mtime_ns
-    again = package.build_bundle(Target("aws"), dist)
+    again = bundler.build_bundle(Target("aws"), dist)
     assert again.path.stat().st_mtime_ns == before  # same inputs: kept, not rebuilt
     with zipfile.ZipFile(bundle.path) as archive:
         infos = archive.infolist()
@@ -197,15 +201,15 @@ def test_bundles_are_reproducible_and_reused(bundles, dist, tmp_path):
 
 
 @needs_python312
-@pytest.mark.parametrize("cloud", package.CLOUDS)
+@pytest.mark.parametrize("cloud", targets.CLOUDS)
 def test_bundle_answers_an_encrypted_request_alone_in_python312(bundles, cloud, tmp_path):
     # GIVEN the bundle unpacked, and (gcp, azure) the SDK the platform installs from its requirements.txt
-    root = package.unpack(bundles[cloud].path, tmp_path / "bundle")
-    layer = package.platform_layer(Target(cloud))
+    root = bundler.unpack(bundles[cloud].path, tmp_path / "bundle")
+    layer = proof.platform_layer(Target(cloud))
     keys = make_keys()
     sealed = seal(keys, inputs=ROWS[:4])
     # WHEN python3.12 -I -S, which sees nothing but these folders, answers a request sealed here
-    result = package.probe_bundle(
+    result = proof.probe_bundle(
         root, cloud, PYTHON312, sealed.body, {"LITEFAAS_PRIVATE_KEYS": keys.private_json}, layer
     )
     # THEN the answer decrypts here to the model's own outputs, computed by the bundle's packages
@@ -232,7 +236,7 @@ def test_python312_lookup_says_none_rather_than_a_broken_shim(tmp_path, monkeypa
     shim.write_text("#!/bin/sh\necho 'pyenv: python3.12: command not found' >&2\nexit 127\n")
     shim.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert package.find_python("3.12") is None
+    assert proof.find_python("3.12") is None
 
 
 # -------------------------------------------------------------------------------------- secret scan
@@ -243,17 +247,17 @@ def test_scan_finds_pem_keys_key_sets_and_the_environment_keys():
     pem = X25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    assert package.scan_bytes(b"prefix\n" + pem) == ["PEM private key"]
-    assert package.scan_bytes(keys.private_json.encode()) == ["litefaas private key set"]
-    needles = package.known_private_keys({"LITEFAAS_PRIVATE_KEYS": keys.private_json})
+    assert scan.scan_bytes(b"prefix\n" + pem) == ["PEM private key"]
+    assert scan.scan_bytes(keys.private_json.encode()) == ["litefaas private key set"]
+    needles = scan.known_private_keys({"LITEFAAS_PRIVATE_KEYS": keys.private_json})
     hidden = b"\x00binary " + keys.private_b64[0].encode() + b" more"
-    assert package.scan_bytes(hidden, needles) == ["a private key of LITEFAAS_PRIVATE_KEYS"]
-    assert package.scan_bytes(b"-----BEGIN PRIVATE KEY-----", needles) == []  # a header alone is no key
+    assert scan.scan_bytes(hidden, needles) == ["a private key of LITEFAAS_PRIVATE_KEYS"]
+    assert scan.scan_bytes(b"-----BEGIN PRIVATE KEY-----", needles) == []  # a header alone is no key
 
 
 def test_repository_service_files_hold_no_private_key():
     files = [ROOT / "serverless.yml", *(ROOT / "providers").glob("*.yml"), *(ROOT / "core").glob("*.py")]
-    assert package.scan_paths(files, base=ROOT, needles=[]) == []
+    assert scan.scan_paths(files, base=ROOT, needles=[]) == []
 
 
 # -------------------------------------------------------------------------------------------- refusals
@@ -262,21 +266,21 @@ def test_repository_service_files_hold_no_private_key():
 def test_missing_artifact_is_refused_and_nothing_is_written(tmp_path):
     out = tmp_path / "dist"
     with pytest.raises(PackageError, match="no model artifact"):
-        package.build_bundle(Target("aws"), out, model_dir=tmp_path / "nowhere")
+        bundler.build_bundle(Target("aws"), out, model_dir=tmp_path / "nowhere")
     assert not out.exists() or list(out.iterdir()) == []
 
 
 def test_private_key_in_the_model_folder_is_refused_and_nothing_is_written(tmp_path):
     # GIVEN a model artifact whose manifest carries a private key set
     model = tmp_path / "model"
-    shutil.copytree(package.DEFAULT_MODEL, model)
+    shutil.copytree(bundler.DEFAULT_MODEL, model)
     manifest = json.loads((model / "manifest.json").read_text())
     manifest["notes"] = json.loads(make_keys().private_json)
     (model / "manifest.json").write_text(json.dumps(manifest))
     out = tmp_path / "dist"
     # WHEN it is packaged THEN the builder refuses, naming the file, and leaves no bundle
     with pytest.raises(PackageError, match=r"refusing .*manifest\.json \(litefaas private key set\)"):
-        package.build_bundle(Target("aws"), out, model_dir=model)
+        bundler.build_bundle(Target("aws"), out, model_dir=model)
     assert list(out.iterdir()) == []
 
 
@@ -333,7 +337,7 @@ def test_osls_package_offline_writes_a_template_cfn_lint_accepts(bundles, dist, 
         variables["LITEFAAS_PRIVATE_KEYS"]
         == "{{resolve:secretsmanager:litefaas-dev-private-keys:SecretString}}"
     )
-    assert package.scan_paths([tmp_path / "sls"], needles=[]) == []
+    assert scan.scan_paths([tmp_path / "sls"], needles=[]) == []
     # HTTP API routes, a Function URL, log retention, a role that can only write its logs
     routes = sorted(
         r["Properties"]["RouteKey"] for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"

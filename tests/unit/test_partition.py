@@ -90,8 +90,8 @@ def two(seed, tmp_path_factory):
 
 def run_partition_cli(*argv: str) -> int:
     """``litefaas partition …`` through its registrar, as ``litefaas.cli`` runs a command."""
-    from litefaas.cli import CommandError
-    from litefaas.partition_cmd import register
+    from litefaas.cli.partition import register
+    from litefaas.errors import CommandError
 
     root = argparse.ArgumentParser(prog="litefaas")
     register(root.add_subparsers(dest="command"))

@@ -11,11 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from litefaas.cli.simulate import register
+from litefaas.paths import trace_search_path
 from litefaas.simulate import policies, recommend, traces, workload
 from litefaas.simulate.engine import run_app
 from litefaas.simulate.prices import PriceError, load_prices
 from litefaas.simulate.runner import Options, simulate
-from litefaas.simulate_cmd import register, trace_search_path
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "traces"
@@ -584,7 +585,7 @@ def test_recommend_from_numbers():
 
 
 def test_cli_errors(tmp_path):
-    from litefaas.cli import CommandError
+    from litefaas.errors import CommandError
 
     with pytest.raises(CommandError, match="unknown policy"):
         cli(["--trace", "azure2019_10fn", "--policy", "lru"])
@@ -600,7 +601,7 @@ def test_trace_name_from_environment(tmp_path, monkeypatch, fixtures_dir):
 
 
 def test_command_module_is_light():
-    code = "import sys, litefaas.simulate_cmd; print(any(m in sys.modules for m in ('numpy', 'rich', 'matplotlib')))"
+    code = "import sys, litefaas.cli.simulate; print(any(m in sys.modules for m in ('numpy', 'rich', 'matplotlib')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"
 

@@ -7,7 +7,7 @@ binding (route template, methods) under the ``routePrefix`` of ``host.json``, de
 request with ``azure.functions``' own HTTP converter into a real ``func.HttpRequest``, calls
 the user function and encodes its ``func.HttpResponse`` with the same converter.
 
-    python -m litefaas.azure_host --port 7071
+    python -m litefaas.local.azure_host --port 7071
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ from azure.functions.meta import Datum
 from werkzeug.wrappers import Request as WsgiRequest
 from werkzeug.wrappers import Response as WsgiResponse
 
-APP_DIR = Path(__file__).resolve().parent.parent / "handlers" / "azure"
+from litefaas.paths import ROOT
+
+APP_DIR = ROOT / "handlers" / "azure"
 SCRIPT_FILE = "function_app.py"
 DEFAULT_ROUTE_PREFIX = "api"
 DEFAULT_PORT = 7071
@@ -314,7 +316,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Serve the function app on a threaded WSGI server until SIGINT or SIGTERM."""
     from werkzeug.serving import WSGIRequestHandler, make_server
 
-    parser = argparse.ArgumentParser(prog="python -m litefaas.azure_host", description=BANNER)
+    parser = argparse.ArgumentParser(prog="python -m litefaas.local.azure_host", description=BANNER)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--app-dir", type=Path, default=APP_DIR, help="the function app's folder")

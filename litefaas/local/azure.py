@@ -5,13 +5,14 @@ from __future__ import annotations
 import shutil
 import sys
 
-from litefaas.serve_common import ROOT, LaunchSpec
+from litefaas.local.server import LaunchSpec
+from litefaas.paths import ROOT
 
 APP_DIR = ROOT / "handlers" / "azure"
 
 
 def launch_spec(port: int, env: dict[str, str]) -> LaunchSpec:
-    """``func start`` in ``handlers/azure`` if ``func`` is on PATH, else ``python -m litefaas.azure_host``."""
+    """``func start`` in ``handlers/azure`` if ``func`` is on PATH, else the litefaas local Azure host."""
     func = shutil.which("func", path=env.get("PATH"))
     if func:
         return LaunchSpec(
@@ -22,7 +23,7 @@ def launch_spec(port: int, env: dict[str, str]) -> LaunchSpec:
             description="Azure Functions Core Tools (func start) serving handlers/azure/function_app.py",
         )
     return LaunchSpec(
-        argv=[sys.executable, "-m", "litefaas.azure_host", "--port", str(port), "--host", "127.0.0.1"],
+        argv=[sys.executable, "-m", "litefaas.local.azure_host", "--port", str(port), "--host", "127.0.0.1"],
         env=dict(env),
         cwd=ROOT,
         base_url=f"http://127.0.0.1:{port}/api",

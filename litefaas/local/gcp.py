@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from litefaas.serve_common import ROOT, LaunchSpec
+from litefaas.local.server import LaunchSpec
+from litefaas.paths import ROOT
 
 SOURCE = Path("handlers") / "gcp" / "main.py"
 TARGET = "predict"

@@ -9,7 +9,7 @@ one row whose answer must come back exactly once and match the local model:
 - the key set can also be refetched every ``refresh_keys_s``, as a client honouring
   ``Cache-Control: max-age`` on ``GET /keys`` does.
 
-A job is **lost** when it has no verified answer after that. ``python -m litefaas.loadgen --url …``
+A job is **lost** when it has no verified answer after that. ``python -m litefaas.benchmark.loadgen --url …``
 runs one load from a shell.
 """
 
@@ -32,8 +32,8 @@ import httpx
 import numpy as np
 import numpy.typing as npt
 
+from core.protocol import ENCRYPTED_TYPE
 from litefaas.client import (
-    ENCRYPTED_TYPE,
     ClientError,
     DecryptionFailedError,
     KeyInfo,
@@ -268,35 +268,6 @@ def exact_check(expected: npt.NDArray[np.float32], tolerance: float = 0.0) -> Ch
     return check
 
 
-def group_rss_kib(group: int) -> int:
-    """Resident memory (KiB, ``VmRSS``) summed over every process of process group ``group``."""
-    total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-            if int(fields[2]) != group:
-                continue
-            for line in (stat.parent / "status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except (OSError, IndexError, ValueError):
-            continue
-    return total
-
-
-def group_pids(group: int) -> list[int]:
-    """The live processes of process group ``group`` (zombies excepted)."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == group:
-            pids.append(int(stat.parent.name))
-    return pids
-
-
 def local_expected(rows: npt.NDArray[np.float32], model_dir: Path | None = None) -> npt.NDArray[np.float32]:
     """The local model's output for each row, one row per call, as a function computes it."""
     from core.engine import DEFAULT_MODEL_DIR, Engine
@@ -308,7 +279,9 @@ def local_expected(rows: npt.NDArray[np.float32], model_dir: Path | None = None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m litefaas.loadgen", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m litefaas.benchmark.loadgen", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--url", required=True, help="the function's base URL (…/predict, …/keys below it)")
     parser.add_argument("--rows", type=Path, required=True, help='JSON: a list of rows or {"rows": [...]}')
     parser.add_argument("--requests", type=int, default=1000)

@@ -1,9 +1,9 @@
-"""Local serving: how to launch one provider's host, and a process that is started and stopped cleanly."""
+"""One local host: how to launch it (:class:`LaunchSpec`), and its process, started, health-checked and
+stopped cleanly with its whole process group (:class:`LocalServer`)."""
 
 from __future__ import annotations
 
-import contextlib
-import os
+import json
 import signal
 import subprocess
 import tempfile
@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-ROOT = Path(__file__).resolve().parent.parent
+from litefaas.errors import ToolError
+from litefaas.local.process import group_alive, signal_group
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class LaunchSpec:
     kill_signal: int = signal.SIGTERM
 
 
-class ServerError(Exception):
+class ServerError(ToolError):
     """A local server did not start or did not become healthy; the message says why."""
 
 
@@ -40,6 +41,10 @@ class LocalServer:
         self.name = name
         self.spec = spec
         self.process: subprocess.Popen[bytes] | None = None
+        self.started_at: float | None = None
+        """``time.perf_counter()`` when the process was started."""
+        self.ready_ms: float | None = None
+        """Milliseconds from the start until ``/health`` first answered."""
         self._log: IO[bytes] | None = None
 
     @property
@@ -57,6 +62,7 @@ class LocalServer:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self.started_at = time.perf_counter()
         return self
 
     def log_tail(self, lines: int = 30) -> str:
@@ -79,6 +85,8 @@ class LocalServer:
             try:
                 with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own loopback URL
                     if response.status == 200 and _says_ok(response.read()):
+                        if self.started_at is not None:
+                            self.ready_ms = round((time.perf_counter() - self.started_at) * 1000, 1)
                         return
             except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
                 pass
@@ -91,17 +99,17 @@ class LocalServer:
             return
         group = self.process.pid
         if self.process.poll() is None:
-            _signal_group(group, self.spec.kill_signal)
+            signal_group(group, self.spec.kill_signal)
             try:
                 self.process.wait(timeout)
             except subprocess.TimeoutExpired:
-                _signal_group(group, signal.SIGKILL)
+                signal_group(group, signal.SIGKILL)
                 self.process.wait(5)
         deadline = time.monotonic() + timeout
         while group_alive(group) and time.monotonic() < deadline:
             time.sleep(0.1)
         if group_alive(group):
-            _signal_group(group, signal.SIGKILL)
+            signal_group(group, signal.SIGKILL)
         if self._log is not None:
             self._log.close()
             Path(self._log.name).unlink(missing_ok=True)
@@ -116,37 +124,8 @@ class LocalServer:
 
 def _says_ok(body: bytes) -> bool:
     """True for the protocol's health answer, ``{"status": "ok", …}``."""
-    import json
-
     try:
         document = json.loads(body)
     except ValueError:
         return False
     return isinstance(document, dict) and document.get("status") == "ok"
-
-
-def _signal_group(group: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(group, signum)
-
-
-def group_alive(group: int) -> bool:
-    """True while any process of the process group ``group`` is still running (zombies excepted)."""
-    for status in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = status.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if fields[0] != "Z" and int(fields[2]) == group:
-            return True
-    return False
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

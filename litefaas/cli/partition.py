@@ -7,10 +7,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from litefaas.cli import CommandError
+from litefaas.cli.base import Commands
+from litefaas.errors import CommandError
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: Commands) -> None:
     parser = commands.add_parser(
         "partition",
         help="cut a model into segments, one function each, and verify the chain",
@@ -64,9 +65,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run_partition(args: argparse.Namespace) -> int:
-
-    from litefaas.build_cmd import tensorflow_progress
-    from litefaas.console import make_console
+    from litefaas.cli.console import make_console, tensorflow_progress
     from model.partition import PartitionOptions, partition
 
     if args.epochs < 1:

@@ -7,13 +7,16 @@ loads the simulator (numpy, rich, matplotlib) when the command runs.
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
+
+from litefaas.cli.base import Commands
+from litefaas.errors import CommandError
+from litefaas.paths import trace_search_path
 
 POLICY_DEFAULT = "fixed-10m,fixed-20m,provisioned-1,histogram,kpa,litefaas"
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: Commands) -> None:
     """Add ``simulate`` to the ``litefaas`` subcommands."""
     parser = commands.add_parser(
         "simulate",
@@ -82,20 +85,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.set_defaults(handler=run)
 
 
-def trace_search_path() -> list[Path]:
-    """Where a trace name is looked up: ``$LITEFAAS_TRACES``, then ``../shared/traces`` beside the repo."""
-    folders = [Path(p) for p in os.environ.get("LITEFAAS_TRACES", "").split(os.pathsep) if p]
-    return [*folders, Path(__file__).resolve().parent.parent.parent / "shared" / "traces"]
-
-
 def run(args: argparse.Namespace) -> int:
     """Run the simulation the arguments describe; print the table; write JSON, plot, settings."""
     import time
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from litefaas.cli import CommandError
-    from litefaas.console import make_console
+    from litefaas.cli.console import make_console
     from litefaas.simulate import policies as policy_module
     from litefaas.simulate import recommend, report, traces, workload
     from litefaas.simulate.prices import PriceError, load_prices

@@ -1,4 +1,4 @@
-"""``litefaas keys``, ``encrypt``, ``decrypt`` and ``predict``: the caller's side from a shell."""
+"""``litefaas encrypt``, ``decrypt`` and ``predict``: the caller's side of a function, from a shell."""
 
 from __future__ import annotations
 
@@ -6,53 +6,71 @@ import argparse
 import csv
 import io
 import json
-import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
+from core.protocol import DEFAULT_MAX_BATCH
+from litefaas.cli.base import Commands, print_json, read_text, write_private
+from litefaas.errors import CommandError
 
-from core import crypto
-from core.encoding import b64u_encode
-from litefaas import client
-from litefaas.cli import CommandError
+if TYPE_CHECKING:
+    import httpx
+
+    from litefaas.client import KeyInfo, Outputs, PartialFailure
 
 http_transport: httpx.BaseTransport | None = None
 """Where ``predict`` and ``encrypt --keys URL`` send HTTP; None = the network (tests put an app here)."""
 
 EXIT_REMOTE_ERROR = 1
+INPUTS_HELP = "rows: a .json list (or {'inputs': ...}), a .csv of numbers, or - for JSON on stdin"
 
 
-def print_json(document: object) -> None:
-    print(json.dumps(document))
+def register(commands: Commands) -> None:
+    encrypt = commands.add_parser(
+        "encrypt", help="seal inputs to a function's public key; print the request body"
+    )
+    encrypt.add_argument(
+        "--keys", required=True, metavar="URL|FILE|JSON", help="the function's /keys URL or key set"
+    )
+    encrypt.add_argument("--kid", help="key to use (default: the first)")
+    encrypt.add_argument("--suite", help="use the first key of this suite")
+    encrypt.add_argument("--input", required=True, metavar="FILE|-", help=INPUTS_HELP)
+    encrypt.add_argument("--secrets-out", type=Path, help="file (mode 0600) keeping what decrypts the answer")
+    encrypt.set_defaults(handler=run_encrypt)
 
+    decrypt = commands.add_parser("decrypt", help="open a function's sealed answer; print its JSON")
+    decrypt.add_argument("--secrets", type=Path, required=True, help="the file litefaas encrypt wrote")
+    decrypt.add_argument(
+        "--in", dest="source", default="-", metavar="FILE|-", help="response body (default stdin)"
+    )
+    decrypt.set_defaults(handler=run_decrypt)
 
-def read_text(source: str | Path) -> str:
-    """A file's text, or stdin's for ``-``."""
-    if str(source) == "-":
-        return sys.stdin.read()
-    try:
-        return Path(source).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise CommandError(f"cannot read {source}: {reason}") from None
-
-
-def write_private(path: Path, text: str) -> None:
-    """Create ``path`` readable by its owner only and write ``text``; never replace a file."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        raise CommandError(f"{path} already exists; refusing to overwrite it") from None
-    except OSError as exc:
-        raise CommandError(f"cannot create {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    except OSError as exc:
-        path.unlink(missing_ok=True)
-        raise CommandError(f"cannot write {path}: {exc.strerror}") from None
+    predict = commands.add_parser("predict", help="call a function; print one JSON line of outputs per row")
+    predict.add_argument("--url", required=True, help="the function's base URL (…/predict, /keys, /health)")
+    predict.add_argument("--input", required=True, metavar="FILE|-", help=INPUTS_HELP)
+    predict.add_argument(
+        "--plaintext", action="store_true", help="send in clear (where the function allows it)"
+    )
+    predict.add_argument("--kid", help="key to use (default: the first)")
+    predict.add_argument("--suite", help="use the first key of this suite")
+    predict.add_argument("--timeout", type=float, default=30, help="seconds (default 30)")
+    predict.add_argument(
+        "--fan-out", type=int, metavar="K", help="split the rows into shards, K requests in flight"
+    )
+    predict.add_argument(
+        "--retries",
+        type=int,
+        default=2,
+        help="with --fan-out: resend a shard after a network error or 5xx, with a new id (default 2)",
+    )
+    predict.add_argument(
+        "--max-batch",
+        type=int,
+        default=DEFAULT_MAX_BATCH,
+        help=f"the function's LITEFAAS_MAX_BATCH (default {DEFAULT_MAX_BATCH})",
+    )
+    predict.set_defaults(handler=run_predict)
 
 
 def load_inputs(source: str) -> Any:
@@ -97,8 +115,10 @@ def _rows_from_csv(text: str, where: str) -> list[list[float]]:
     return rows
 
 
-def load_keyset(source: str) -> list[client.KeyInfo]:
+def load_keyset(source: str) -> list[KeyInfo]:
     """Public keys from a function's URL (``…/keys`` or its base), a key set file, or key set JSON."""
+    from litefaas import client
+
     try:
         if source.startswith(("http://", "https://")):
             base = source.rstrip("/").removesuffix("/keys")
@@ -114,30 +134,9 @@ def load_keyset(source: str) -> list[client.KeyInfo]:
         raise CommandError(f"--keys: {exc}") from None
 
 
-def run_keys_generate(args: argparse.Namespace) -> int:
-    suite = args.suite or crypto.DEFAULT_SUITE
-    if not crypto.KID_PATTERN.fullmatch(args.kid):
-        raise CommandError("--kid must be 1-64 characters of [A-Za-z0-9._-]")
-    if suite not in crypto.SUITES:
-        raise CommandError(f"--suite must be one of {', '.join(crypto.SUITES)}")
-    private = b64u_encode(crypto.generate_private_key(suite))
-    ring_json = json.dumps([{"kid": args.kid, "suite": suite, "private_key": private}])
-    keyset = crypto.KeyRing.from_json(ring_json).public_keyset()
-    write_private(args.out, ring_json + "\n")
-    print_json(keyset)
-    return 0
-
-
-def run_keys_public(args: argparse.Namespace) -> int:
-    try:
-        ring = crypto.KeyRing.from_json(read_text(args.source))
-    except ValueError as exc:
-        raise CommandError(f"{args.source}: {exc}") from None
-    print_json(ring.public_keyset())
-    return 0
-
-
 def run_encrypt(args: argparse.Namespace) -> int:
+    from litefaas import client
+
     keys = load_keyset(args.keys)
     inputs = load_inputs(args.input)
     try:
@@ -153,6 +152,8 @@ def run_encrypt(args: argparse.Namespace) -> int:
 
 
 def run_decrypt(args: argparse.Namespace) -> int:
+    from litefaas import client
+
     try:
         secrets = client.RequestSecrets.from_json(json.loads(read_text(args.secrets)))
     except (ValueError, client.ClientError):
@@ -171,7 +172,7 @@ def run_decrypt(args: argparse.Namespace) -> int:
     return EXIT_REMOTE_ERROR if "error" in answer else 0
 
 
-def output_lines(outputs: client.Outputs) -> list[str]:
+def output_lines(outputs: Outputs) -> list[str]:
     """One JSON line per row: the row's outputs, or ``{name: outputs}`` for several output tensors."""
     if isinstance(outputs, dict):
         rows = len(next(iter(outputs.values()), []))
@@ -179,7 +180,7 @@ def output_lines(outputs: client.Outputs) -> list[str]:
     return [json.dumps(row.tolist()) for row in outputs]
 
 
-def partial_lines(failure: client.PartialFailure) -> list[str]:
+def partial_lines(failure: PartialFailure) -> list[str]:
     """One JSON line per row of a partly failed fan-out: its outputs, or ``null`` if it has no answer."""
     lines = ["null"] * failure.rows
     for shard in failure.succeeded:
@@ -190,6 +191,8 @@ def partial_lines(failure: client.PartialFailure) -> list[str]:
 def run_predict(args: argparse.Namespace) -> int:
     """``litefaas predict``; with ``--fan-out K`` the rows go in K concurrent shards (``fan_out``,
     ``retries`` and ``max_batch`` are read if the parser defines them)."""
+    from litefaas import client
+
     inputs = load_inputs(args.input)
     fan_out = getattr(args, "fan_out", None)
     retries = getattr(args, "retries", client.DEFAULT_RETRIES)

@@ -15,9 +15,10 @@ import signal
 import sys
 from pathlib import Path
 
-from litefaas.serve_common import ROOT, LaunchSpec, ServerError
+from litefaas.local.server import LaunchSpec, ServerError
+from litefaas.paths import OSLS_BIN, ROOT
 
-OSLS_BIN = Path("node_modules") / "osls" / "bin" / "serverless.js"
+__all__ = ["OSLS_BIN", "lambda_port", "launch_spec", "python_env"]
 LAMBDA_PORT_OFFSET = 1000
 IDLE_SECONDS = 86400
 
@@ -47,8 +48,10 @@ def launch_spec(port: int, env: dict[str, str]) -> LaunchSpec:
 
     ``env`` goes on top of this process's environment minus its ``LITEFAAS_*`` variables.
     """
-    if not (ROOT / OSLS_BIN).is_file():
-        raise ServerError(f"{OSLS_BIN.as_posix()} is missing: run `npm ci` (or `make setup`) first")
+    if not OSLS_BIN.is_file():
+        raise ServerError(
+            f"{OSLS_BIN.relative_to(ROOT).as_posix()} is missing: run `npm ci` (or `make setup`) first"
+        )
     inherited = {name: value for name, value in os.environ.items() if not name.startswith("LITEFAAS_")}
     child = inherited | env
     venv = python_env()
@@ -59,7 +62,7 @@ def launch_spec(port: int, env: dict[str, str]) -> LaunchSpec:
     node = shutil.which("node", path=child["PATH"]) or "node"
     argv = [
         node,
-        str(ROOT / OSLS_BIN),
+        str(OSLS_BIN),
         "offline",
         "start",
         "--host",

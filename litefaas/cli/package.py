@@ -1,29 +1,29 @@
 """``litefaas package`` and ``litefaas deploy``: a cloud's bundle, and the deploy through serverless.yml.
 
-The Serverless plugins in ``serverless_plugins/`` call ``python -m litefaas.package_cmd package …``,
+The Serverless plugins in ``serverless_plugins/`` call ``python -m litefaas.cli.package package …``,
 so this module also runs on its own, with the same arguments and exit codes as the ``litefaas`` command.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from litefaas.cli import CommandError
+from litefaas.cli.base import Commands
+from litefaas.errors import CommandError
+from litefaas.packaging.targets import ARCHITECTURES, CLOUDS, PYTHON_VERSIONS
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from litefaas.package import Bundle
+    from litefaas.packaging.bundle import Bundle, Step
 
-CLOUDS = ("aws", "gcp", "azure")
-ARCHITECTURES = ("x86_64", "arm64")
-PYTHON_VERSIONS = ("3.12", "3.13")
-AWS_TARGET_ZIPPED = 25 * 1000 * 1000
-AWS_TARGET_UNZIPPED = 80 * 1000 * 1000
+_PARAM = re.compile(r"[A-Za-z][A-Za-z0-9]*=.+")
+T = TypeVar("T")
 
 
 def _add_target_options(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +40,7 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="folder for the bundle (default dist/)")
 
 
-def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: Commands) -> None:
     """The ``package`` and ``deploy`` subcommands."""
     package = commands.add_parser(
         "package",
@@ -88,32 +88,31 @@ def _mb(size: int) -> str:
     return f"{size / 1e6:.1f} MB"
 
 
-def run_package(args: argparse.Namespace) -> int:
-    """Build the bundle with a progress display; print what it weighs."""
+def _with_progress(label: str, work: Callable[[Step], T]) -> T:
+    """Run ``work(step)`` under a transient spinner on stderr showing each step."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from litefaas import package
-    from litefaas.console import make_console
+    from litefaas.cli.console import make_console
 
-    console = make_console(sys.stderr)
-    try:
-        target = package.Target(args.cloud, args.arch, args.python)
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
-            task = progress.add_task(f"{target.bundle_name}", total=None)
-            bundle = package.build_bundle(
-                target,
-                args.out or package.DEFAULT_DIST,
-                model_dir=args.model or package.DEFAULT_MODEL,
-                step=lambda text: progress.update(task, description=f"{target.bundle_name}: {text}"),
-            )
-    except package.PackageError as exc:
-        raise CommandError(str(exc)) from None
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
+    with Progress(*columns, console=make_console(sys.stderr), transient=True) as progress:
+        task = progress.add_task(label, total=None)
+        return work(lambda text: progress.update(task, description=f"{label}: {text}"))
+
+
+def run_package(args: argparse.Namespace) -> int:
+    """Build the bundle with a progress display; print what it weighs."""
+    from litefaas.cli.console import make_console
+    from litefaas.packaging.bundle import DEFAULT_DIST, DEFAULT_MODEL, build_bundle
+    from litefaas.packaging.targets import AWS_TARGET_UNZIPPED, AWS_TARGET_ZIPPED, Target
+
+    target = Target(args.cloud, args.arch, args.python)
+    bundle = _with_progress(
+        target.bundle_name,
+        lambda step: build_bundle(
+            target, args.out or DEFAULT_DIST, model_dir=args.model or DEFAULT_MODEL, step=step
+        ),
+    )
     out = make_console()
     out.print(
         f"{bundle.path}  {_mb(bundle.zipped_bytes)} zipped, {_mb(bundle.unzipped_bytes)} unzipped, "
@@ -130,27 +129,64 @@ def run_package(args: argparse.Namespace) -> int:
 
 
 def _verify(bundle: Bundle, out: Console) -> None:
-    from litefaas import package
+    from litefaas.packaging.proof import verify_bundle
 
-    try:
-        report = package.verify_bundle(bundle.path, bundle.target)
-    except package.PackageError as exc:
-        raise CommandError(str(exc)) from None
+    report = verify_bundle(bundle.path, bundle.target)
     out.print(
         f"verified: {report.rows} encrypted rows answered by {bundle.path.name} alone, in Python "
         f"{report.python} -I -S ({report.interpreter}); outputs equal the local model's"
     )
 
 
-def run_deploy(args: argparse.Namespace) -> int:
-    from litefaas import deploy
+def parse_params(items: Sequence[str]) -> dict[str, str]:
+    """``NAME=VALUE`` items; python and architecture come from --python and --arch."""
+    from litefaas.packaging.deploy import RESERVED_PARAMS
 
-    return deploy.run(args)
+    params = {}
+    for item in items:
+        if not _PARAM.fullmatch(item):
+            raise CommandError(f"--param {item!r}: expected NAME=VALUE")
+        name, _, value = item.partition("=")
+        if name in RESERVED_PARAMS:
+            raise CommandError(f"--param {name}: use --{'arch' if name == 'architecture' else name} instead")
+        params[name] = value
+    return params
+
+
+def run_deploy(args: argparse.Namespace) -> int:
+    """``litefaas deploy``: see :mod:`litefaas.packaging.deploy`."""
+    from litefaas.cli.console import make_console
+    from litefaas.packaging import deploy
+    from litefaas.packaging.bundle import DEFAULT_DIST
+    from litefaas.packaging.targets import Target
+
+    deployment = deploy.Deployment(
+        target=Target(args.cloud, args.arch, args.python),
+        stage=args.stage,
+        region=args.region,
+        params=parse_params(args.param),
+        dist=args.out or DEFAULT_DIST,
+        work=args.work,
+    )
+    deploy.check_toolchain(args.cloud)
+    bundle = _with_progress(deployment.target.bundle_name, lambda step: deploy.bundle_for(deployment, step))
+    with make_console(sys.stderr).status(f"osls package (CLOUD={args.cloud}, stage {args.stage})"):
+        commands = deploy.osls_package(deployment, bundle)
+    if args.dry_run:
+        print(
+            f"# {bundle.path.name}: {bundle.zipped_bytes:,} bytes zipped, {bundle.unzipped_bytes:,} unzipped"
+        )
+        print(f"# {args.cloud} deployment, stage {args.stage}: the provider commands")
+        for command in commands:
+            print(f"CLOUD=aws {command.shell()}" if args.cloud == "aws" else command.shell())
+        return 0
+    deploy.osls_deploy(deployment, bundle, commands)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m litefaas.package_cmd package|deploy …``: the two commands without the rest of the CLI."""
-    from litefaas.cli import run
+    """``python -m litefaas.cli.package package|deploy …``: the two commands without the rest of the CLI."""
+    from litefaas.cli.base import run
 
     root = argparse.ArgumentParser(prog="litefaas")
     register(root.add_subparsers(dest="command", metavar="COMMAND", required=True))

@@ -1,0 +1,233 @@
+"""The cross-provider benchmark: start the local hosts (or use deployed URLs), measure, stop, report.
+
+:func:`run_benchmark` is the whole of ``litefaas bench`` (and of ``litefaas demo``'s second half)
+but the display: it reports progress through a ``step`` callback, writes ``bench.json``, the plots
+and ``report.html`` in the output folder, and returns the document.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.engine import Engine
+from litefaas.benchmark.coldstart import ColdStart, cold_start, import_time
+from litefaas.benchmark.run import (
+    Checker,
+    Plan,
+    ProviderResult,
+    Step,
+    environment,
+    measure_provider,
+    sample_rows,
+    write_json,
+)
+from litefaas.client import build_request, decrypt_response, parse_keyset, select_key
+from litefaas.paths import BUILD
+
+NOTES = [
+    "Local hosts run on this machine: the figures measure each provider's adapter, host and the "
+    "litefaas runtime, not a cloud's network, load balancer or scheduling. Compare providers with "
+    "each other and runs with runs; do not read them as cloud latencies.",
+    "Latency is from the client sending a pre-sealed request to the answer arriving; sealing and "
+    "checking happen outside the timer. Every answer is decrypted and compared with the local model: "
+    "a wrong answer counts as an error.",
+    "Cold start is a fresh interpreter importing the provider's entrypoint, loading the model and "
+    "answering one sealed request (median). Host start is the local tool's own start-up "
+    "(serverless-offline, functions-framework, the Azure host) until /health answers.",
+    "serverless-offline starts one more Python process for each request in flight beyond the first, "
+    "as Lambda starts instances, so its latency at high concurrency includes those cold starts, and "
+    "requests that wait longer than the function's timeout (10 s) fail as they would on Lambda.",
+    "Cost uses the p50 duration at concurrency 1 and the memory size given, with the price table's "
+    "billing granularity and minimum; it leaves out data transfer, API gateways and free tiers.",
+]
+BUNDLE_SIZES = BUILD / "bench-bundles.json"
+"""Where ``python -m litefaas.benchmark.bundle_sizes --json`` leaves its rows for the baseline."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to measure: ``providers`` on the local hosts from ``port`` on, or the deployed ``urls``."""
+
+    providers: Sequence[str]
+    plan: Plan
+    out: Path
+    urls: Mapping[str, str] = field(default_factory=dict)
+    port: int = 8300
+    memory_mb: int = 512
+    prices: Path | None = None
+    quick: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A finished (or interrupted) benchmark: the document written, and how it went."""
+
+    document: dict[str, Any]
+    interrupted: bool
+    wrong_answers: int
+
+    @property
+    def exit_code(self) -> int:
+        return 130 if self.interrupted else (1 if self.wrong_answers else 0)
+
+
+def run_benchmark(options: Options, step: Step) -> Outcome:
+    """Measure every provider, then the baseline; write bench.json, the plots and report.html.
+
+    Ctrl-C stops the measuring (every server is stopped) and the report is written with what was
+    measured. A host that does not start raises :class:`~litefaas.local.server.ServerError`.
+    """
+    from litefaas.benchmark import report
+    from litefaas.local.serving import function_env, serving
+
+    plan = options.plan
+    engine = Engine.from_dir()
+    rows = sample_rows(engine)
+    check = Checker(engine, rows)
+    env, keyset = function_env(allow_plaintext=True)
+    key = select_key(parse_keyset(keyset))
+    results: dict[str, ProviderResult] = {}
+    baseline: dict[str, Any] = {}
+    interrupted = False
+    started = time.perf_counter()
+
+    def sealed_request() -> tuple[bytes, Any]:
+        body, secrets = build_request(rows[:1], key)
+        return body, lambda answer: check(slice(0, 1), decrypt_response(answer, secrets).get("outputs"))
+
+    def cold(name: str) -> Callable[[], ColdStart]:
+        def measure() -> ColdStart:
+            advance = step(f"{name}: cold starts in fresh interpreters", plan.cold_runs)
+            result = cold_start(name, env, sealed_request, plan.cold_runs)
+            advance(plan.cold_runs)
+            return result
+
+        return measure
+
+    names = list(options.providers)
+    try:
+        if options.urls:
+            for name in names:
+                results[name] = ProviderResult(name, options.urls[name], "deployed function")
+                measure_provider(results[name], rows, check, plan, step, lambda: None)
+        else:
+            advance = step(f"starting {', '.join(names)} on 127.0.0.1", len(names))
+            with serving(names, options.port, env, timeout=120) as servers:
+                for server in servers:
+                    result = ProviderResult(server.name, server.spec.base_url, server.spec.description)
+                    result.host_start_ms = server.ready_ms
+                    results[server.name] = result
+                advance(len(names))
+                for name in names:
+                    measure_provider(results[name], rows, check, plan, step, cold(name))
+        baseline.update(_baseline(env, sealed_request, plan, step))
+    except KeyboardInterrupt:
+        interrupted = True
+
+    document: dict[str, Any] = {
+        "providers": {name: result.to_json() for name, result in results.items()},
+        "baseline": baseline,
+        "environment": {
+            **environment(),
+            "quick": options.quick,
+            "interrupted": interrupted,
+            "seconds": round(time.perf_counter() - started, 1),
+        },
+    }
+    document["cost"] = _costs(document["providers"], options.memory_mb, options.prices)
+    out = options.out
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "bench.json", document)
+    images = report.plot(results, out) if results else []
+    images += sorted(out.glob("*/*.png"))  # e.g. the partition benchmark's plot in partition/
+    (out / "report.html").write_text(report.html_report(document, images, NOTES), encoding="utf-8")
+    return Outcome(document, interrupted, wrong_answers(document))
+
+
+def wrong_answers(document: Mapping[str, Any]) -> int:
+    """Answers that did not match the local model, over every run of every provider."""
+    return sum(
+        run.get("error_kinds", {}).get("wrong_answer", 0)
+        for result in document["providers"].values()
+        for run in [
+            *result["by_concurrency"].values(),
+            *result["by_batch"].values(),
+            result["plaintext"] or {},
+        ]
+    )
+
+
+def _costs(providers: Mapping[str, Any], memory_mb: int, prices: Path | None) -> dict[str, Any]:
+    """Each provider's cost per million requests at its own measured p50, on its own cloud."""
+    from litefaas.benchmark.cost import per_million
+
+    table: dict[str, Any] = {}
+    for name, result in providers.items():
+        if result.get("p50_ms") is not None:
+            table[name] = per_million(result["p50_ms"], memory_mb, prices).get(name, {})
+    return table
+
+
+def _baseline(env: Mapping[str, str], sealed_request: Any, plan: Plan, step: Step) -> dict[str, Any]:
+    """The seed's approach, measured in the same run: TensorFlow inside the function."""
+    import importlib.util
+
+    if importlib.util.find_spec("tensorflow") is None:
+        return {"skipped": "TensorFlow is not installed (pip install -e '.[build]')"}
+    advance = step("baseline: TensorFlow import and cold start, LiteRT cold start", 3)
+    runs = max(1, plan.cold_runs - 1)
+    tensorflow_import = import_time("tensorflow", runs)
+    advance(1)
+    tensorflow_cold = cold_start("tensorflow", env, sealed_request, runs)
+    advance(1)
+    litert_cold = cold_start("core", env, sealed_request, plan.cold_runs)
+    advance(1)
+    return {
+        "import_ms": round(tensorflow_import * 1000, 1),
+        "cold_start_ms": round(tensorflow_cold.median_s * 1000, 1),
+        "litert_import_ms": round(import_time("ai_edge_litert.interpreter", runs) * 1000, 1),
+        "litert_cold_start_ms": round(litert_cold.median_s * 1000, 1),
+        "cold_start_ratio": round(tensorflow_cold.median_s / litert_cold.median_s, 1),
+        **_footprints(),
+        **_bundle_sizes(),
+    }
+
+
+def _bundle_sizes(path: Path = BUNDLE_SIZES) -> dict[str, Any]:
+    """The AWS x86_64 bundle with LiteRT against the one with TensorFlow, where bundle_sizes ran."""
+    try:
+        rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {"bundles": "not measured: run bench/bundle_sizes.py"}
+    sizes = {
+        row["runtime"]: row
+        for row in rows
+        if isinstance(row, dict) and row.get("cloud") == "aws" and row.get("arch") == "x86_64"
+    }
+    if not {"litert", "tensorflow"} <= sizes.keys():
+        return {"bundles": "not measured: run bench/bundle_sizes.py"}
+    return {
+        f"{runtime}_bundle_mb": {
+            "zipped": round(sizes[runtime]["zipped_bytes"] / 1e6, 1),
+            "unzipped": round(sizes[runtime]["unzipped_bytes"] / 1e6, 1),
+        }
+        for runtime in ("litert", "tensorflow")
+    }
+
+
+def _footprints() -> dict[str, Any]:
+    """Installed size of the runtime's dependency closure: LiteRT's against TensorFlow's."""
+    from litefaas.benchmark.footprint import closure_bytes
+
+    litert = closure_bytes(["ai-edge-litert", "cryptography"])
+    tensorflow = closure_bytes(["tensorflow-cpu", "cryptography"])
+    return {
+        "litert_closure_mb": round(litert / 2**20, 1),
+        "tensorflow_closure_mb": round(tensorflow / 2**20, 1),
+        "closure_ratio": round(tensorflow / litert, 1) if litert else None,
+    }

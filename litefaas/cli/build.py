@@ -1,0 +1,108 @@
+"""``litefaas build``: the model pipeline with a progress display and the compression table."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from litefaas.cli.base import Commands
+from litefaas.cli.console import compression_table, tensorflow_progress
+from litefaas.errors import CommandError
+
+if TYPE_CHECKING:
+    pass
+
+
+def register(commands: Commands) -> None:
+    parser = commands.add_parser(
+        "build",
+        help="train or import a model, convert and compress it, write the artifact",
+        description="Train the seed MLP (or import --from a Keras file or SavedModel), convert it to "
+        "float32, float16, dynamic-range and full-int8 TFLite, measure each, select the default "
+        "variant and write the artifact folder.",
+    )
+    parser.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="a .keras/.h5 file, a SavedModel folder, or a .tflite file (or a folder holding one)",
+    )
+    parser.add_argument(
+        "--calibration", type=Path, help=".npz with one array per input (and optional y labels)"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="artifact folder (default: model/artifacts/breast_cancer_mlp)"
+    )
+    parser.add_argument("--max-accuracy-drop", type=float, default=0.01, help="default 0.01")
+    parser.add_argument(
+        "--max-abs-diff", type=float, default=0.1, help="budget when there are no labels (default 0.1)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=60, help="training epochs for the seed MLP (default 60)"
+    )
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--name", help="model name (default: the seed's name or the file's)")
+    parser.add_argument(
+        "--model-version", help="version written in the manifest (default 1.0.0, or the .tflite's metadata)"
+    )
+    parser.add_argument(
+        "--signature", help=".tflite: the signature to serve (default serving_default or the only one)"
+    )
+    parser.add_argument(
+        "--input-range",
+        action="append",
+        metavar="NAME=LO,HI",
+        help=".tflite without --calibration: range of the generated inputs (default 0..1 for float)",
+    )
+    parser.add_argument("--labels", type=Path, help=".tflite: a label file, one label a line")
+    parser.set_defaults(handler=run_build)
+
+
+def build_model(out: Path | None, args: argparse.Namespace | None = None) -> Path:
+    from rich.progress import BarColumn, TextColumn
+
+    from litefaas.cli.console import make_console
+    from model.pipeline import DEFAULT_OUT, BuildOptions, build
+
+    options = BuildOptions(out=out or DEFAULT_OUT)
+    if args is not None:
+        options.source = args.source
+        options.calibration = args.calibration
+        options.max_accuracy_drop = args.max_accuracy_drop
+        options.max_abs_diff = args.max_abs_diff
+        options.epochs = args.epochs
+        options.seed = args.seed
+        options.name = args.name
+        options.version = args.model_version or "1.0.0"
+        if options.epochs < 1:
+            raise CommandError("--epochs must be at least 1")
+    with tensorflow_progress("build", BarColumn(), TextColumn("{task.fields[detail]}")) as progress:
+        task = progress.add_task("starting", total=None, detail="")
+
+        def step(text: str) -> None:
+            progress.update(task, description=text, total=None, completed=0, detail="")
+
+        def epoch(done: int, total: int, logs: dict[str, float]) -> None:
+            loss, accuracy = logs.get("loss", float("nan")), logs.get("accuracy", float("nan"))
+            detail = f"epoch {done}/{total}  loss {loss:.4f}  acc {accuracy:.4f}"
+            progress.update(task, total=total, completed=done, detail=detail)
+
+        result = build(options, step, epoch)
+    console = make_console()
+    console.print(compression_table(result.reports, title=f"{result.manifest['name']}: variants"))
+    if result.reference_accuracy is not None:
+        console.print(
+            f"Keras reference accuracy {result.reference_accuracy:.4f}, file {result.keras_bytes:,} bytes"
+        )
+    console.print(f"selected [bold]{result.manifest['variant']}[/]; artifact written to {result.out}")
+    return result.out
+
+
+def run_build(args: argparse.Namespace) -> int:
+    from litefaas.cli.inspect import is_tflite_source, run_tflite_build
+
+    if is_tflite_source(args.source):
+        return run_tflite_build(args)
+    build_model(args.out, args)
+    return 0

@@ -1,0 +1,145 @@
+"""The synchronous client for one function (``httpx.Client`` underneath)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from core.protocol import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES
+from litefaas.client.base import DEFAULT_RETRIES, USER_AGENT, ClientBase, network_error
+from litefaas.client.errors import ClientError, DecryptionFailedError
+from litefaas.client.keysets import KeyInfo, parse_keyset
+from litefaas.client.sharding import ShardFailure, gather_shards, is_retryable, slice_rows
+from litefaas.client.wire import Inputs, PredictResult
+
+
+class Client(ClientBase):
+    """A synchronous client for one function. ``keyset`` pins the public keys (no ``GET /keys``);
+    ``max_batch`` and ``max_body_bytes`` are the function's limits, which a fan-out respects."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        kid: str | None = None,
+        suite: str | None = None,
+        timeout: float = 30,
+        transport: httpx.BaseTransport | None = None,
+        plaintext: bool = False,
+        http2: bool = False,
+        keyset: Mapping[str, Any] | None = None,
+        response_key_bytes: int = 16,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    ) -> None:
+        super().__init__(
+            base_url,
+            kid=kid,
+            suite=suite,
+            plaintext=plaintext,
+            keyset=keyset,
+            response_key_bytes=response_key_bytes,
+            max_batch=max_batch,
+            max_body_bytes=max_body_bytes,
+        )
+        self._http = httpx.Client(
+            timeout=timeout, transport=transport, http2=http2, headers={"User-Agent": USER_AGENT}
+        )
+
+    def _send(
+        self, method: str, route: str, body: bytes | None = None, content_type: str | None = None
+    ) -> httpx.Response:
+        url = self._url(route)
+        try:
+            return self._http.request(method, url, content=body, headers=self._headers(content_type))
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise network_error(method, url, exc) from exc
+
+    def keys(self) -> list[KeyInfo]:
+        """The function's usable public keys, fetched once and cached."""
+        if self._keys is None:
+            self._keys = parse_keyset(self._document(self._send("GET", "keys")))
+        return self._keys
+
+    def refresh_keys(self) -> list[KeyInfo]:
+        """Fetch the key set again (after a rotation)."""
+        self._keys = parse_keyset(self._document(self._send("GET", "keys")))
+        return self._keys
+
+    def key(self) -> KeyInfo:
+        """The key requests are sealed to: the first, or the one matching ``kid``/``suite``."""
+        return self._selected(self.keys())
+
+    def health(self) -> dict[str, Any]:
+        """``GET /health``."""
+        return self._document(self._send("GET", "health"))
+
+    def predict(
+        self, inputs: Inputs, *, fan_out: int | None = None, retries: int = DEFAULT_RETRIES
+    ) -> PredictResult:
+        """Run a batch; each request sealed with a fresh response key, id and timestamp unless ``plaintext``.
+
+        Without ``fan_out``, the batch goes as it is in one request. With ``fan_out=K``, it is split into
+        ``max(K, ceil(rows / rows_per_request))`` shards (a request never carries more than
+        ``max_batch`` rows nor more than ``max_body_bytes``), at most K in flight at once, and the
+        outputs are joined in row order. A shard that meets a network error or a 5xx is sent again, up
+        to ``retries`` times, each time as a new request with a new id (the function refuses a replayed
+        id; a shard's rows are counted once, whichever attempt answered). A 4xx is never retried.
+        If some shards still fail: :class:`PartialFailure`; if all do: the first one's error.
+
+        On ``decryption_failed`` the key set is fetched again, and if it changed the batch is sent once more.
+        """
+        if fan_out is None:
+            return self._predict_once(inputs)
+        rows, shards = self._shards(inputs, fan_out, retries)
+        if not self.plaintext:
+            self.key()  # fetch the key set once, before the shards go out
+        if len(shards) == 1 or fan_out == 1:
+            outcomes = [self._predict_shard(inputs, shard, retries) for shard in shards]
+        else:
+            with ThreadPoolExecutor(max_workers=min(fan_out, len(shards))) as pool:
+                outcomes = list(pool.map(lambda shard: self._predict_shard(inputs, shard, retries), shards))
+        return gather_shards(rows, shards, outcomes)
+
+    def _predict_shard(
+        self, inputs: Inputs, shard: tuple[int, int], retries: int
+    ) -> PredictResult | ShardFailure:
+        part = slice_rows(inputs, *shard)
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return self._predict_once(part)
+            except ClientError as exc:
+                if attempt > retries or not is_retryable(exc):
+                    return ShardFailure(shard[0], shard[1], exc, attempt)
+            time.sleep(self._retry_delay(attempt))
+
+    def _predict_once(self, inputs: Inputs) -> PredictResult:
+        key = None if self.plaintext else self.key()
+        try:
+            return self._predict_batch(inputs, key)
+        except DecryptionFailedError:
+            if not self._may_retry(key) or self._selected(self.refresh_keys()) == key:
+                raise
+        return self._predict_batch(inputs, self.key())
+
+    def _predict_batch(self, inputs: Inputs, key: KeyInfo | None) -> PredictResult:
+        prepared = self._prepare(inputs, key)
+        return self._finish(prepared, self._send("POST", "predict", prepared.body, prepared.content_type))
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        self.close()

@@ -1,0 +1,96 @@
+"""Process groups, read from ``/proc``: every local host runs in its own group, and is stopped, counted
+and measured by it. The one place that scans ``/proc``."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+PROC = Path("/proc")
+
+
+@dataclass(frozen=True)
+class ProcessStat:
+    """The fields of ``/proc/<pid>/stat`` the tools use."""
+
+    pid: int
+    state: str
+    parent: int
+    group: int
+
+    @property
+    def alive(self) -> bool:
+        """Running or sleeping: anything but a zombie."""
+        return self.state != "Z"
+
+
+def process_stat(pid: int) -> ProcessStat | None:
+    """``pid``'s state, parent and process group; None once it is gone."""
+    try:
+        fields = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
+        return ProcessStat(pid, fields[0], int(fields[1]), int(fields[2]))
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def processes() -> Iterator[ProcessStat]:
+    """Every process of this machine that is still there when it is read."""
+    for entry in PROC.glob("[0-9]*"):
+        stat = process_stat(int(entry.name))
+        if stat is not None:
+            yield stat
+
+
+def group_pids(group: int) -> list[int]:
+    """The live processes of process group ``group`` (zombies excepted)."""
+    return [stat.pid for stat in processes() if stat.group == group and stat.alive]
+
+
+def group_alive(group: int) -> bool:
+    """True while any process of the process group ``group`` is still running (zombies excepted)."""
+    return any(stat.group == group and stat.alive for stat in processes())
+
+
+def group_rss_kib(group: int) -> int:
+    """Resident memory (KiB, ``VmRSS``) summed over every process of process group ``group``."""
+    total = 0
+    for stat in processes():
+        if stat.group != group:
+            continue
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            for line in (PROC / str(stat.pid) / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def parent_of(pid: int) -> int | None:
+    """``pid``'s parent process; None once it is gone."""
+    stat = process_stat(pid)
+    return None if stat is None else stat.parent
+
+
+def command_line(pid: int) -> str:
+    """``pid``'s command line, arguments separated by spaces ("" once it is gone)."""
+    try:
+        return (PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def signal_group(group: int, signum: int) -> None:
+    """Send ``signum`` to process group ``group``, if it is still there."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(group, signum)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port

@@ -1,0 +1,193 @@
+"""``litefaas deploy``: one cloud's deployment through serverless.yml, checked before anything leaves.
+
+1. build the bundle (:mod:`litefaas.packaging.bundle`; reused when its inputs have not changed);
+2. ``osls package`` with ``CLOUD`` set, into ``build/deploy/<cloud>-<stage>``: offline, no credentials.
+   It writes the CloudFormation template (aws) or the deploy plan of provider commands (gcp, azure,
+   from the plugins in ``serverless_plugins/``);
+3. scan what it wrote for private keys, and refuse if there is any;
+4. ``osls deploy --package <that folder>``: CloudFormation through osls (aws), or the plan's
+   ``gcloud`` / ``az`` / ``func`` commands (gcp, azure). A dry run lists these commands instead.
+
+Every refusal or failure is a :class:`~litefaas.packaging.targets.PackageError`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from litefaas.packaging.bundle import DEFAULT_DIST, Bundle, Step, build_bundle
+from litefaas.packaging.secret_scan import refuse_findings, scan_paths
+from litefaas.packaging.targets import PackageError, Target
+from litefaas.paths import BUILD, OSLS_BIN, ROOT
+
+DEPLOY_ROOT = BUILD / "deploy"
+INSTALL_HINTS = {
+    "node": "Node.js 20 or later",
+    "gcloud": "the Google Cloud CLI: https://cloud.google.com/sdk/docs/install",
+    "az": "the Azure CLI: https://learn.microsoft.com/cli/azure/install-azure-cli",
+    "func": "Azure Functions Core Tools: https://learn.microsoft.com/azure/azure-functions/functions-run-local",
+}
+RESERVED_PARAMS = frozenset({"python", "architecture"})
+"""serverless.yml parameters set from the target, never given by hand."""
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One deployment: the bundle's target, the stage, and serverless.yml's parameters."""
+
+    target: Target
+    stage: str = "dev"
+    region: str | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    dist: Path = DEFAULT_DIST
+    work: Path | None = None
+
+    @property
+    def cloud(self) -> str:
+        return self.target.cloud
+
+    @property
+    def package_dir(self) -> Path:
+        """Where osls writes the template or the deploy plan."""
+        return self.work or DEPLOY_ROOT / f"{self.cloud}-{self.stage}"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One command to run, and where (None: the project root)."""
+
+    argv: tuple[str, ...]
+    cwd: Path | None = None
+
+    def shell(self) -> str:
+        """The command as one would type it (paths under the working folder made relative)."""
+        line = shlex.join(_shown(arg) for arg in self.argv)
+        return f"(cd {shlex.quote(_shown(str(self.cwd)))} && {line})" if self.cwd else line
+
+
+def _shown(arg: str) -> str:
+    """``arg`` with a path under the current folder (alone or after ``--flag=``) made relative."""
+    flag, equals, value = arg.rpartition("=") if arg.startswith("--") else ("", "", arg)
+    if not value.startswith(os.sep):
+        return arg
+    try:
+        relative = Path(value).resolve().relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return arg
+    return f"{flag}{equals}{relative}"
+
+
+def osls_argv(command: str, package_dir: Path, deployment: Deployment) -> list[str]:
+    """``node osls <command> --package DIR --stage S [--region R] --param …`` for this deployment."""
+    argv = ["node", str(OSLS_BIN), command, "--package", str(package_dir), "--stage", deployment.stage]
+    if deployment.region:
+        argv += ["--region", deployment.region]
+    every = {"python": deployment.target.python, "architecture": deployment.target.arch, **deployment.params}
+    for name, value in every.items():
+        argv.append(f"--param={name}={value}")
+    return argv
+
+
+def osls_env(cloud: str, bundle: Bundle) -> dict[str, str]:
+    """This environment for osls: the cloud, the bundle just built, no private keys, no telemetry."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LITEFAAS_PRIVATE_KEYS")}
+    env |= {
+        "CLOUD": cloud,
+        "SLS_TELEMETRY_DISABLED": "1",
+        "LITEFAAS_PYTHON": sys.executable,
+        "LITEFAAS_DIST": str(bundle.path.parent),
+        "LITEFAAS_BUNDLE": str(bundle.path),
+    }
+    return env
+
+
+def read_plan(package_dir: Path, cloud: str) -> list[Command]:
+    """The provider commands the gcp or azure plugin planned."""
+    path = package_dir / f"litefaas-{cloud}-plan.json"
+    try:
+        plan = json.loads(path.read_text(encoding="utf-8"))
+        return [
+            Command(tuple(str(arg) for arg in item["argv"]), Path(item["cwd"]) if item.get("cwd") else None)
+            for item in plan["commands"]
+        ]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise PackageError(f"osls package wrote no readable deploy plan at {path}") from None
+
+
+def missing_tools(commands: Sequence[Command]) -> list[str]:
+    """The programs of ``commands`` that are not on PATH."""
+    tools = dict.fromkeys(command.argv[0] for command in commands)
+    return [tool for tool in tools if shutil.which(tool) is None]
+
+
+def require_tools(tools: Sequence[str], cloud: str) -> None:
+    """Refuse to deploy when a program the deployment runs is missing, saying how to install it."""
+    if tools:
+        listed = "; ".join(f"{tool} ({INSTALL_HINTS.get(tool, 'install it')})" for tool in tools)
+        raise PackageError(
+            f"cannot deploy to {cloud}: not on PATH: {listed}. `--dry-run` shows the commands without them"
+        )
+
+
+def _tail(text: str, lines: int = 25) -> str:
+    return "\n".join(text.strip().splitlines()[-lines:])
+
+
+def check_toolchain(cloud: str) -> None:
+    """Node and osls, which every deployment runs."""
+    if shutil.which("node") is None:
+        require_tools(["node"], cloud)
+    if not OSLS_BIN.is_file():
+        raise PackageError("node_modules/osls is missing: run `npm ci` (or `make setup`) first")
+
+
+def bundle_for(deployment: Deployment, step: Step | None = None) -> Bundle:
+    """The deployment's bundle (kept when its inputs have not changed)."""
+    return build_bundle(deployment.target, deployment.dist, step=step)
+
+
+def osls_package(deployment: Deployment, bundle: Bundle) -> list[Command]:
+    """``osls package`` into the deployment's folder, the secret scan of what it wrote, and the
+    provider commands that deploy it (``osls deploy`` for aws, the plugin's plan for gcp and azure)."""
+    package_dir = deployment.package_dir
+    shutil.rmtree(package_dir, ignore_errors=True)
+    argv = osls_argv("package", package_dir, deployment)
+    argv[0] = shutil.which("node") or "node"
+    result = subprocess.run(  # noqa: S603 - argv built here
+        argv, cwd=ROOT, env=osls_env(deployment.cloud, bundle), capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise PackageError(f"osls package failed:\n{_tail(result.stdout + result.stderr)}")
+    scan_package(package_dir)
+    if deployment.cloud == "aws":
+        return [Command(tuple(osls_argv("deploy", package_dir, deployment)), None)]
+    return read_plan(package_dir, deployment.cloud)
+
+
+def scan_package(package_dir: Path) -> None:
+    """Refuse a template, state file or deploy plan that holds private key material."""
+    written = [path for path in package_dir.iterdir() if path.is_file()]
+    refuse_findings(scan_paths(written, base=package_dir), "to deploy")
+
+
+def osls_deploy(deployment: Deployment, bundle: Bundle, commands: Sequence[Command]) -> None:
+    """``osls deploy`` of the packaged folder, its output on this terminal; the provider ``commands``
+    it runs must be on PATH (gcp and azure)."""
+    if deployment.cloud != "aws":
+        require_tools(missing_tools(commands), deployment.cloud)
+    node = shutil.which("node") or "node"
+    argv = [node, *osls_argv("deploy", deployment.package_dir, deployment)[1:]]
+    env = osls_env(deployment.cloud, bundle)
+    result = subprocess.run(argv, cwd=ROOT, env=env, check=False)  # noqa: S603 - argv built here
+    if result.returncode != 0:
+        raise PackageError(
+            f"the {deployment.cloud} deployment failed (osls deploy exited with {result.returncode})"
+        )

@@ -1,0 +1,71 @@
+"""Answer one request with an unpacked bundle alone: run by path in the target's ``pythonX.Y -I -S``.
+
+    pythonX.Y -I -S probe.py CLOUD BUNDLE_ROOT [PLATFORM_LAYER] < request-body
+
+Nothing but the bundle (and the platform's own layer, where the cloud installs one) is on the path:
+this file imports only the standard library before it puts them there. It prints one JSON line:
+the status, the answer's body, where each runtime package was loaded from, and the Python version.
+"""
+
+import json
+import os
+import sys
+from typing import Any
+
+ORIGINS = ("numpy", "ai_edge_litert", "cryptography", "_cffi_backend", "core")
+
+
+def answer(cloud: str, root: str, body: bytes) -> tuple[int, bytes]:
+    """The status and body the bundle's own entrypoint answers ``POST /predict`` with."""
+    from core.protocol import ENCRYPTED_TYPE
+
+    headers = {"content-type": ENCRYPTED_TYPE}
+    if cloud == "aws":
+        from handlers.aws import handler as entry
+
+        event = {
+            "version": "2.0",
+            "rawPath": "/predict",
+            "headers": headers,
+            "body": body.decode(),
+            "isBase64Encoded": False,
+            "requestContext": {"http": {"method": "POST", "path": "/predict"}},
+        }
+        result = entry.handler(event, None)
+        return result["statusCode"], result["body"].encode()
+    if cloud == "gcp":
+        import functions_framework
+
+        app = functions_framework.create_app(target="predict", source=os.path.join(root, "main.py"))  # type: ignore[no-untyped-call]
+        reply = app.test_client().post("/predict", data=body, headers=headers)
+        return reply.status_code, reply.get_data()
+    import azure.functions as func
+    import function_app
+
+    functions = {f.get_function_name(): f.get_user_function() for f in function_app.app.get_functions()}
+
+    class Context:
+        invocation_id = "probe"
+
+    request = func.HttpRequest(
+        "POST", "https://probe.azurewebsites.net/api/predict", headers=headers, body=body
+    )
+    reply = functions["predict"](request, Context())
+    return reply.status_code, reply.get_body()
+
+
+def main(argv: list[str]) -> None:
+    cloud, root = argv[0], argv[1]
+    layer = argv[2] if len(argv) > 2 else ""
+    site = os.path.join(root, ".python_packages", "lib", "site-packages") if cloud == "azure" else root
+    sys.path[:0] = [p for p in (root, site, layer) if p]
+    status, body = answer(cloud, root, sys.stdin.buffer.read())
+    origins: dict[str, Any] = {
+        name: getattr(sys.modules.get(name), "__file__", None) or "" for name in ORIGINS
+    }
+    python = sys.version.split()[0]
+    print(json.dumps({"status": status, "body": body.decode(), "origins": origins, "python": python}))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
