@@ -22,7 +22,7 @@ from model.errors import BuildError
 if TYPE_CHECKING:
     import keras
 
-    from model.source import ModelSource, TensorInfo
+    from model.source import ModelSource
 
 DEFAULT_OUT = Path(__file__).resolve().parent / "artifacts" / "breast_cancer_mlp"
 
@@ -121,7 +121,7 @@ def build(
             ArtifactExtras(
                 feature_names=feature_names,
                 label_meaning=label_meaning,
-                input_fields=image_fields(source.inputs, options.images),
+                input_fields=image_fields({t.name: t.shape for t in source.inputs}, options.images),
             ),
         )
     finally:
@@ -223,24 +223,23 @@ def convert_and_write(
 
 
 def image_fields(
-    inputs: Sequence[TensorInfo], images: Mapping[str, Mapping[str, object]]
+    shapes: Mapping[str, Sequence[int | None]], images: Mapping[str, Mapping[str, object]]
 ) -> dict[str, dict[str, object]]:
-    """``{"image": ...}`` manifest fields for the named inputs, each declaration checked."""
+    """``{"image": ...}`` manifest fields for the named inputs (``shapes``: input name -> caller
+    shape, batch first), each declaration checked against the input's row shape."""
     from core.images import ImageSpec
 
-    by_name = {spec.name: spec for spec in inputs}
     fields: dict[str, dict[str, object]] = {}
     for name, declaration in images.items():
-        spec = by_name.get(name)
-        if spec is None:
+        if name not in shapes:
             raise BuildError(
-                f"--image-input {name!r}: the model has no such input (inputs: {', '.join(by_name)})"
+                f"--image-input {name!r}: the model has no such input (inputs: {', '.join(shapes)})"
             )
         try:
             image = ImageSpec.from_json(declaration)
         except (ValueError, KeyError, TypeError) as exc:
             raise BuildError(f"--image-input {name!r}: {exc}") from None
-        row = list(spec.shape[1:])
+        row = [None if d is None or d < 0 else d for d in list(shapes[name])[1:]]
         wanted = [image.height, image.width, image.channels][: len(row)]
         fits = len(row) == 3 or (len(row) == 2 and image.channels == 1)
         if not fits or any(d is not None and d != w for d, w in zip(row, wanted, strict=True)):
@@ -251,6 +250,41 @@ def image_fields(
             )
         fields[name] = {"image": image.to_json()}
     return fields
+
+
+def image_declaration(
+    size: tuple[int, int],
+    *,
+    channels: int = 3,
+    resize: str = "bilinear",
+    invert: bool = False,
+    fit: str = "stretch",
+    scale: float | None = None,
+    offset: float | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> dict[str, object]:
+    """A manifest ``image`` object from ``--image-*`` options (checked; ``BuildError`` says why)."""
+    from core.images import ImageSpec
+
+    if (mean is not None or std is not None) and (scale is not None or offset is not None):
+        raise BuildError("--image-mean/--image-std and --image-scale/--image-offset exclude each other")
+    data: dict[str, object] = {
+        "height": size[0],
+        "width": size[1],
+        "channels": channels,
+        "resize": resize,
+        "invert": invert,
+        "fit": fit,
+    }
+    if mean is not None or std is not None:
+        data |= {"mean": list(mean or []), "std": list(std or [])}
+    else:
+        data |= {"scale": 1.0 if scale is None else scale, "offset": 0.0 if offset is None else offset}
+    try:
+        return ImageSpec.from_json(data).to_json()
+    except (ValueError, KeyError, TypeError) as exc:
+        raise BuildError(f"--image-*: {exc}") from None
 
 
 def make_workspace(out: Path) -> tuple[Path, Path, Path]:

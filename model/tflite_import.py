@@ -455,6 +455,7 @@ def build_from_tflite(
     name: str | None = None,
     version: str | None = None,
     labels: Path | None = None,
+    images: Mapping[str, Mapping[str, Any]] | None = None,
     latency_repeats: int = 100,
     step: Step = lambda _: None,
 ) -> ImportResult:
@@ -464,10 +465,11 @@ def build_from_tflite(
     only at the end, and on any refusal (:class:`BuildError`) nothing is written.
     """
     from model.evaluate import classification_metrics
-    from model.pipeline import _replace_dir, select_variant
+    from model.pipeline import _replace_dir, image_fields, select_variant
 
     step(f"reading {path}")
     model = read_tflite(Path(path), signature)
+    input_fields = image_fields({t.name: t.spec().shape for t in model.inputs}, images or {})
     model_name = name or model.info.name or _NAME_OK.sub("_", model.path.stem) or "model"
     model_name = _NAME_OK.sub("_", model_name)
     model_version = version or model.info.version or "1.0.0"
@@ -548,6 +550,8 @@ def build_from_tflite(
         manifest = _manifest_for(
             model, model_name, model_version, selected, f"{model_name}.{selected}.tflite", variants[selected]
         )
+        for entry in manifest["inputs"]:
+            entry.update(input_fields.get(entry["name"], {}))
         chosen = next(r for r in reports if r["selected"])
         manifest.update(
             {

@@ -162,3 +162,35 @@ def test_build_digits_writes_a_servable_artifact(tmp_path: Path):
     engine = Engine.from_dir(out)
     assert engine.predict({INPUT: np.zeros((3, 8, 8, 1), np.float32)})[OUTPUT].shape == (3, 10)
     assert not list(tmp_path.glob(".litefaas-build-*"))
+
+
+def test_image_options_make_a_checked_declaration():
+    from model.errors import BuildError
+    from model.pipeline import image_declaration, image_fields
+
+    declaration = image_declaration(
+        (8, 8), channels=1, resize="box", invert=True, fit="ink", scale=16 / 255, offset=0.0
+    )
+    assert declaration == ImageSpec.from_json(IMAGE).to_json()
+    shapes = {INPUT: (None, 8, 8, 1)}
+    assert image_fields(shapes, {INPUT: declaration}) == {INPUT: {"image": declaration}}
+    rgb = image_declaration((224, 224), mean=[0.5], std=[0.25])
+    assert rgb["mean"] == [0.5] and "scale" not in rgb
+    with pytest.raises(BuildError, match="no such input"):
+        image_fields(shapes, {"image": declaration})
+    with pytest.raises(BuildError, match="cannot hold"):
+        image_fields(shapes, {INPUT: image_declaration((28, 28), channels=1)})
+    with pytest.raises(BuildError, match="exclude each other"):
+        image_declaration((8, 8), scale=1.0, mean=[0.0], std=[1.0])
+    with pytest.raises(BuildError, match="fit"):
+        image_declaration((8, 8), fit="crop")
+
+
+@pytest.mark.tensorflow
+def test_an_imported_tflite_model_carries_the_image_declaration_it_is_given(tmp_path: Path):
+    from model.tflite_import import build_from_tflite
+
+    out = tmp_path / "imported"
+    build_from_tflite(ARTIFACT / "digits_cnn.float32.tflite", out, images={INPUT: IMAGE}, latency_repeats=5)
+    engine = Engine.from_dir(out)
+    assert image_specs(engine.manifest.raw["inputs"])[INPUT] == ImageSpec.from_json(IMAGE)
