@@ -269,6 +269,8 @@ def image_declaration(
 
     if (mean is not None or std is not None) and (scale is not None or offset is not None):
         raise BuildError("--image-mean/--image-std and --image-scale/--image-offset exclude each other")
+    if (mean is None) != (std is None):
+        raise BuildError("image: give mean and std together (--image-mean and --image-std)")
     data: dict[str, object] = {
         "height": size[0],
         "width": size[1],
@@ -278,7 +280,7 @@ def image_declaration(
         "fit": fit,
     }
     if mean is not None or std is not None:
-        data |= {"mean": list(mean or []), "std": list(std or [])}
+        data |= {"mean": list(mean or ()), "std": list(std or ())}
     else:
         data |= {"scale": 1.0 if scale is None else scale, "offset": 0.0 if offset is None else offset}
     try:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from litefaas.cli.base import Commands
 from litefaas.cli.console import compression_table, tensorflow_progress
+from litefaas.cli.images import add_image_arguments, image_options
 from litefaas.errors import CommandError
 
 if TYPE_CHECKING:
@@ -56,6 +57,13 @@ def register(commands: Commands) -> None:
         help=".tflite without --calibration: range of the generated inputs (default 0..1 for float)",
     )
     parser.add_argument("--labels", type=Path, help=".tflite: a label file, one label a line")
+    parser.add_argument(
+        "--example",
+        choices=("digits",),
+        help="build a built-in example instead: digits = a small CNN on scikit-learn's 8x8 digits that "
+        "reads PNG/JPEG/WebP drawings (default --out model/artifacts/digits_cnn)",
+    )
+    add_image_arguments(parser)
     parser.set_defaults(handler=run_build)
 
 
@@ -75,6 +83,7 @@ def build_model(out: Path | None, args: argparse.Namespace | None = None) -> Pat
         options.seed = args.seed
         options.name = args.name
         options.version = args.model_version or "1.0.0"
+        options.images = image_options(args)
         if options.epochs < 1:
             raise CommandError("--epochs must be at least 1")
     with tensorflow_progress("build", BarColumn(), TextColumn("{task.fields[detail]}")) as progress:
@@ -99,9 +108,55 @@ def build_model(out: Path | None, args: argparse.Namespace | None = None) -> Pat
     return result.out
 
 
+def build_example(args: argparse.Namespace) -> Path:
+    """``build --example digits``: train, convert, measure and write the digits CNN."""
+    from rich.progress import BarColumn, TextColumn
+
+    from litefaas.cli.console import make_console
+    from model.digits import DEFAULT_OUT, build_digits
+
+    if args.source is not None or args.calibration is not None or getattr(args, "image_input", None):
+        raise CommandError("--example builds a built-in model: no --from, --calibration or --image-* with it")
+    epochs = 40 if args.epochs == 60 else args.epochs  # 60 is the seed MLP's default
+    if epochs < 1:
+        raise CommandError("--epochs must be at least 1")
+    with tensorflow_progress("build", BarColumn(), TextColumn("{task.fields[detail]}")) as progress:
+        task = progress.add_task("starting", total=None, detail="")
+
+        def step(text: str) -> None:
+            progress.update(task, description=text, total=None, completed=0, detail="")
+
+        def epoch(done: int, total: int, logs: dict[str, float]) -> None:
+            loss, accuracy = logs.get("loss", float("nan")), logs.get("accuracy", float("nan"))
+            detail = f"epoch {done}/{total}  loss {loss:.4f}  acc {accuracy:.4f}"
+            progress.update(task, total=total, completed=done, detail=detail)
+
+        result = build_digits(
+            args.out or DEFAULT_OUT,
+            epochs=epochs,
+            seed=args.seed,
+            max_accuracy_drop=args.max_accuracy_drop,
+            version=args.model_version or "1.0.0",
+            step=step,
+            epoch=epoch,
+        )
+    console = make_console()
+    console.print(compression_table(result.reports, title=f"{result.manifest['name']}: variants"))
+    if result.reference_accuracy is not None:
+        console.print(
+            f"Keras reference accuracy {result.reference_accuracy:.4f} on the held-out digits, "
+            f"file {result.keras_bytes:,} bytes"
+        )
+    console.print(f"selected [bold]{result.manifest['variant']}[/]; artifact written to {result.out}")
+    return result.out
+
+
 def run_build(args: argparse.Namespace) -> int:
     from litefaas.cli.inspect import is_tflite_source, run_tflite_build
 
+    if getattr(args, "example", None) == "digits":
+        build_example(args)
+        return 0
     if is_tflite_source(args.source):
         return run_tflite_build(args)
     build_model(args.out, args)

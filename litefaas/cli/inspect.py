@@ -36,6 +36,7 @@ def run_tflite_build(args: argparse.Namespace) -> int:
     from rich.progress import TextColumn
 
     from litefaas.cli.console import compression_table, make_console, tensorflow_progress
+    from litefaas.cli.images import image_options
     from model.tflite_import import build_from_tflite, parse_input_ranges
 
     out = args.out or Path("build") / "models" / args.source.stem
@@ -52,6 +53,7 @@ def run_tflite_build(args: argparse.Namespace) -> int:
             name=args.name,
             version=getattr(args, "model_version", None),
             labels=getattr(args, "labels", None),
+            images=image_options(args),
             step=lambda text: progress.update(task, description=text),
         )
     console = make_console()

@@ -194,3 +194,75 @@ def test_an_imported_tflite_model_carries_the_image_declaration_it_is_given(tmp_
     build_from_tflite(ARTIFACT / "digits_cnn.float32.tflite", out, images={INPUT: IMAGE}, latency_repeats=5)
     engine = Engine.from_dir(out)
     assert image_specs(engine.manifest.raw["inputs"])[INPUT] == ImageSpec.from_json(IMAGE)
+
+
+def _build_args(*argv):
+    from litefaas.cli.main import parser
+
+    return parser().parse_args(["build", *argv])
+
+
+def test_build_image_flags_become_the_manifest_declaration():
+    from litefaas.cli.images import image_options
+
+    args = _build_args(
+        *("--from", "m.tflite", "--image-input", INPUT, "--image-size", "8,8", "--image-channels", "1"),
+        *("--image-scale", str(16 / 255), "--image-offset", "0", "--image-invert", "--image-fit", "ink"),
+        *("--image-resize", "box"),
+    )
+    assert image_options(args) == {INPUT: ImageSpec.from_json(IMAGE).to_json()}
+    rgb = image_options(
+        _build_args(
+            "--image-input",
+            "x",
+            "--image-size",
+            "224,224",
+            "--image-mean",
+            "0.5,0.4,0.3",
+            "--image-std",
+            "0.2",
+        )
+    )
+    assert rgb["x"]["mean"] == [0.5, 0.4, 0.3] and rgb["x"]["std"] == [0.2]
+    assert image_options(_build_args()) == {}
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--image-size", "8,8"], "need --image-input"),
+        (["--image-input", "x"], "needs --image-size"),
+        (["--image-input", "x", "--image-size", "8"], "two positive whole numbers"),
+        (["--image-input", "x", "--image-size", "8,8", "--image-mean", "a"], "numbers separated by commas"),
+        (["--image-input", "x", "--image-size", "8,8", "--image-mean", "0.5"], "give mean and std together"),
+        (
+            [
+                "--image-input",
+                "x",
+                "--image-size",
+                "8,8",
+                "--image-scale",
+                "2",
+                "--image-mean",
+                "0",
+                "--image-std",
+                "1",
+            ],
+            "exclude",
+        ),
+    ],
+)
+def test_bad_image_flags_are_refused_with_a_reason(argv, words):
+    from litefaas.cli.images import image_options
+    from litefaas.errors import ToolError
+    from model.errors import BuildError
+
+    with pytest.raises((ToolError, BuildError), match=words):
+        image_options(_build_args(*argv))
+
+
+def test_build_example_takes_no_model_of_its_own(capsys):
+    from litefaas.cli.main import main
+
+    assert main(["build", "--example", "digits", "--from", "m.keras"]) == 2
+    assert "--example builds a built-in model" in capsys.readouterr().err
