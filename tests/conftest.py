@@ -28,3 +28,19 @@ def artifact_dir() -> Path:
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def keys():
+    """A fresh key ring with one key per suite: ``k0`` (X25519 + AES-128-GCM, current), ``k1``, ``k2``."""
+    from fixtures.requests import ALL_SUITES, make_keys
+
+    return make_keys(*ALL_SUITES)
+
+
+@pytest.fixture(scope="session")
+def engine():
+    """The committed seed model, loaded once for the whole run."""
+    from core.engine import Engine
+
+    return Engine.from_dir(ARTIFACT)

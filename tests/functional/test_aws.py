@@ -11,28 +11,17 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 from fixtures.aws_events import HTTP_KINDS, KINDS, aws_event, aws_response, template
-from fixtures.requests import ENCRYPTED, PLAINTEXT, ROWS, make_keys, seal
+from fixtures.requests import ENCRYPTED, PLAINTEXT, ROWS, seal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.app import App, Response
 from core.config import Settings
-from core.engine import Engine
 from core.errors import ERRORS_BY_CODE
 
 HANDLER_MODULE = "handlers.aws.handler"
 PROTOCOL_STATUSES = {200, 400, 403, 404, 405, 408, 409, 413, 415, 422}
 PROTOCOL_CODES = set(ERRORS_BY_CODE) - {"internal_error"}
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return make_keys()
-
-
-@pytest.fixture(scope="module")
-def engine():
-    return Engine.from_dir()
 
 
 @pytest.fixture(scope="module")

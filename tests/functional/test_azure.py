@@ -8,25 +8,14 @@ import azure.functions as func
 import numpy as np
 import pytest
 from fixtures.providers_gcp_azure import AZURE_APP_DIR, azure_call, azure_function_app
-from fixtures.requests import ENCRYPTED, PLAINTEXT, ROWS, make_keys, seal
+from fixtures.requests import ENCRYPTED, PLAINTEXT, ROWS, seal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import Client as WsgiClient
 
-from core.engine import Engine
 from litefaas.local.azure_host import AzureHost, InvocationContext, compile_route, http_routes, route_prefix
 
 PROTOCOL_STATUSES = {200, 400, 403, 404, 405, 408, 409, 413, 415, 422}
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return make_keys()
-
-
-@pytest.fixture(scope="module")
-def engine(artifact_dir):
-    return Engine.from_dir(artifact_dir)
 
 
 @pytest.fixture(scope="module")

@@ -8,40 +8,17 @@ real ``azure.functions`` types (Azure).
 
 from __future__ import annotations
 
-import importlib
 import json
-from collections.abc import Callable
 
 import pytest
-from fixtures.aws_events import HTTP_KINDS, aws_event, aws_response
 from fixtures.binary import ENCRYPTED_V2, PLAINTEXT_V2
 from fixtures.conformance import CASES, CORS_ORIGIN, Answer, Case, read_answer
-from fixtures.providers_gcp_azure import (
-    azure_call,
-    azure_function_app,
-    function_environment,
-    gcp_call,
-    gcp_client,
-)
-from fixtures.requests import ALL_SUITES, ENCRYPTED, PLAINTEXT, make_keys
+from fixtures.providers_gcp_azure import Call, provider_targets
+from fixtures.requests import ENCRYPTED, PLAINTEXT
 
-from core.app import App
-from core.config import Settings
-from core.engine import Engine
 from core.protocol import ENCRYPTED_TYPE, ENCRYPTED_TYPE_V2
 
 SEALED_TYPES = {1: ENCRYPTED_TYPE, 2: ENCRYPTED_TYPE_V2}
-Call = Callable[[str, str, dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return make_keys(*ALL_SUITES)
-
-
-@pytest.fixture(scope="module")
-def engine():
-    return Engine.from_dir()
 
 
 def _targets(keys, engine, plaintext: bool) -> dict[str, Call]:
@@ -52,24 +29,7 @@ def _targets(keys, engine, plaintext: bool) -> dict[str, Call]:
     }
     if plaintext:
         env["LITEFAAS_ALLOW_PLAINTEXT"] = "1"
-    core_app = App(Settings.from_env(env), engine)
-    targets: dict[str, Call] = {
-        "core": lambda m, p, h, b: (
-            lambda r: (r.status, {k.lower(): v for k, v in r.headers.items()}, r.body)
-        )(core_app.handle(m, p, h, b))
-    }
-    with function_environment(env):
-        create_handler = importlib.import_module("handlers.aws.handler").create_handler
-    handler = create_handler(App(Settings.from_env(env), engine))
-    for kind in (*HTTP_KINDS, "direct"):
-        targets[f"aws:{kind}"] = lambda m, p, h, b, kind=kind: aws_response(
-            kind, handler(aws_event(kind, m, p, h, b), None)
-        )
-    client = gcp_client(env)
-    targets["gcp"] = lambda m, p, h, b: gcp_call(client, m, p, h, b)
-    function_app = azure_function_app(env)
-    targets["azure"] = lambda m, p, h, b: azure_call(function_app, m, p, h, b)
-    return targets
+    return provider_targets(env, engine)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ Failures found once stay as cases in ``fixtures/fuzz_regressions.json``.
 from __future__ import annotations
 
 import base64
-import importlib
 import json
 import logging
 import os
@@ -28,22 +27,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from fixtures.aws_events import HTTP_KINDS, aws_event, aws_response
 from fixtures.binary import ENCRYPTED_V2, PLAINTEXT_V2
-from fixtures.providers_gcp_azure import (
-    azure_call,
-    azure_function_app,
-    function_environment,
-    gcp_client,
-)
-from fixtures.requests import ALL_SUITES, ENCRYPTED, FIXTURES, PLAINTEXT, ROWS, make_keys
+from fixtures.providers_gcp_azure import Call, provider_targets
+from fixtures.requests import ENCRYPTED, FIXTURES, PLAINTEXT, ROWS
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliability import tally
 
 from core import crypto, logs
-from core.app import App
-from core.config import Settings
 from core.encoding import b64u_decode, b64u_encode
 from core.engine import Engine
 from core.protocol import ENCRYPTED_TYPE_V2, PLAINTEXT_TYPE_V2
@@ -79,8 +70,6 @@ CANARY_MARKS = ("31337.0421", "canary")
 """What must never be seen in clear: the canaries are planted in inputs (numbers and strings)."""
 LEAK_MARKS = ("Traceback", 'File "', "private_key")
 REGRESSIONS = json.loads((FIXTURES / "fuzz_regressions.json").read_text(encoding="utf-8"))
-
-Call = Callable[[str, str, dict[str, str], bytes], tuple[int, dict[str, str], bytes]]
 
 
 @dataclass
@@ -212,45 +201,11 @@ def check_answer(
     return status, code
 
 
-def gcp_call_raw_path(client, method: str, path: str, headers: dict[str, str], body: bytes):
-    """As ``gcp_call``, with the path given to the app as the server would (``//x`` is a path, not a host)."""
-    response = client.open(
-        "/", method=method, headers=headers, data=body, environ_overrides={"PATH_INFO": path}
-    )
-    return response.status_code, {k.lower(): v for k, v in response.headers.items()}, response.get_data()
-
-
 def _targets(keys, engine, plaintext: bool) -> dict[str, Call]:
     env = {"LITEFAAS_PRIVATE_KEYS": keys.private_json, "LITEFAAS_LOG_LEVEL": "INFO"}
     if plaintext:
         env["LITEFAAS_ALLOW_PLAINTEXT"] = "1"
-    core_app = App(Settings.from_env(env), engine)
-
-    def core(method, path, headers, body):
-        reply = core_app.handle(method, path, headers, body)
-        return reply.status, {k.lower(): v for k, v in reply.headers.items()}, reply.body
-
-    targets: dict[str, Call] = {"core": core}
-    with function_environment(env):
-        module = importlib.import_module("handlers.aws.handler")
-    handler = module.create_handler(App(Settings.from_env(env), engine))
-    for kind in HTTP_KINDS:
-        targets[f"aws:{kind}"] = lambda m, p, h, b, kind=kind: aws_response(
-            kind, handler(aws_event(kind, m, p, h, b), None)
-        )
-    targets["aws:direct"] = lambda m, p, h, b: aws_response(
-        "direct", handler(aws_event("direct", m, p, h, b), None)
-    )
-    client = gcp_client(env)
-    targets["gcp"] = lambda m, p, h, b: gcp_call_raw_path(client, m, p, h, b)
-    function_app = azure_function_app(env)
-    targets["azure"] = lambda m, p, h, b: azure_call(function_app, m, p, h, b)
-    return targets
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return make_keys(*ALL_SUITES)
+    return provider_targets(env, engine, raw_gcp_paths=True)
 
 
 @pytest.fixture(scope="module")

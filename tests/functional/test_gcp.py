@@ -7,23 +7,11 @@ import json
 import numpy as np
 import pytest
 from fixtures.providers_gcp_azure import gcp_call, gcp_client
-from fixtures.requests import ENCRYPTED, PLAINTEXT, ROWS, make_keys, seal
+from fixtures.requests import ENCRYPTED, PLAINTEXT, ROWS, seal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.engine import Engine
-
 PROTOCOL_STATUSES = {200, 400, 403, 404, 405, 408, 409, 413, 415, 422}
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return make_keys()
-
-
-@pytest.fixture(scope="module")
-def engine(artifact_dir):
-    return Engine.from_dir(artifact_dir)
 
 
 @pytest.fixture(scope="module")

@@ -8,32 +8,17 @@ outputs (one of them bool), and with TFLite metadata (which ``GET /health`` may 
 
 from __future__ import annotations
 
-import importlib
 import json
 
 import numpy as np
 import pytest
-from fixtures.aws_events import aws_event, aws_response
-from fixtures.providers_gcp_azure import (
-    azure_call,
-    azure_function_app,
-    function_environment,
-    gcp_call,
-    gcp_client,
-)
-from fixtures.requests import ENCRYPTED, PLAINTEXT, make_keys, seal
+from fixtures.providers_gcp_azure import provider_targets
+from fixtures.requests import ENCRYPTED, PLAINTEXT, seal
 from fixtures.tflite_models import SERVABLE, built_artifacts, litert_direct, sample_inputs
 
-from core.app import App
-from core.config import Settings
 from core.engine import Engine
 
 pytestmark = pytest.mark.tensorflow
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return make_keys()
 
 
 def _providers(keys, folder):
@@ -44,23 +29,7 @@ def _providers(keys, folder):
         "LITEFAAS_LOG_LEVEL": "WARNING",
     }
     engine = Engine.from_dir(folder)
-    core_app = App(Settings.from_env(env), engine)
-    with function_environment(env):
-        create_handler = importlib.import_module("handlers.aws.handler").create_handler
-    handler = create_handler(App(Settings.from_env(env), engine))
-    client = gcp_client(env)
-    function_app = azure_function_app(env)
-    return engine, {
-        "core": lambda m, p, h, b: (lambda r: (r.status, r.headers, r.body))(core_app.handle(m, p, h, b)),
-        "aws:http_api_v2": lambda m, p, h, b: aws_response(
-            "http_api_v2", handler(aws_event("http_api_v2", m, p, h, b), None)
-        ),
-        "aws:direct": lambda m, p, h, b: aws_response(
-            "direct", handler(aws_event("direct", m, p, h, b), None)
-        ),
-        "gcp": lambda m, p, h, b: gcp_call(client, m, p, h, b),
-        "azure": lambda m, p, h, b: azure_call(function_app, m, p, h, b),
-    }
+    return engine, provider_targets(env, engine, aws_kinds=("http_api_v2", "direct"))
 
 
 def _request_inputs(manifest, arrays):

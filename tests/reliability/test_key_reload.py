@@ -15,7 +15,6 @@ from core import logs
 from core.app import App
 from core.config import Settings
 from core.crypto import KeyRing
-from core.engine import Engine
 from core.keyring_reload import KeyFileWatcher
 
 
@@ -43,11 +42,6 @@ def log_lines():
         yield handler
     finally:
         logger.removeHandler(handler)
-
-
-@pytest.fixture(scope="module")
-def engine(artifact_dir):
-    return Engine.from_dir(artifact_dir)
 
 
 def ring_entries(keys: fx.TestKeys, kid: str) -> list[dict]:

@@ -12,15 +12,9 @@ from fixtures.requests import ROWS, make_keys
 
 from core.app import App
 from core.config import Settings
-from core.engine import Engine
 from litefaas.benchmark.loadgen import exact_check, local_expected, run_jobs
 
 ROW_ARRAY = np.asarray(ROWS, dtype=np.float32)
-
-
-@pytest.fixture(scope="module")
-def engine(artifact_dir):
-    return Engine.from_dir(artifact_dir)
 
 
 @pytest.fixture(scope="module")

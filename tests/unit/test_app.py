@@ -9,26 +9,15 @@ import time
 
 import numpy as np
 import pytest
-from fixtures.requests import ALL_SUITES, ENCRYPTED, PLAINTEXT, ROWS, make_keys, seal
+from fixtures.requests import ALL_SUITES, ENCRYPTED, PLAINTEXT, ROWS, seal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from core.app import App
 from core.config import Settings
-from core.engine import Engine
 from core.errors import ConfigError
 
 PROTOCOL_STATUSES = {200, 400, 403, 404, 405, 408, 409, 413, 415, 422}
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return make_keys(*ALL_SUITES)
-
-
-@pytest.fixture(scope="module")
-def engine(artifact_dir):
-    return Engine.from_dir(artifact_dir)
 
 
 @pytest.fixture

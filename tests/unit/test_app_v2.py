@@ -8,22 +8,11 @@ import time
 import numpy as np
 import pytest
 from fixtures.binary import ENCRYPTED_V2, PLAINTEXT_V2, features, plain_v2, read_answer, seal_v2
-from fixtures.requests import ALL_SUITES, ENCRYPTED, ROWS, make_keys, seal
+from fixtures.requests import ALL_SUITES, ENCRYPTED, ROWS, seal
 
 from core import crypto
 from core.app import App
 from core.config import Settings
-from core.engine import Engine
-
-
-@pytest.fixture(scope="module")
-def keys():
-    return make_keys(*ALL_SUITES)
-
-
-@pytest.fixture(scope="module")
-def engine(artifact_dir):
-    return Engine.from_dir(artifact_dir)
 
 
 def make_app(keys, engine, **env):

@@ -13,11 +13,6 @@ from fixtures.requests import LABELS, ROWS
 from core.engine import Engine, ModelError, load_artifact
 
 
-@pytest.fixture(scope="module")
-def engine(artifact_dir):
-    return Engine.from_dir(artifact_dir)
-
-
 def rows(count):
     return np.asarray((ROWS * (count // len(ROWS) + 1))[:count], dtype=np.float32)
 

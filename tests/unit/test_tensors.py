@@ -59,7 +59,7 @@ def test_every_datatype_round_trips():
 
 def test_big_endian_arrays_are_sent_little_endian():
     array = np.arange(6, dtype=">f4").reshape(2, 3)
-    header, payload = split_frame(frame_tensors({}, "outputs", {"x": array}))
+    _, payload = split_frame(frame_tensors({}, "outputs", {"x": array}))
     assert bytes(payload) == array.astype("<f4").tobytes()
     assert datatype_of(">f4") == "FP32"
 
