@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -80,6 +81,9 @@ class Usage:
     reactive_starts: int
     cold_start_s: float
     warm_idle_s: float  # instance time neither running nor loading for a request: kept or pre-warmed
+    billed_s: Mapping[str, float] | None = None
+    """Per cloud, execution seconds as that cloud bills them (see :func:`billed_seconds`); where
+    given, it replaces the rule applied to ``durations_s`` and ``busy_s``."""
 
 
 def _billed(durations_s: Any, billing: dict[str, Any]) -> float:
@@ -109,9 +113,11 @@ def cost(usage: Usage, table: dict[str, Any], architecture: str | None = None) -
     limits = aws.get("memory_mb", {"min": 128, "max": 10240})
     gb = min(max(math.ceil(usage.memory_mb), limits["min"]), limits["max"]) / 1024.0
     init = usage.reactive_starts * usage.cold_start_s if aws["billing"].get("init_billed") else 0.0
+    billed = usage.billed_s or {}
+    executed = billed["aws"] if "aws" in billed else _billed(usage.durations_s, aws["billing"])
     out["aws"] = {
         "requests": usage.requests * rates["request"],
-        "execution": (_billed(usage.durations_s, aws["billing"]) + init) * gb * rates["gb_s"],
+        "execution": (executed + init) * gb * rates["gb_s"],
         "warm": usage.warm_idle_s * gb * rates["provisioned_gb_s"],
     }
 
@@ -119,6 +125,7 @@ def cost(usage: Usage, table: dict[str, Any], architecture: str | None = None) -
     tier = _tier(gcp["memory_tiers_mb"], usage.memory_mb)
     gib, vcpu = gcp["memory_tiers_mb"][tier] / 1024.0, gcp["vcpu_per_tier"][tier]
     active = _billed(usage.durations_s, gcp["billing"]) if usage.concurrency == 1 else usage.busy_s
+    active = billed.get("gcp", active)
     init = usage.reactive_starts * usage.cold_start_s if gcp["billing"].get("init_billed") else 0.0
     out["gcp"] = {
         "requests": usage.requests * gcp["request"],
@@ -131,10 +138,147 @@ def cost(usage: Usage, table: dict[str, Any], architecture: str | None = None) -
     sizes = azure["instance_memory_mb"]
     gb = sizes[_tier(sizes, usage.memory_mb)] / 1024.0
     active = _billed(usage.durations_s, azure["billing"]) if usage.concurrency == 1 else usage.busy_s
+    active = billed.get("azure", active)
     init = usage.reactive_starts * usage.cold_start_s if azure["billing"].get("init_billed") else 0.0
     out["azure"] = {
         "requests": usage.requests * azure["request"],
         "execution": (active + init) * gb * azure["gb_s"],
         "warm": usage.warm_idle_s * gb * azure["always_ready_baseline_gb_s"],
     }
+    return out
+
+
+def billed_seconds(
+    times_s: Sequence[float], durations_s: Sequence[float], billing: Mapping[str, Any], concurrency: int = 1
+) -> tuple[float, int]:
+    """Execution seconds a cloud bills for requests arriving at ``times_s`` (sorted) and running
+    ``durations_s``, and how many instances served them.
+
+    ``billing["unit"] == "request"`` (Lambda): each request alone, rounded up to ``granularity_ms``,
+    at least ``minimum_ms``. ``"instance"`` (Cloud Run functions, Azure Flex Consumption): requests go
+    to instances of ``concurrency`` slots as the simulator's pool sends them (an instance with a
+    request running and a free slot first, then the idle instance freed last); an instance's
+    *activity period* opens with an execution starting on it while it is not billed and lasts until
+    its last overlapping execution ends, at least ``minimum_ms``, rounded up to ``granularity_ms``;
+    an execution starting inside a period's billed time joins it. Each period is billed once, however
+    many executions share it.
+    """
+    import heapq
+
+    step = billing.get("granularity_ms", 1) / 1000.0
+    minimum = billing.get("minimum_ms", 0) / 1000.0
+    if billing.get("unit", "request") == "request":
+        return _billed(durations_s, billing), 1 if len(durations_s) else 0
+
+    def length(start: float, last_end: float) -> float:
+        return max(minimum, math.ceil((last_end - start) / step - 1e-9) * step)
+
+    cap = max(1, int(concurrency))
+    # an instance: [running end times (heap), period start, last end in the period]
+    instances: list[list[Any]] = []
+    idle: list[int] = []  # instances with nothing running, the last freed at the end
+    partial: set[int] = set()  # instances with a request running and a free slot
+    total = 0.0
+    for t, d in zip(times_s, durations_s, strict=True):
+        t, end = float(t), float(t) + float(d)
+        for k in list(partial) + [k for k in range(len(instances)) if len(instances[k][0]) == cap]:
+            running = instances[k][0]
+            while running and running[0] <= t:
+                heapq.heappop(running)
+            partial.discard(k)
+            if not running:
+                idle.append(k)
+            elif len(running) < cap:
+                partial.add(k)
+        if partial:
+            k = max(partial, key=lambda j: len(instances[j][0]))
+        elif idle:
+            k = idle.pop()
+        else:
+            instances.append([[], t, t])
+            k = len(instances) - 1
+            instances[k][1] = None
+        inst = instances[k]
+        if inst[1] is None or t >= inst[1] + length(inst[1], inst[2]):
+            if inst[1] is not None:
+                total += length(inst[1], inst[2])
+            inst[1], inst[2] = t, end
+        else:
+            inst[2] = max(inst[2], end)
+        heapq.heappush(inst[0], end)
+        partial.discard(k)
+        if len(inst[0]) < cap:
+            partial.add(k)
+    total += sum(length(inst[1], inst[2]) for inst in instances if inst[1] is not None)
+    return total, len(instances)
+
+
+def traffic_cost(
+    times_s: Sequence[float],
+    durations_s: Sequence[float],
+    table: dict[str, Any],
+    *,
+    memory_mb: float,
+    architecture: str = "x86_64",
+    concurrency: Mapping[str, int] | None = None,
+    cold_start_s: float = 1.0,
+    keep_alive_s: float = 600.0,
+) -> dict[str, dict[str, float]]:
+    """What requests arriving at ``times_s`` (sorted, seconds) and running ``durations_s`` cost on
+    each cloud: the simulator's instance pool (a fixed keep-alive, as the platforms keep an idle
+    instance; cold starts load for ``cold_start_s``, billed where the cloud bills it) and each
+    cloud's billing unit (:func:`billed_seconds`), through :func:`cost`. ``concurrency``: requests one
+    instance serves at once on ``gcp`` and ``azure`` (Lambda is always 1; default 1). Free tiers and
+    platform keep-alive cost nothing here. ``{cloud: {requests, execution, total, billed_s,
+    instances, cold_starts}}`` in USD and seconds; clouds without ``architecture`` are left out."""
+    import numpy as np
+
+    from litefaas.simulate.engine import run_app
+    from litefaas.simulate.policies import Context, FixedKeepAlive
+
+    times = [float(t) for t in times_s]
+    durations = [float(d) for d in durations_s]
+    horizon = (times[-1] + max(durations)) if times else 0.0
+    levels = {"aws": 1, **{c: max(1, int((concurrency or {}).get(c, 1))) for c in ("gcp", "azure")}}
+    offered = {
+        cloud
+        for cloud in CLOUDS
+        if architecture in (table["clouds"][cloud].get("architectures", {}) if cloud == "aws" else {"x86_64"})
+    }
+    runs: dict[int, Any] = {}
+    for level in {levels[cloud] for cloud in offered}:
+        policy = FixedKeepAlive(keep_alive_s, "platform keep-alive").for_app(
+            None,  # type: ignore[arg-type]  # a fixed keep-alive needs no workload
+            Context(cold_start_s, level, horizon),
+        )
+        runs[level] = run_app(times, durations, policy, cold_start_s, level, horizon)
+    out: dict[str, dict[str, float]] = {}
+    for cloud in CLOUDS:
+        if cloud not in offered:
+            continue
+        entry = table["clouds"][cloud]
+        level = levels[cloud]
+        run = runs[level]
+        billed, instances = billed_seconds(times, durations, entry["billing"], level)
+        usage = Usage(
+            memory_mb=memory_mb,
+            requests=len(times),
+            durations_s=np.asarray(durations),
+            busy_s=run.busy_s,
+            concurrency=level,
+            reactive_starts=run.reactive_starts,
+            cold_start_s=cold_start_s,
+            warm_idle_s=0.0,
+            billed_s={cloud: billed},
+        )
+        parts = cost(usage, table, architecture if cloud == "aws" else None)[cloud]
+        out[cloud] = {
+            "requests": parts["requests"],
+            "execution": parts["execution"],
+            "total": parts["requests"] + parts["execution"],
+            "billed_s": billed,
+            "instances": instances,
+            "cold_starts": run.reactive_starts,
+            "concurrency": level,
+        }
     return out
