@@ -16,7 +16,8 @@ from fixtures.conformance import CASES, CORS_ORIGIN, Answer, Case, read_answer
 from fixtures.providers_gcp_azure import Call, provider_targets
 from fixtures.requests import ENCRYPTED, PLAINTEXT
 
-from core.protocol import ENCRYPTED_TYPE, ENCRYPTED_TYPE_V2
+from core.http import route_of
+from core.protocol import ENCRYPTED_TYPE, ENCRYPTED_TYPE_V2, ROUTES
 
 SEALED_TYPES = {1: ENCRYPTED_TYPE, 2: ENCRYPTED_TYPE_V2}
 
@@ -82,6 +83,10 @@ def test_every_provider_answers_alike(case: Case, keys, providers):
     }
     reference = answers["core"].payload
     assert {name: a.payload for name, a in answers.items()} == {name: reference for name in answers}
+    # AND a 405 names the route's one method in Allow, everywhere
+    if case.status == 405:
+        method = ROUTES[route_of(case.make(keys)[1])]
+        assert {name: a.allow for name, a in answers.items()} == {name: method for name in answers}
     # AND an allowed origin is named back by every provider, another origin by none
     assert {name: a.allow_origin for name, a in answers.items()} == {
         name: answers["core"].allow_origin for name in answers

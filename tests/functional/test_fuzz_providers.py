@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 from fixtures.binary import ENCRYPTED_V2, PLAINTEXT_V2
+from fixtures.conformance import PROTOCOL_TABLE
 from fixtures.providers_gcp_azure import Call, provider_targets
 from fixtures.requests import ENCRYPTED, FIXTURES, PLAINTEXT, ROWS
 from hypothesis import HealthCheck, given, settings
@@ -40,18 +41,6 @@ from core.engine import Engine
 from core.protocol import ENCRYPTED_TYPE_V2, PLAINTEXT_TYPE_V2
 from core.tensors import DATATYPES, join_frame, split_frame
 
-PROTOCOL_TABLE = {
-    "invalid_envelope": 400,
-    "decryption_failed": 400,
-    "plaintext_disabled": 403,
-    "not_found": 404,
-    "method_not_allowed": 405,
-    "stale_request": 408,
-    "replayed_request": 409,
-    "payload_too_large": 413,
-    "unsupported_media_type": 415,
-    "invalid_payload": 422,
-}
 EXAMPLES = int(os.environ.get("LITEFAAS_FUZZ_EXAMPLES", "40"))
 FUZZ = settings(
     max_examples=EXAMPLES,

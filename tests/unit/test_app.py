@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pytest
+from fixtures.conformance import PROTOCOL_STATUSES
 from fixtures.requests import ALL_SUITES, ENCRYPTED, PLAINTEXT, ROWS, seal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,8 +17,6 @@ from hypothesis import strategies as st
 from core.app import App
 from core.config import Settings
 from core.errors import ConfigError
-
-PROTOCOL_STATUSES = {200, 400, 403, 404, 405, 408, 409, 413, 415, 422}
 
 
 @pytest.fixture
