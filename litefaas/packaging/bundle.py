@@ -96,12 +96,25 @@ def model_files(model_dir: Path) -> dict[str, Path]:
     except (ValueError, KeyError, TypeError):
         raise PackageError(f"{manifest_path} is not a model manifest") from None
     names = {selected} | {path.name for path in model_dir.glob("*.tflite") if f'"{path.name}"' in referenced}
+    metadata = manifest.get("metadata")
+    labels_file = metadata.get("labels_file") if isinstance(metadata, dict) else None
+    if isinstance(labels_file, str) and "/" not in labels_file:
+        names.add(labels_file)  # GET /health reads it
     files = {f"{MODEL_PATH_IN_BUNDLE}/manifest.json": manifest_path}
     for name in sorted(names):
         if not (model_dir / name).is_file():
             raise PackageError(f"the model file {name} named by {manifest_path} is missing")
         files[f"{MODEL_PATH_IN_BUNDLE}/{name}"] = model_dir / name
     return files
+
+
+def has_image_input(model_dir: Path) -> bool:
+    """Whether the artifact's manifest declares an image input (its bundle then needs Pillow)."""
+    try:
+        manifest = json.loads((model_dir / "manifest.json").read_text(encoding="utf-8"))
+        return any(isinstance(entry, dict) and entry.get("image") for entry in manifest["inputs"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
 
 
 def source_files(cloud: str, model_dir: Path = DEFAULT_MODEL) -> dict[str, Path]:
@@ -201,7 +214,7 @@ def build_bundle(
     say = step or (lambda _text: None)
     pins = read_pins()
     sources = source_files(target.cloud, model_dir)
-    runtime = runtime or litert_runtime(pins)
+    runtime = runtime or litert_runtime(pins, images=has_image_input(model_dir))
     platform = pinned(PLATFORM_INSTALLED[target.cloud], pins)
     say(f"wheels for {target.abi} {target.machine}")
     wheels = fetch_wheels(

@@ -30,6 +30,8 @@ DEFAULT_PYTHON = "3.12"
 MAX_GLIBC_MINOR = 34
 MIN_GLIBC_MINOR = 17
 RUNTIME_DISTRIBUTIONS = ("numpy", "ai-edge-litert", "cryptography", "cffi")
+# Added for a model whose manifest declares an image input (core.images decodes with Pillow).
+IMAGE_DISTRIBUTIONS = ("pillow",)
 # The provider SDK each platform installs itself (the bundle's requirements.txt names it).
 PLATFORM_INSTALLED = {"aws": (), "gcp": ("functions-framework",), "azure": ("azure-functions",)}
 AZURE_SITE_PACKAGES = PurePosixPath(".python_packages/lib/site-packages")
@@ -125,9 +127,11 @@ def read_pins(constraints: Path = CONSTRAINTS) -> dict[str, str]:
     return pins
 
 
-def litert_runtime(pins: Mapping[str, str] | None = None) -> Runtime:
-    """What core imports on LiteRT: numpy, ai-edge-litert, cryptography (and cffi's backend)."""
-    return Runtime("litert", tuple(pinned(RUNTIME_DISTRIBUTIONS, pins or read_pins())))
+def litert_runtime(pins: Mapping[str, str] | None = None, *, images: bool = False) -> Runtime:
+    """What core imports on LiteRT: numpy, ai-edge-litert, cryptography (and cffi's backend), and
+    Pillow when the model has an image input."""
+    names = RUNTIME_DISTRIBUTIONS + (IMAGE_DISTRIBUTIONS if images else ())
+    return Runtime("litert", tuple(pinned(names, pins or read_pins())))
 
 
 def pinned(names: Iterable[str], pins: Mapping[str, str]) -> list[str]:

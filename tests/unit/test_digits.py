@@ -266,3 +266,31 @@ def test_build_example_takes_no_model_of_its_own(capsys):
 
     assert main(["build", "--example", "digits", "--from", "m.keras"]) == 2
     assert "--example builds a built-in model" in capsys.readouterr().err
+
+
+def test_a_bundle_of_an_image_model_vendors_a_slimmed_pillow_and_the_labels(artifact_dir):
+    from litefaas.packaging.bundle import has_image_input, model_files
+    from litefaas.packaging.slimming import SLIMMING
+    from litefaas.packaging.targets import litert_runtime, read_pins
+
+    assert has_image_input(ARTIFACT) and not has_image_input(artifact_dir)
+    pin = f"pillow=={read_pins()['pillow']}"
+    assert pin in litert_runtime(images=True).requirements and pin not in litert_runtime().requirements
+    assert any(name.endswith("/labels.txt") for name in model_files(ARTIFACT))
+    pillow = SLIMMING["pillow"]
+    for kept in (
+        "PIL/Image.py",
+        "PIL/_imaging.cpython-312-x86_64-linux-gnu.so",
+        "PIL/_webp.cpython-312-x86_64-linux-gnu.so",
+        "pillow.libs/libjpeg-6dc8d115.so.62.4.0",
+        "pillow.libs/libwebp-51b0b3f7.so.7.2.0",
+        "pillow.libs/libtiff-20b7e810.so.6.3.0",
+    ):
+        assert pillow.keeps(kept), kept
+    for dropped in (
+        "PIL/_avif.cpython-312-x86_64-linux-gnu.so",
+        "pillow.libs/libavif-c6062d5f.so.16.4.2",
+        "PIL/_imagingft.cpython-312-x86_64-linux-gnu.so",
+        "pillow.libs/libharfbuzz-fb49c9fc.so.0.61450.0",
+    ):
+        assert not pillow.keeps(dropped), dropped
