@@ -101,9 +101,9 @@ class Harness:
     private_raw: list[bytes]
     sent: int = 0
 
-    def ask_everywhere(self, make: Make) -> dict[str, tuple[int, str | None]]:
-        """Send a fresh ``make()`` to every target; check each answer; return (status, code) per target."""
-        answers = {}
+    def ask_everywhere(self, make: Make) -> Outcome:
+        """Send a fresh ``make()`` to every target and read each answer; the test says what must hold."""
+        outcome = Outcome()
         for name, call in self.targets.items():
             request = make()
             if name == "aws:direct" and not direct_invoke_applies(request):
@@ -113,26 +113,45 @@ class Harness:
             before = len(self.log.lines)
             status, headers, body = call(request.method, request.path, request.headers, request.body)
             self.sent += 1
-            answers[name] = check_answer(name, request, status, headers, body)
+            outcome.answers[name] = read_answer(name, request, status, headers, body, outcome)
             for line in self.log.lines[before:]:
-                assert_no_secret(f"{name} log line", line, request.secrets)
-        direct = answers.pop("aws:direct", None)
-        assert len(set(answers.values())) == 1, f"the targets disagree: {answers}"
-        if direct is not None:
-            assert direct[0] != 500, direct
-        return answers
+                outcome.leaks += find_secrets(f"{name} log line", line, request.secrets)
+        return outcome
 
     def still_serves(self) -> None:
         for name in self.targets:
-            answer = self.ask_one(name, lambda: sealed_request(self.keys, inputs=ROWS[:2]))
-            assert answer == (200, None), f"{name} stopped serving: {answer}"
+            outcome = Outcome()
+            request = sealed_request(self.keys, inputs=ROWS[:2])
+            status, headers, body = self.targets[name](
+                request.method, request.path, request.headers, request.body
+            )
+            answer = read_answer(name, request, status, headers, body, outcome)
+            assert (answer, outcome.off_protocol) == ((200, None), []), f"{name} stopped serving"
 
-    def ask_one(self, name: str, make: Make) -> tuple[int, str | None]:
-        request = make()
-        status, headers, body = self.targets[name](
-            request.method, request.path, request.headers, request.body
-        )
-        return check_answer(name, request, status, headers, body)
+
+@dataclass
+class Outcome:
+    """What every target answered, and what broke the protocol's rules on the way."""
+
+    answers: dict[str, tuple[int, str | None]] = field(default_factory=dict)
+    off_protocol: list[str] = field(default_factory=list)
+    """Answers not in the error table, unreadable, sealed to no key, or in an unexpected media type."""
+    leaks: list[str] = field(default_factory=list)
+    """A secret, an input canary or a stack trace in an answer sent in clear or in a log line."""
+
+    @property
+    def server_errors(self) -> list[str]:
+        return [name for name, (status, _) in self.answers.items() if status >= 500]
+
+    @property
+    def agreed(self) -> bool:
+        """Every target gave the same status and code (direct invoke aside: Lambda parses that event itself)."""
+        return len({answer for name, answer in self.answers.items() if name != "aws:direct"}) == 1
+
+    @property
+    def codes(self) -> set[tuple[int, str | None]]:
+        """The (status, code) pairs given, direct invoke aside."""
+        return {answer for name, answer in self.answers.items() if name != "aws:direct"}
 
 
 def direct_invoke_applies(request: Sent) -> bool:
@@ -152,41 +171,46 @@ def direct_invoke_applies(request: Sent) -> bool:
         return False
 
 
-def assert_no_secret(where: str, text: str, secrets_: list[str]) -> None:
-    for secret in (*secrets_, *CANARY_MARKS, *LEAK_MARKS):
-        assert secret not in text, f"{where} carries {secret[:12]!r}…: {text[:300]}"
+def find_secrets(where: str, text: str, secrets_: list[str]) -> list[str]:
+    return [
+        f"{where} carries {secret[:12]!r}…: {text[:300]}"
+        for secret in (*secrets_, *CANARY_MARKS, *LEAK_MARKS)
+        if secret in text
+    ]
 
 
-def check_answer(
-    name: str, request: Sent, status: int, headers: dict[str, str], body: bytes
+def read_answer(
+    name: str, request: Sent, status: int, headers: dict[str, str], body: bytes, outcome: Outcome
 ) -> tuple[int, str | None]:
-    """The protocol's invariants on one answer; returns (status, error code or None)."""
-    assert status != 500, f"{name}: 500 for {request.method} {request.path}"
-    for raw in request.raw_secrets:
-        assert raw not in body, f"{name}: raw key bytes in the answer"
+    """(status, error code or None) of one answer; what breaks the protocol goes into ``outcome``."""
+    outcome.leaks += [f"{name}: raw key bytes in the answer" for raw in request.raw_secrets if raw in body]
     content_type = headers.get("content-type", "").split(";")[0].strip()
-    if content_type == "application/litefaas+json":
-        assert request.response_key is not None and request.request_id is not None, f"{name}: sealed, unasked"
-        document = json.loads(crypto.open_response(request.response_key, request.request_id, body))
-    elif content_type == ENCRYPTED_TYPE_V2:
-        assert request.response_key is not None and request.request_id is not None, f"{name}: sealed, unasked"
-        document = split_frame(crypto.open_binary_response(request.response_key, request.request_id, body))[0]
-    elif content_type == PLAINTEXT_TYPE_V2:
-        assert request.headers.get("Content-Type") == PLAINTEXT_TYPE_V2, f"{name}: framed answer, unasked"
-        document = split_frame(body)[0]
-    else:
-        assert content_type == "application/json", (
-            f"{name}: {status} answered as {content_type!r}: {body[:200]!r}"
-        )
-        text = body.decode("utf-8")
-        assert_no_secret(f"{name} answer", text, request.secrets)
-        document = json.loads(text)
-    if status == 200:
-        assert "error" not in document, (name, document)
+    sealed = request.response_key is not None and request.request_id is not None
+    try:
+        if content_type == "application/litefaas+json" and sealed:
+            document = json.loads(crypto.open_response(request.response_key, request.request_id, body))
+        elif content_type == ENCRYPTED_TYPE_V2 and sealed:
+            document = split_frame(
+                crypto.open_binary_response(request.response_key, request.request_id, body)
+            )[0]
+        elif content_type == PLAINTEXT_TYPE_V2 and request.headers.get("Content-Type") == PLAINTEXT_TYPE_V2:
+            document = split_frame(body)[0]
+        elif content_type == "application/json":
+            text = body.decode("utf-8")
+            outcome.leaks += find_secrets(f"{name} answer", text, request.secrets)
+            document = json.loads(text)
+        else:
+            outcome.off_protocol.append(f"{name}: {status} answered as {content_type!r}: {body[:200]!r}")
+            return status, None
+    except Exception as exc:
+        outcome.off_protocol.append(f"{name}: {status} answer unreadable ({exc.__class__.__name__})")
+        return status, None
+    if status == 200 and "error" not in document:
         return 200, None
-    code = document["error"]["code"]
-    assert PROTOCOL_TABLE.get(code) == status, f"{name}: {status} {code} is not in the protocol's table"
-    assert isinstance(document["error"]["message"], str)
+    error = document.get("error") if isinstance(document, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    if PROTOCOL_TABLE.get(code) != status or not isinstance(error.get("message") if error else None, str):
+        outcome.off_protocol.append(f"{name}: {status} {code!r} is not in the protocol's table")
     return status, code
 
 
@@ -230,7 +254,7 @@ def nothing_leaks_to_the_terminal(capfd, keys):
     yield
     out, err = capfd.readouterr()
     private = [secret for b64 in keys.private_b64 for secret in (b64, b64u_decode(b64).hex())]
-    assert_no_secret("stdout/stderr", out + err, private)
+    assert find_secrets("stdout/stderr", out + err, private) == []
 
 
 # --- requests -------------------------------------------------------------------------------------
@@ -486,42 +510,57 @@ def random_requests(draw) -> Sent:
 @given(request=random_requests())
 def test_random_methods_paths_headers_and_bodies(harnesses, request):
     # GIVEN any method, path, headers and body WHEN every provider answers it THEN only the protocol's answers
-    harnesses[False].ask_everywhere(
+    outcome = harnesses[False].ask_everywhere(
         lambda: Sent(request.method, request.path, dict(request.headers), request.body)
     )
+    # THEN no provider fails or leaks, every answer is the protocol's, and all providers agree
+    assert outcome.server_errors == outcome.off_protocol == outcome.leaks == []
+    assert outcome.agreed, outcome.answers
 
 
 @FUZZ
 @given(mutate=envelope_mutations(), kid=st.sampled_from(["k0", "k1", "k2"]))
 def test_every_envelope_field_removed_duplicated_or_retyped(harnesses, keys, mutate, kid):
     harness = harnesses[False]
-    answers = harness.ask_everywhere(lambda: sealed_request(keys, kid, envelope=mutate))
-    # THEN a broken envelope is refused before decryption, in clear
-    assert set(answers.values()) <= {(400, "invalid_envelope"), (400, "decryption_failed"), (200, None)}
+    outcome = harness.ask_everywhere(lambda: sealed_request(keys, kid, envelope=mutate))
+    # THEN no provider fails or leaks, every answer is the protocol's, and all providers agree
+    assert outcome.server_errors == outcome.off_protocol == outcome.leaks == []
+    assert outcome.agreed, outcome.answers
+    # AND a broken envelope is refused before decryption, in clear
+    assert outcome.codes <= {(400, "invalid_envelope"), (400, "decryption_failed"), (200, None)}
 
 
 @FUZZ
 @given(damage=ciphertext_damage(), kid=st.sampled_from(["k0", "k1", "k2"]))
 def test_bit_flips_and_truncation_of_the_ciphertext(harnesses, keys, damage, kid):
-    answers = harnesses[False].ask_everywhere(lambda: sealed_request(keys, kid, envelope=damage))
-    # THEN any damage to enc || ciphertext is one code, with nothing said about why
-    assert set(answers.values()) == {(400, "decryption_failed")}
+    outcome = harnesses[False].ask_everywhere(lambda: sealed_request(keys, kid, envelope=damage))
+    # THEN no provider fails or leaks, every answer is the protocol's, and all providers agree
+    assert outcome.server_errors == outcome.off_protocol == outcome.leaks == []
+    assert outcome.agreed, outcome.answers
+    # AND any damage to enc || ciphertext is one code, with nothing said about why
+    assert outcome.codes == {(400, "decryption_failed")}
 
 
 @FUZZ
 @given(batch=bad_rows(), kid=st.sampled_from(["k0", "k1", "k2"]))
 def test_bad_batches_inside_a_valid_envelope(harnesses, keys, batch, kid):
-    answers = harnesses[False].ask_everywhere(
+    outcome = harnesses[False].ask_everywhere(
         lambda: sealed_request(keys, kid, plaintext=lambda rk, rid: dumps(request_plaintext(batch, rk, rid)))
     )
-    # THEN the error about the input travels sealed (only the request's holder reads it)
-    assert set(answers.values()) <= {(422, "invalid_payload"), (413, "payload_too_large"), (200, None)}
+    # THEN no provider fails or leaks, every answer is the protocol's, and all providers agree
+    assert outcome.server_errors == outcome.off_protocol == outcome.leaks == []
+    assert outcome.agreed, outcome.answers
+    # AND the error about the input travels sealed (only the request's holder reads it)
+    assert outcome.codes <= {(422, "invalid_payload"), (413, "payload_too_large"), (200, None)}
 
 
 @FUZZ
 @given(make=decrypted_mutations())
 def test_every_field_of_the_decrypted_request_mutated(harnesses, keys, make):
-    harnesses[False].ask_everywhere(lambda: sealed_request(keys, plaintext=make))
+    outcome = harnesses[False].ask_everywhere(lambda: sealed_request(keys, plaintext=make))
+    # THEN no provider fails or leaks, every answer is the protocol's, and all providers agree
+    assert outcome.server_errors == outcome.off_protocol == outcome.leaks == []
+    assert outcome.agreed, outcome.answers
 
 
 @FUZZ
@@ -531,7 +570,10 @@ def test_every_field_of_the_decrypted_request_mutated(harnesses, keys, make):
 )
 def test_plaintext_bodies_where_plaintext_is_allowed(harnesses, inputs, extra):
     body = dumps({"inputs": inputs, **extra})
-    harnesses[True].ask_everywhere(lambda: Sent("POST", "/predict", dict(PLAINTEXT), body))
+    outcome = harnesses[True].ask_everywhere(lambda: Sent("POST", "/predict", dict(PLAINTEXT), body))
+    # THEN no provider fails or leaks, every answer is the protocol's, and all providers agree
+    assert outcome.server_errors == outcome.off_protocol == outcome.leaks == []
+    assert outcome.agreed, outcome.answers
 
 
 # --- version 2 -----------------------------------------------------------------------------------
@@ -639,17 +681,23 @@ def binary_envelope_damage(draw) -> Callable[[bytes], bytes]:
 @FUZZ
 @given(damage=binary_envelope_damage(), kid=st.sampled_from(["k0", "k1", "k2"]))
 def test_binary_envelopes_damaged(harnesses, keys, damage, kid):
-    answers = harnesses[False].ask_everywhere(lambda: sealed_binary(keys, kid, good_frame, damage))
-    # THEN a damaged version-2 envelope is refused in clear with one of the two envelope codes
-    assert set(answers.values()) <= {(400, "invalid_envelope"), (400, "decryption_failed")}
+    outcome = harnesses[False].ask_everywhere(lambda: sealed_binary(keys, kid, good_frame, damage))
+    # THEN no provider fails or leaks, every answer is the protocol's, and all providers agree
+    assert outcome.server_errors == outcome.off_protocol == outcome.leaks == []
+    assert outcome.agreed, outcome.answers
+    # AND a damaged version-2 envelope is refused in clear with one of the two envelope codes
+    assert outcome.codes <= {(400, "invalid_envelope"), (400, "decryption_failed")}
 
 
 @FUZZ
 @given(mutate=frame_mutations(), kid=st.sampled_from(["k0", "k1", "k2"]))
 def test_framed_messages_inside_a_valid_envelope(harnesses, keys, mutate, kid):
-    answers = harnesses[False].ask_everywhere(lambda: sealed_binary(keys, kid, mutate))
-    # THEN a broken frame is the protocol's 422 (413 for a batch over the limit), sealed where it can be
-    assert set(answers.values()) <= {
+    outcome = harnesses[False].ask_everywhere(lambda: sealed_binary(keys, kid, mutate))
+    # THEN no provider fails or leaks, every answer is the protocol's, and all providers agree
+    assert outcome.server_errors == outcome.off_protocol == outcome.leaks == []
+    assert outcome.agreed, outcome.answers
+    # AND a broken frame is the protocol's 422 (413 for a batch over the limit), sealed where it can be
+    assert outcome.codes <= {
         (422, "invalid_payload"),
         (413, "payload_too_large"),
         (408, "stale_request"),
@@ -661,8 +709,11 @@ def test_framed_messages_inside_a_valid_envelope(harnesses, keys, mutate, kid):
 @given(mutate=frame_mutations(), garbage=st.binary(max_size=200), use_garbage=st.booleans())
 def test_framed_plaintext_where_plaintext_is_allowed(harnesses, mutate, garbage, use_garbage):
     body = garbage if use_garbage else mutate({})
-    answers = harnesses[True].ask_everywhere(lambda: Sent("POST", "/predict", dict(PLAINTEXT_V2), body))
-    assert set(answers.values()) <= {(422, "invalid_payload"), (413, "payload_too_large"), (200, None)}
+    outcome = harnesses[True].ask_everywhere(lambda: Sent("POST", "/predict", dict(PLAINTEXT_V2), body))
+    # THEN no provider fails or leaks, every answer is the protocol's, and all providers agree
+    assert outcome.server_errors == outcome.off_protocol == outcome.leaks == []
+    assert outcome.agreed, outcome.answers
+    assert outcome.codes <= {(422, "invalid_payload"), (413, "payload_too_large"), (200, None)}
 
 
 # --- regressions ----------------------------------------------------------------------------------
@@ -699,5 +750,8 @@ def test_regressions(harnesses, keys, case):
     # GIVEN a request that once broke an invariant, or that stands for a class of bad input
     harness = harnesses[bool(case.get("plaintext_allowed"))]
     # WHEN every provider answers it THEN the answer is the one recorded
-    answers = harness.ask_everywhere(lambda: regression_request(keys, case))
-    assert set(answers.values()) == {(case["status"], case.get("code"))}
+    outcome = harness.ask_everywhere(lambda: regression_request(keys, case))
+    # THEN no provider fails or leaks, every answer is the protocol's, and all providers agree
+    assert outcome.server_errors == outcome.off_protocol == outcome.leaks == []
+    assert outcome.agreed, outcome.answers
+    assert outcome.codes == {(case["status"], case.get("code"))}
