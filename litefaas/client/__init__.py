@@ -7,10 +7,13 @@ The package is split along its seams; everything is re-exported here, so
   made from ``core.errors``' table;
 - :mod:`~litefaas.client.keysets`: a function's public key set;
 - :mod:`~litefaas.client.wire`: version 1 requests and answers, without HTTP;
+- :mod:`~litefaas.client.tensor_wire`: version 2 (binary tensors) requests and answers, without HTTP;
 - :mod:`~litefaas.client.sharding`: a batch split to fit the function's limits, and joined again;
 - :mod:`~litefaas.client.sync`, :mod:`~litefaas.client.async_client`: :class:`Client` and
-  :class:`AsyncClient` (``httpx``), which can fan a batch out (``predict(rows, fan_out=K)``);
-- :mod:`~litefaas.client.chain`: :class:`ChainClient`, a batch through a model cut into segments.
+  :class:`AsyncClient` (``httpx``): ``predict`` (version 1), ``predict_tensors`` and
+  ``predict_images`` (version 2), each able to fan a batch out (``fan_out=K``);
+- :mod:`~litefaas.client.chain`: :class:`ChainClient`, a batch through a model cut into segments
+  (version 2: activations travel as raw tensors).
 
 No message raised by the client carries key material or the caller's inputs.
 """
@@ -21,7 +24,9 @@ from core.protocol import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_BODY_BYTES,
     ENCRYPTED_TYPE,
+    ENCRYPTED_TYPE_V2,
     PLAINTEXT_TYPE,
+    PLAINTEXT_TYPE_V2,
     REQUEST_ID_BYTES,
     RESPONSE_KEY_BYTES,
 )
@@ -61,6 +66,15 @@ from litefaas.client.sharding import (
     slice_rows,
 )
 from litefaas.client.sync import Client
+from litefaas.client.tensor_wire import (
+    TensorResult,
+    build_plaintext_tensor_request,
+    build_tensor_request,
+    decrypt_tensor_response,
+    read_framed_answer,
+    read_tensor_response,
+    tensor_rows_per_request,
+)
 from litefaas.client.wire import (
     Inputs,
     Outputs,
@@ -78,7 +92,9 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_RETRIES",
     "ENCRYPTED_TYPE",
+    "ENCRYPTED_TYPE_V2",
     "PLAINTEXT_TYPE",
+    "PLAINTEXT_TYPE_V2",
     "REMOTE_ERRORS",
     "REQUEST_ID_BYTES",
     "RESPONSE_KEY_BYTES",
@@ -109,21 +125,28 @@ __all__ = [
     "ShardFailure",
     "ShardResult",
     "StaleRequestError",
+    "TensorResult",
     "UnsupportedMediaTypeError",
     "build_plaintext_request",
+    "build_plaintext_tensor_request",
     "build_request",
+    "build_tensor_request",
     "decrypt_response",
+    "decrypt_tensor_response",
     "gather_shards",
     "is_retryable",
     "join_results",
     "load_chain",
     "parse_keyset",
     "plan_shards",
+    "read_framed_answer",
     "read_response",
+    "read_tensor_response",
     "remote_error",
     "row_count",
     "rows_per_request",
     "select_key",
     "slice_rows",
+    "tensor_rows_per_request",
     "wire_inputs",
 ]

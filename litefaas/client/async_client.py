@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -11,9 +11,10 @@ import httpx
 
 from core.protocol import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES
 from litefaas.client.base import DEFAULT_RETRIES, USER_AGENT, ClientBase, network_error
-from litefaas.client.errors import ClientError, DecryptionFailedError
+from litefaas.client.errors import ClientError, DecryptionFailedError, ProtocolError
 from litefaas.client.keysets import KeyInfo, parse_keyset
 from litefaas.client.sharding import ShardFailure, gather_shards, is_retryable, slice_rows
+from litefaas.client.tensor_wire import TensorResult, gather_tensor_shards, slice_tensors
 from litefaas.client.wire import Inputs, PredictResult
 
 
@@ -76,6 +77,81 @@ class AsyncClient(ClientBase):
     async def health(self) -> dict[str, Any]:
         """``GET /health``."""
         return self._document(await self._send("GET", "health"))
+
+    async def model_info(self) -> dict[str, Any]:
+        """``GET /health``'s ``model``, fetched once; see :meth:`Client.model_info`."""
+        if self._model is None:
+            model = (await self.health()).get("model")
+            if not isinstance(model, dict):
+                raise ProtocolError("GET /health has no model")
+            self._model = model
+        return self._model
+
+    async def predict_tensors(
+        self,
+        tensors: Mapping[str, Any] | Any,
+        outputs: Sequence[str] | None = None,
+        *,
+        fan_out: int | None = None,
+        retries: int = DEFAULT_RETRIES,
+    ) -> TensorResult:
+        """Named tensors through the model with protocol version 2; see :meth:`Client.predict_tensors`."""
+        model = None if isinstance(tensors, Mapping) else await self.model_info()
+        return await self._predict_tensors(self._named(tensors, model), outputs, fan_out, retries)
+
+    async def predict_images(
+        self,
+        images: Mapping[str, Sequence[bytes]] | Sequence[bytes],
+        outputs: Sequence[str] | None = None,
+        *,
+        fan_out: int | None = None,
+        retries: int = DEFAULT_RETRIES,
+    ) -> TensorResult:
+        """Encoded files as ``BYTES`` tensors; see :meth:`Client.predict_images`."""
+        model = None if isinstance(images, Mapping) else await self.model_info()
+        return await self._predict_tensors(self._named_images(images, model), outputs, fan_out, retries)
+
+    async def _predict_tensors(
+        self, named: dict[str, Any], outputs: Sequence[str] | None, fan_out: int | None, retries: int
+    ) -> TensorResult:
+        if fan_out is None:
+            return await self._tensors_once(named, outputs)
+        rows, shards = self._tensor_shards(named, fan_out, retries)
+        if not self.plaintext:
+            await self.key()
+        in_flight = asyncio.Semaphore(fan_out)
+
+        async def run(shard: tuple[int, int]) -> TensorResult | ShardFailure:
+            part = slice_tensors(named, *shard)
+            attempt = 0
+            async with in_flight:
+                while True:
+                    attempt += 1
+                    try:
+                        return await self._tensors_once(part, outputs)
+                    except ClientError as exc:
+                        if attempt > retries or not is_retryable(exc):
+                            return ShardFailure(shard[0], shard[1], exc, attempt)
+                    await asyncio.sleep(self._retry_delay(attempt))
+
+        outcomes = await asyncio.gather(*(run(shard) for shard in shards))
+        return gather_tensor_shards(rows, shards, outcomes)
+
+    async def _tensors_once(self, named: dict[str, Any], outputs: Sequence[str] | None) -> TensorResult:
+        key = None if self.plaintext else await self.key()
+        try:
+            return await self._tensors_batch(named, outputs, key)
+        except DecryptionFailedError:
+            if not self._may_retry(key) or self._selected(await self.refresh_keys()) == key:
+                raise
+        return await self._tensors_batch(named, outputs, await self.key())
+
+    async def _tensors_batch(
+        self, named: dict[str, Any], outputs: Sequence[str] | None, key: KeyInfo | None
+    ) -> TensorResult:
+        prepared = self._prepare_tensors(named, outputs, key)
+        response = await self._send("POST", "predict", prepared.body, prepared.content_type)
+        return self._finish_tensors(prepared, response)
 
     async def predict(
         self, inputs: Inputs, *, fan_out: int | None = None, retries: int = DEFAULT_RETRIES

@@ -15,12 +15,22 @@ from core.protocol import (
     DEFAULT_MAX_BATCH,
     DEFAULT_MAX_BODY_BYTES,
     ENCRYPTED_TYPE,
+    ENCRYPTED_TYPE_V2,
     PLAINTEXT_TYPE,
+    PLAINTEXT_TYPE_V2,
     RESPONSE_KEY_BYTES,
 )
 from litefaas.client.errors import ClientError, NetworkError
 from litefaas.client.keysets import KeyInfo, parse_keyset, select_key
 from litefaas.client.sharding import plan_shards, row_count, rows_per_request
+from litefaas.client.tensor_wire import (
+    TensorResult,
+    build_plaintext_tensor_request,
+    build_tensor_request,
+    normalize_tensors,
+    read_tensor_response,
+    tensor_rows_per_request,
+)
 from litefaas.client.wire import (
     Inputs,
     PredictResult,
@@ -43,6 +53,24 @@ class Prepared:
     content_type: str
     secrets: RequestSecrets | None
     key: KeyInfo | None
+
+
+def single_input(model: Mapping[str, Any]) -> str:
+    """The name of a model's only input (``GET /health``'s ``model``); :class:`ClientError` otherwise."""
+    names = [entry.get("name") for entry in model.get("inputs", []) if isinstance(entry, Mapping)]
+    if len(names) != 1 or not isinstance(names[0], str):
+        raise ClientError(
+            f"the model has {len(names)} inputs ({', '.join(map(str, names))}): give tensors by input name"
+        )
+    return names[0]
+
+
+def image_input(model: Mapping[str, Any]) -> str | None:
+    """The name of the model's image input (the input ``GET /health`` shows with an ``image`` object)."""
+    for entry in model.get("inputs", []):
+        if isinstance(entry, Mapping) and isinstance(entry.get("image"), Mapping):
+            return str(entry.get("name"))
+    return None
 
 
 class ClientBase:
@@ -85,6 +113,7 @@ class ClientBase:
         self.response_key_bytes = response_key_bytes
         self._pinned = keyset is not None
         self._keys = None if keyset is None else parse_keyset(keyset)
+        self._model: dict[str, Any] | None = None
 
     def _url(self, route: str) -> str:
         return f"{self.base_url}/{route}"
@@ -100,6 +129,54 @@ class ClientBase:
             return Prepared(build_plaintext_request(inputs), PLAINTEXT_TYPE, None, None)
         body, secrets = build_request(inputs, key, response_key_bytes=self.response_key_bytes)
         return Prepared(body, ENCRYPTED_TYPE, secrets, key)
+
+    def _prepare_tensors(
+        self, tensors: Mapping[str, Any], outputs: Sequence[str] | None, key: KeyInfo | None
+    ) -> Prepared:
+        if key is None:
+            return Prepared(build_plaintext_tensor_request(tensors, outputs), PLAINTEXT_TYPE_V2, None, None)
+        body, secrets = build_tensor_request(
+            tensors, key, outputs=outputs, response_key_bytes=self.response_key_bytes
+        )
+        return Prepared(body, ENCRYPTED_TYPE_V2, secrets, key)
+
+    @staticmethod
+    def _finish_tensors(prepared: Prepared, response: httpx.Response) -> TensorResult:
+        content_type = response.headers.get("content-type")
+        return read_tensor_response(response.status_code, content_type, response.content, prepared.secrets)
+
+    def _tensor_shards(
+        self, tensors: Mapping[str, Any], fan_out: int, retries: int
+    ) -> tuple[int, list[tuple[int, int]]]:
+        if isinstance(fan_out, bool) or not isinstance(fan_out, int) or fan_out < 1:
+            raise ClientError("fan_out must be a positive integer")
+        if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+            raise ClientError("retries must be a non-negative integer")
+        rows = len(next(iter(tensors.values())))
+        max_rows = tensor_rows_per_request(tensors, self.max_batch, self.max_body_bytes)
+        return rows, plan_shards(rows, fan_out, max_rows)
+
+    @staticmethod
+    def _named(tensors: Any, model: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``tensors`` by input name: a mapping as it is; a lone array goes to the model's only input."""
+        if isinstance(tensors, Mapping):
+            return normalize_tensors(tensors)
+        if model is None:
+            raise ClientError("tensors must be a mapping of input name to array")
+        return normalize_tensors({single_input(model): tensors})
+
+    @staticmethod
+    def _named_images(images: Any, model: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Encoded files by input name: a mapping as it is, a list under the model's image input."""
+        if isinstance(images, Mapping):
+            named = dict(images)
+        else:
+            assert model is not None
+            named = {image_input(model) or single_input(model): images}
+        for name, files in named.items():
+            if isinstance(files, bytes | bytearray) or not isinstance(files, list | tuple):
+                raise ClientError(f"input {name}: images are a list of encoded files (bytes)")
+        return normalize_tensors(named)
 
     @staticmethod
     def _finish(prepared: Prepared, response: httpx.Response) -> PredictResult:

@@ -9,12 +9,14 @@ from types import TracebackType
 from typing import Any
 
 import httpx
+import numpy as np
 
 from core.protocol import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES
-from litefaas.client.base import DEFAULT_RETRIES
+from litefaas.client.base import DEFAULT_RETRIES, single_input
 from litefaas.client.errors import ClientError, ProtocolError, RemoteError
 from litefaas.client.sync import Client
-from litefaas.client.wire import Inputs, PredictResult
+from litefaas.client.tensor_wire import TensorResult
+from litefaas.client.wire import Inputs, Outputs, PredictResult
 
 
 class SegmentError(ClientError):
@@ -56,14 +58,33 @@ def load_chain(chain: Mapping[str, Any] | str | Path) -> dict[str, Any]:
     return document
 
 
+def first_tensors(inputs: Inputs, model: Mapping[str, Any]) -> dict[str, Any]:
+    """The first segment's inputs by name, as arrays of its inputs' own dtypes (``GET /health``):
+    rows (lists or arrays) go to its only input, a mapping by name."""
+    dtypes = {
+        str(entry.get("name")): entry.get("dtype")
+        for entry in model.get("inputs", [])
+        if isinstance(entry, Mapping)
+    }
+    named = dict(inputs) if isinstance(inputs, Mapping) else {single_input(model): inputs}
+    tensors: dict[str, Any] = {}
+    for name, batch in named.items():
+        try:
+            tensors[name] = np.asarray(batch, dtype=dtypes.get(name))
+        except (TypeError, ValueError):
+            raise ClientError(f"input {name}: the rows are not numbers of one shape") from None
+    return tensors
+
+
 class ChainClient:
     """Runs a batch through a model cut into segments, one function per segment, in order.
 
-    Every hop is a fresh request sealed to that segment's own key; the client opens each answer
-    with that request's response key and seals the activation anew to the next segment, so an
-    intermediate tensor is in clear only here and inside the function computing on it. Plaintext
-    is not offered. With ``chain`` (``chain.json``), the client also checks that each function
-    serves the segment the chain names (by sha256). A hop that fails raises :class:`SegmentError`.
+    Every hop is a fresh version-2 request (binary tensors) sealed to that segment's own key; the
+    client opens each answer with that request's response key and seals the activation, the raw
+    tensor the segment answered, anew to the next segment, so an intermediate tensor is in clear
+    only here and inside the function computing on it. Plaintext is not offered. With ``chain``
+    (``chain.json``), the client also checks that each function serves the segment the chain
+    names (by sha256). A hop that fails raises :class:`SegmentError`.
     """
 
     def __init__(
@@ -107,26 +128,43 @@ class ChainClient:
         return f"segment {index}"
 
     def predict(self, inputs: Inputs, *, fan_out: int = 1, retries: int = DEFAULT_RETRIES) -> PredictResult:
-        """The last segment's outputs for ``inputs``. Each hop sends its rows in as many requests as
-        the function's limits need (``fan_out`` of them at once) with :meth:`Client.predict`'s retries."""
+        """The last segment's outputs for ``inputs``. Each hop is a version-2 request: the first
+        segment's inputs go as tensors of its inputs' datatypes, and every activation travels on as
+        the raw tensor the segment answered (any datatype, never a text encoding). Each hop sends its
+        rows in as many requests as the function's limits need (``fan_out`` of them at once) with
+        :meth:`Client.predict`'s retries. One output comes back as an array, several as a dict."""
+        result = self.predict_tensors(inputs, fan_out=fan_out, retries=retries)
+        outputs: Outputs = dict(result) if len(result) > 1 else next(iter(result.values()))
+        return PredictResult(outputs, result.model)
+
+    def predict_tensors(
+        self, inputs: Inputs, *, fan_out: int = 1, retries: int = DEFAULT_RETRIES
+    ) -> TensorResult:
+        """:meth:`predict`, answered as the last segment's outputs by name (``.model`` its identity)."""
         count = len(self.clients)
-        current: Inputs = inputs
-        result: PredictResult | None = None
+        current: dict[str, Any] = {}
+        result: TensorResult | None = None
         for index, function in enumerate(self.clients, start=1):
             try:
-                result = function.predict(current, fan_out=fan_out, retries=retries)
+                model = function.model_info()
+                if index == 1:
+                    current = first_tensors(inputs, model)
+                else:
+                    (activation,) = current.values()
+                    current = {single_input(model): activation}
+                result = function.predict_tensors(current, fan_out=fan_out, retries=retries)
                 self._check_hop(index, result)
             except ClientError as exc:
                 name = self.segment_name(index)
                 raise SegmentError(index, count, name, function.base_url, exc) from exc
-            if isinstance(result.outputs, dict) and index < count:
+            if len(result) != 1 and index < count:
                 error = ProtocolError("a segment before the last must hand on one tensor")
                 raise SegmentError(index, count, self.segment_name(index), function.base_url, error)
-            current = result.outputs
+            current = dict(result)
         assert result is not None
         return result
 
-    def _check_hop(self, index: int, result: PredictResult) -> None:
+    def _check_hop(self, index: int, result: TensorResult) -> None:
         if self.chain is None:
             return
         expected = self.chain["segments"][index - 1]["sha256"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any
@@ -12,9 +12,10 @@ import httpx
 
 from core.protocol import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES
 from litefaas.client.base import DEFAULT_RETRIES, USER_AGENT, ClientBase, network_error
-from litefaas.client.errors import ClientError, DecryptionFailedError
+from litefaas.client.errors import ClientError, DecryptionFailedError, ProtocolError
 from litefaas.client.keysets import KeyInfo, parse_keyset
 from litefaas.client.sharding import ShardFailure, gather_shards, is_retryable, slice_rows
+from litefaas.client.tensor_wire import TensorResult, gather_tensor_shards, slice_tensors
 from litefaas.client.wire import Inputs, PredictResult
 
 
@@ -78,6 +79,95 @@ class Client(ClientBase):
     def health(self) -> dict[str, Any]:
         """``GET /health``."""
         return self._document(self._send("GET", "health"))
+
+    def model_info(self) -> dict[str, Any]:
+        """``GET /health``'s ``model`` (inputs, outputs, datatypes, image inputs, labels), fetched once."""
+        if self._model is None:
+            model = self.health().get("model")
+            if not isinstance(model, dict):
+                raise ProtocolError("GET /health has no model")
+            self._model = model
+        return self._model
+
+    def predict_tensors(
+        self,
+        tensors: Mapping[str, Any] | Any,
+        outputs: Sequence[str] | None = None,
+        *,
+        fan_out: int | None = None,
+        retries: int = DEFAULT_RETRIES,
+    ) -> TensorResult:
+        """Run named tensors through the model with protocol version 2 (raw bytes, any datatype).
+
+        ``tensors`` maps each model input's name to a numpy array whose axis 0 is the batch and
+        whose dtype is the model input's own (no cast is made); a lone array goes to the model's only
+        input (found with ``GET /health``). ``outputs`` names the outputs wanted, in order (default:
+        all). Returns the outputs by name, as numpy arrays, with ``.model``. Sealed unless the
+        client is ``plaintext``; errors are raised as :meth:`predict` raises them. ``fan_out`` and
+        ``retries`` split the batch along axis 0 as :meth:`predict` does, each request under
+        ``max_batch`` rows and ``max_body_bytes``, and join the outputs in order.
+        """
+        named = self._named(tensors, None if isinstance(tensors, Mapping) else self.model_info())
+        return self._predict_tensors(named, outputs, fan_out, retries)
+
+    def predict_images(
+        self,
+        images: Mapping[str, Sequence[bytes]] | Sequence[bytes],
+        outputs: Sequence[str] | None = None,
+        *,
+        fan_out: int | None = None,
+        retries: int = DEFAULT_RETRIES,
+    ) -> TensorResult:
+        """Encoded files (JPEG, PNG, WebP) as ``BYTES`` tensors, one file per row, which the function
+        decodes, resizes and scales as its manifest declares. ``images`` maps an input name to a list
+        of files; a lone list goes to the model's image input (``GET /health``)."""
+        named = self._named_images(images, None if isinstance(images, Mapping) else self.model_info())
+        return self._predict_tensors(named, outputs, fan_out, retries)
+
+    def _predict_tensors(
+        self, named: dict[str, Any], outputs: Sequence[str] | None, fan_out: int | None, retries: int
+    ) -> TensorResult:
+        if fan_out is None:
+            return self._tensors_once(named, outputs)
+        rows, shards = self._tensor_shards(named, fan_out, retries)
+        if not self.plaintext:
+            self.key()
+
+        def run(shard: tuple[int, int]) -> TensorResult | ShardFailure:
+            part = slice_tensors(named, *shard)
+            attempt = 0
+            while True:
+                attempt += 1
+                try:
+                    return self._tensors_once(part, outputs)
+                except ClientError as exc:
+                    if attempt > retries or not is_retryable(exc):
+                        return ShardFailure(shard[0], shard[1], exc, attempt)
+                time.sleep(self._retry_delay(attempt))
+
+        if len(shards) == 1 or fan_out == 1:
+            outcomes = [run(shard) for shard in shards]
+        else:
+            with ThreadPoolExecutor(max_workers=min(fan_out, len(shards))) as pool:
+                outcomes = list(pool.map(run, shards))
+        return gather_tensor_shards(rows, shards, outcomes)
+
+    def _tensors_once(self, named: dict[str, Any], outputs: Sequence[str] | None) -> TensorResult:
+        key = None if self.plaintext else self.key()
+        try:
+            return self._tensors_batch(named, outputs, key)
+        except DecryptionFailedError:
+            if not self._may_retry(key) or self._selected(self.refresh_keys()) == key:
+                raise
+        return self._tensors_batch(named, outputs, self.key())
+
+    def _tensors_batch(
+        self, named: dict[str, Any], outputs: Sequence[str] | None, key: KeyInfo | None
+    ) -> TensorResult:
+        prepared = self._prepare_tensors(named, outputs, key)
+        return self._finish_tensors(
+            prepared, self._send("POST", "predict", prepared.body, prepared.content_type)
+        )
 
     def predict(
         self, inputs: Inputs, *, fan_out: int | None = None, retries: int = DEFAULT_RETRIES
