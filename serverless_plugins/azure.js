@@ -4,20 +4,27 @@
 // serverless-azure-functions plugin (Python <= 3.8 and Functions runtime 3 only).
 //
 // package: builds the app bundle serverless.yml names (function_app.py and host.json at the root,
-//          numpy, LiteRT and cryptography in .python_packages/lib/site-packages) and writes the plan.
-// deploy:  runs the plan with the Azure CLI: app settings (the private keys as a Key Vault reference,
-//          which the app's managed identity resolves), scale and concurrency, then the zip, with
-//          `az functionapp deployment source config-zip --build-remote false` or, with
-//          azurePublisher=func, `func azure functionapp publish --no-build` in the unpacked bundle.
-// The function app, its plan and the vault exist already: deploying never creates infrastructure.
+//          numpy, LiteRT and cryptography in .python_packages/lib/site-packages), writes the ARM
+//          parameters of providers/azure/main.json from serverless.yml (names, Python, instance memory,
+//          maximum instances, per-instance concurrency, always-ready, the function's settings; never a
+//          key) and the plan.
+// deploy:  runs the plan: the zip, with `az functionapp deployment source config-zip --build-remote
+//          false` or, with azurePublisher=func, `func azure functionapp publish --no-build` in the
+//          unpacked bundle. `litefaas deploy --cloud azure` first deploys the template (storage, plan,
+//          app, Key Vault, identity and roles) and pushes or checks the keys; `osls deploy` alone
+//          publishes to what exists.
 
 const path = require('path');
 const {
   CloudPlugin,
   packagePath,
+  target,
   unpackBundle,
   writePlan,
 } = require('./common');
+
+const fs = require('fs');
+const PARAMETERS_FILE = 'litefaas-azure-parameters.json';
 
 const KEY_VAULT_REFERENCE = /^@Microsoft\.KeyVault\((?:SecretUri=https:\/\/[^)]+|VaultName=[A-Za-z0-9-]+;SecretName=[A-Za-z0-9-]+(?:;SecretVersion=[A-Za-z0-9]+)?)\)$/;
 const INSTALL_HINTS = {
@@ -56,28 +63,8 @@ class LitefaasAzure extends CloudPlugin {
       );
     }
     const app = ['--resource-group', settings.resourceGroup, '--name', settings.functionApp];
-    const appSettings = [
-      ...environment.map(([name, value]) => `${name}=${value}`),
-      `AzureFunctionsJobHost__functionTimeout=${hhmmss(provider.timeout)}`,
-    ];
-    const commands = [
-      ['az', 'functionapp', 'config', 'appsettings', 'set', ...app, '--settings', ...appSettings],
-      [
-        'az', 'functionapp', 'scale', 'config', 'set', ...app,
-        '--instance-memory', String(provider.memorySize),
-        '--maximum-instance-count', String(settings.maxInstances),
-      ],
-      [
-        'az', 'functionapp', 'scale', 'config', 'set', ...app,
-        '--trigger-type', 'http', '--trigger-settings', `perInstanceConcurrency=${settings.concurrency}`,
-      ],
-    ].map((argv) => ({ argv, cwd: null }));
-    if (Number(settings.minInstances) > 0) {
-      commands.push({
-        argv: ['az', 'functionapp', 'scale', 'config', 'always-ready', 'set', ...app, '--settings', `http=${settings.minInstances}`],
-        cwd: null,
-      });
-    }
+    this.writeParameters(environment, settings);
+    const commands = [];
     if (settings.publisher === 'func') {
       const source = path.join(packagePath(this.serverless, this.options), 'source');
       unpackBundle(this.serverless, this.bundlePath, source);
@@ -90,6 +77,35 @@ class LitefaasAzure extends CloudPlugin {
     }
     const file = writePlan(this.serverless, this.options, commands);
     this.log.notice(`Deploy plan written to ${file}`);
+  }
+
+  // providers/azure/main.json's parameters, as serverless.yml resolved them (an ARM parameters file).
+  writeParameters(environment, settings) {
+    const { service } = this.serverless;
+    const { provider } = service;
+    const appSettings = Object.fromEntries(environment.filter(([name]) => name !== 'LITEFAAS_PRIVATE_KEYS'));
+    const values = {
+      location: this.options.region || provider.region,
+      stage: provider.stage,
+      functionAppName: settings.functionApp,
+      keyVaultName: settings.keyVault,
+      privateKeysSecret: settings.privateKeysSecret,
+      pythonVersion: target(this.serverless).python,
+      instanceMemoryMB: Number(provider.memorySize),
+      maximumInstanceCount: Number(settings.maxInstances),
+      perInstanceConcurrency: Number(settings.concurrency),
+      alwaysReadyInstances: Number(settings.minInstances),
+      functionTimeout: hhmmss(provider.timeout),
+      appSettings,
+    };
+    const document = {
+      $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#',
+      contentVersion: '1.0.0.0',
+      parameters: Object.fromEntries(Object.entries(values).map(([name, value]) => [name, { value }])),
+    };
+    const folder = packagePath(this.serverless, this.options);
+    fs.mkdirSync(folder, { recursive: true });
+    fs.writeFileSync(path.join(folder, PARAMETERS_FILE), `${JSON.stringify(document, null, 2)}\n`);
   }
 }
 

@@ -65,6 +65,7 @@ class LitefaasGcp extends CloudPlugin {
       `--concurrency=${settings.concurrency}`,
     ];
     if (settings.cpu) argv.push(`--cpu=${settings.cpu}`);
+    if (settings.serviceAccount) argv.push(`--service-account=${settings.serviceAccount}`);
     argv.push(`--set-secrets=LITEFAAS_PRIVATE_KEYS=${secret}`);
     if (pairs.length) argv.push(`--set-env-vars=${delimiter}${pairs.join(delimiter ? '|' : ',')}`);
     if (settings.project) argv.push(`--project=${settings.project}`);

@@ -1,4 +1,5 @@
-"""``litefaas keys generate`` and ``litefaas keys public``: a function's key pair, and its public key set."""
+"""``litefaas keys generate``, ``keys public`` and ``keys push``: a function's key pair, its public key
+set, and the private set put into a cloud's secret store."""
 
 from __future__ import annotations
 
@@ -24,6 +25,26 @@ def register(commands: Commands) -> None:
     public = actions.add_parser("public", help="print the public key set of a private key file")
     public.add_argument("--in", dest="source", type=Path, required=True, help="private key file")
     public.set_defaults(handler=run_public)
+    push = actions.add_parser(
+        "push",
+        help="put a private key set into the cloud's secret store (rotation: a set with a new first key)",
+        description="AWS Secrets Manager (boto3), GCP Secret Manager (gcloud, the set on stdin), Azure Key "
+        "Vault (az, from a 0600 copy). The file must be readable by its owner only; a public key set is "
+        "refused; the key material is never printed nor put in a command's arguments.",
+    )
+    push.add_argument("--cloud", required=True, choices=("aws", "gcp", "azure"))
+    push.add_argument("--stage", default="dev", help="stage (default dev): names the secret")
+    push.add_argument("--keys", type=Path, required=True, help="private key file (keys generate --out)")
+    push.add_argument("--region", help="AWS region (default AWS_REGION or us-east-1)")
+    push.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="serverless.yml parameters: privateKeysSecret, gcpProject, azureKeyVault (repeatable)",
+    )
+    push.add_argument("--dry-run", action="store_true", help="print the commands instead")
+    push.set_defaults(handler=run_push)
 
 
 def run_generate(args: argparse.Namespace) -> int:
@@ -52,4 +73,21 @@ def run_public(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(f"{args.source}: {exc}") from None
     print_json(ring.public_keyset())
+    return 0
+
+
+def run_push(args: argparse.Namespace) -> int:
+    from litefaas.cli.package import _needles, parse_params
+    from litefaas.packaging import deploy
+    from litefaas.packaging.provision import Runner, read_private_keyset, secret_name
+
+    keyset = read_private_keyset(args.keys)
+    params = parse_params(args.param)
+    runner = Runner(dry_run=args.dry_run, needles=_needles(keyset))
+    deploy.push_keys(args.cloud, args.stage, keyset, runner, params, args.region)
+    if not args.dry_run:
+        print(
+            f"pushed {args.keys.name} (kids {', '.join(keyset.kids)}; current {keyset.kids[0]}) to "
+            f"{args.cloud} secret {secret_name(args.stage, params)}"
+        )
     return 0

@@ -41,7 +41,7 @@ def _add_target_options(parser: argparse.ArgumentParser) -> None:
 
 
 def register(commands: Commands) -> None:
-    """The ``package`` and ``deploy`` subcommands."""
+    """The ``package``, ``deploy``, ``remove`` and ``check`` subcommands."""
     package = commands.add_parser(
         "package",
         help="build a cloud's function bundle (zip) from the target's wheels",
@@ -79,9 +79,44 @@ def register(commands: Commands) -> None:
         "--work", type=Path, help="where osls writes the template or plan (default build/deploy/CLOUD-STAGE)"
     )
     deploy.add_argument(
-        "--dry-run", action="store_true", help="package and scan, then print the provider commands instead"
+        "--dry-run",
+        action="store_true",
+        help="package and scan, then print every provider command (and Azure's template) instead",
+    )
+    deploy.add_argument(
+        "--keys", type=Path, help="push this private key set (0600) to the cloud's secret store first"
+    )
+    deploy.add_argument(
+        "--check",
+        action="store_true",
+        help="then smoke-test the live function (/health, /keys, a sealed prediction)",
     )
     deploy.set_defaults(handler=run_deploy)
+
+    remove = commands.add_parser(
+        "remove",
+        help="delete what `litefaas deploy` created (the keys' secret only with --with-keys)",
+        description="AWS: `osls remove` (the CloudFormation stack). GCP: the function and its runtime "
+        "service account. Azure: the resources the template made (function app, plan, storage). The "
+        "private keys' secret (and Azure's Key Vault) stay unless --with-keys.",
+    )
+    remove.add_argument("--cloud", required=True, choices=CLOUDS)
+    remove.add_argument("--stage", default="dev", help="stage (default dev)")
+    remove.add_argument("--region", help="region (default: the provider file's)")
+    remove.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="as for deploy")
+    remove.add_argument("--with-keys", action="store_true", help="delete the private keys' secret too")
+    remove.add_argument("--dry-run", action="store_true", help="print the commands instead")
+    remove.set_defaults(handler=run_remove)
+
+    check = commands.add_parser(
+        "check",
+        help="smoke-test a live function: /health, /keys, one sealed prediction against the local model",
+    )
+    check.add_argument("--url", action="append", required=True, help="the function's base URL (repeatable)")
+    check.add_argument(
+        "--model", type=Path, help="local model artifact to compare with (default: the committed one)"
+    )
+    check.set_defaults(handler=run_check)
 
 
 def _mb(size: int) -> str:
@@ -168,19 +203,96 @@ def run_deploy(args: argparse.Namespace) -> int:
         dist=args.out or DEFAULT_DIST,
         work=args.work,
     )
+    from litefaas.packaging.provision import Runner, read_private_keyset
+
+    keyset = read_private_keyset(args.keys) if args.keys else None
     deploy.check_toolchain(args.cloud)
     bundle = _with_progress(deployment.target.bundle_name, lambda step: deploy.bundle_for(deployment, step))
-    with make_console(sys.stderr).status(f"osls package (CLOUD={args.cloud}, stage {args.stage})"):
-        commands = deploy.osls_package(deployment, bundle)
+    needles = _needles(keyset)
+    runner = Runner(dry_run=args.dry_run, needles=needles)
     if args.dry_run:
         print(
             f"# {bundle.path.name}: {bundle.zipped_bytes:,} bytes zipped, {bundle.unzipped_bytes:,} unzipped"
         )
-        print(f"# {args.cloud} deployment, stage {args.stage}: the provider commands")
+        print(f"# {args.cloud} deployment, stage {args.stage}: every command, in order")
+    deployment = deploy.prepare(deployment, runner)
+    with make_console(sys.stderr).status(f"osls package (CLOUD={args.cloud}, stage {args.stage})"):
+        commands = deploy.osls_package(deployment, bundle)
+    provisioned = deploy.provision(deployment, runner, keyset)
+    if args.dry_run:
+        print(f"# {args.cloud}: the code (osls deploy runs these)")
         for command in commands:
             print(f"CLOUD=aws {command.shell()}" if args.cloud == "aws" else command.shell())
+        urls = deploy.function_urls(deployment, provisioned, runner)
+        print("# then the function answers at: " + ", ".join(f"{k} {v}" for k, v in urls.items()))
+        if args.cloud == "azure":
+            _print_azure_template(deployment)
         return 0
     deploy.osls_deploy(deployment, bundle, commands)
+    urls = deploy.function_urls(deployment, provisioned, runner)
+    out = make_console()
+    for name, url in urls.items():
+        out.print(f"{args.cloud} {name}: {url}")
+    if args.check:
+        for url in urls.values():
+            _smoke(url, None, out)
+    return 0
+
+
+def _needles(keyset: object) -> list[bytes]:
+    """Encodings of the key set's private keys (and the environment's): never in a command's argv."""
+    from litefaas.packaging.secret_scan import known_private_keys
+
+    needles = known_private_keys()
+    if keyset is not None:
+        needles += known_private_keys({"LITEFAAS_PRIVATE_KEYS": keyset.text})  # type: ignore[attr-defined]
+    return needles
+
+
+def _print_azure_template(deployment: object) -> None:
+    from litefaas.packaging.provision_azure import PARAMETERS_FILE, TEMPLATE
+
+    package_dir = deployment.package_dir  # type: ignore[attr-defined]
+    print(f"# --- {TEMPLATE.relative_to(TEMPLATE.parents[2])} (az deployment group create --template-file)")
+    print(TEMPLATE.read_text(encoding="utf-8").rstrip())
+    print(f"# --- {PARAMETERS_FILE} (from serverless.yml)")
+    print((package_dir / PARAMETERS_FILE).read_text(encoding="utf-8").rstrip())
+
+
+def _smoke(url: str, model: Path | None, out: Console) -> None:
+    from litefaas.packaging.smoke import check
+
+    out.print(f"checking {url}")
+    report = check(url, model_dir=model)
+    for line in report.lines:
+        out.print(f"  {line}")
+
+
+def run_check(args: argparse.Namespace) -> int:
+    """``litefaas check --url …``: see :mod:`litefaas.packaging.smoke`."""
+    from litefaas.cli.console import make_console
+
+    out = make_console()
+    for url in args.url:
+        _smoke(url, args.model, out)
+    out.print("[green]ok[/]")
+    return 0
+
+
+def run_remove(args: argparse.Namespace) -> int:
+    """``litefaas remove``: see :func:`litefaas.packaging.deploy.remove`."""
+    from litefaas.packaging import deploy
+    from litefaas.packaging.provision import Runner
+    from litefaas.packaging.targets import Target
+
+    deployment = deploy.Deployment(
+        target=Target(args.cloud), stage=args.stage, region=args.region, params=parse_params(args.param)
+    )
+    deploy.remove(deployment, Runner(dry_run=args.dry_run), args.with_keys)
+    if not args.with_keys:
+        print(
+            f"# kept: the private keys' secret (litefaas remove --cloud {args.cloud} --with-keys deletes it)"
+        )
     return 0
 
 

@@ -5,8 +5,13 @@
    It writes the CloudFormation template (aws) or the deploy plan of provider commands (gcp, azure,
    from the plugins in ``serverless_plugins/``);
 3. scan what it wrote for private keys, and refuse if there is any;
-4. ``osls deploy --package <that folder>``: CloudFormation through osls (aws), or the plan's
-   ``gcloud`` / ``az`` / ``func`` commands (gcp, azure). A dry run lists these commands instead.
+4. provision what the code needs (:func:`provision`): the private keys' secret (pushed with
+   ``--keys``, else checked), and on GCP the APIs, the runtime service account and its right to
+   read the secret, on Azure the ARM template (storage, Flex Consumption plan and app, Key Vault,
+   identity, roles);
+5. ``osls deploy --package <that folder>``: CloudFormation through osls (aws), or the plan's
+   ``gcloud`` / ``az`` / ``func`` commands (gcp, azure). A dry run lists every command instead;
+6. print the function's URLs, and with ``--check`` run the smoke test (:mod:`~litefaas.packaging.smoke`).
 
 Every refusal or failure is a :class:`~litefaas.packaging.targets.PackageError`.
 """
@@ -20,10 +25,11 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from litefaas.packaging.bundle import DEFAULT_DIST, Bundle, Step, build_bundle
+from litefaas.packaging.provision import KeySet, Runner, secret_name
 from litefaas.packaging.secret_scan import refuse_findings, scan_paths
 from litefaas.packaging.targets import PackageError, Target
 from litefaas.paths import BUILD, OSLS_BIN, ROOT
@@ -191,3 +197,124 @@ def osls_deploy(deployment: Deployment, bundle: Bundle, commands: Sequence[Comma
         raise PackageError(
             f"the {deployment.cloud} deployment failed (osls deploy exited with {result.returncode})"
         )
+
+
+# ------------------------------------------------------------------------------------ provisioning
+# What a new account needs before the code (litefaas.packaging.provision_aws, _gcp, _azure), and
+# what the deployment answers at after it.
+
+
+@dataclass
+class Provisioned:
+    """What provisioning learnt that the rest of the deploy needs (the GCP project, Azure's outputs)."""
+
+    project: str = ""
+    outputs: dict[str, str] = field(default_factory=dict)
+
+
+def prepare(deployment: Deployment, runner: Runner) -> Deployment:
+    """Before ``osls package``: on GCP, the project and the runtime service account the plan names."""
+    if deployment.cloud != "gcp":
+        return deployment
+    from litefaas.packaging import provision_gcp
+
+    project = provision_gcp.resolve_project(deployment.params, runner)
+    params = dict(deployment.params)
+    params["gcpProject"] = project
+    params.setdefault("gcpServiceAccount", provision_gcp.service_account_email(deployment.stage, project))
+    return replace(deployment, params=params)
+
+
+def provision(deployment: Deployment, runner: Runner, keyset: KeySet | None) -> Provisioned:
+    """What must exist before the code: the secret (pushed from ``keyset``, else checked) and, on GCP
+    and Azure, the APIs, identities, roles and resources (see each cloud's module)."""
+    secret = secret_name(deployment.stage, dict(deployment.params))
+    if deployment.cloud == "aws":
+        from litefaas.packaging import provision_aws
+
+        region = provision_aws.region_of(deployment.region)
+        if keyset is not None:
+            provision_aws.push_keys(keyset, secret, region, runner)
+        else:
+            provision_aws.require_secret(secret, region, deployment.stage, runner)
+        return Provisioned()
+    if deployment.cloud == "gcp":
+        from litefaas.packaging import provision_gcp
+
+        project = deployment.params["gcpProject"]
+        provision_gcp.provision(deployment.stage, project, runner, keyset, secret)
+        return Provisioned(project=project)
+    from litefaas.packaging import provision_azure
+
+    location = deployment.region or os.environ.get("AZURE_REGION") or "eastus"
+    outputs = provision_azure.provision(
+        deployment.stage, deployment.params, location, deployment.package_dir, runner, keyset, secret
+    )
+    return Provisioned(outputs=outputs)
+
+
+def function_urls(deployment: Deployment, provisioned: Provisioned, runner: Runner) -> dict[str, str]:
+    """The deployed function's base URLs (``…/predict``, ``…/keys`` and ``…/health`` below each)."""
+    if deployment.cloud == "aws":
+        from litefaas.packaging import provision_aws
+
+        region = provision_aws.region_of(deployment.region)
+        if runner.dry_run:
+            return {"http-api": f"https://$API_ID.execute-api.{region}.amazonaws.com"}
+        return provision_aws.stack_urls(deployment.stage, region)
+    if deployment.cloud == "gcp":
+        from litefaas.packaging import provision_gcp
+
+        region = provision_gcp.region_of(deployment.region)
+        return {"function": provision_gcp.function_url(deployment.stage, region, provisioned.project, runner)}
+    from litefaas.packaging import provision_azure
+
+    return provision_azure.function_urls(provisioned.outputs)
+
+
+def remove(deployment: Deployment, runner: Runner, with_keys: bool, bundle: Bundle | None = None) -> None:
+    """What ``deploy`` made, gone; the private keys' secret too only ``with_keys``."""
+    params = dict(deployment.params)
+    secret = secret_name(deployment.stage, params)
+    if deployment.cloud == "aws":
+        from litefaas.packaging import provision_aws
+
+        node = shutil.which("node") or "node"
+        argv = [node, str(OSLS_BIN), "remove", "--stage", deployment.stage]
+        if deployment.region:
+            argv += ["--region", deployment.region]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LITEFAAS_PRIVATE_KEYS")}
+        runner.env = env | {"CLOUD": "aws", "SLS_TELEMETRY_DISABLED": "1"}
+        runner.run(argv, f"delete the CloudFormation stack litefaas-{deployment.stage} (osls remove)")
+        if with_keys:
+            provision_aws.delete_keys(secret, provision_aws.region_of(deployment.region), runner)
+        return
+    if deployment.cloud == "gcp":
+        from litefaas.packaging import provision_gcp
+
+        project = provision_gcp.resolve_project(params, runner)
+        region = provision_gcp.region_of(deployment.region)
+        provision_gcp.remove(deployment.stage, region, project, runner, secret, with_keys)
+        return
+    from litefaas.packaging import provision_azure
+
+    provision_azure.remove(deployment.stage, params, runner, with_keys)
+
+
+def push_keys(
+    cloud: str, stage: str, keyset: KeySet, runner: Runner, params: Mapping[str, str], region: str | None
+) -> None:
+    """``litefaas keys push``: the private key set into the cloud's secret store, nothing else."""
+    secret = secret_name(stage, dict(params))
+    if cloud == "aws":
+        from litefaas.packaging import provision_aws
+
+        provision_aws.push_keys(keyset, secret, provision_aws.region_of(region), runner)
+    elif cloud == "gcp":
+        from litefaas.packaging import provision_gcp
+
+        provision_gcp.push_keys(keyset, secret, provision_gcp.resolve_project(params, runner), runner)
+    else:
+        from litefaas.packaging import provision_azure
+
+        provision_azure.push_keys_only(keyset, stage, params, secret, runner)
