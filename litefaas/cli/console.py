@@ -7,7 +7,7 @@ import contextlib
 import os
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -51,43 +51,34 @@ def native_output_diverted() -> Iterator[tuple[Console, Path]]:
         terminal.close()
 
 
-def compression_table(reports: Sequence[dict[str, object]], title: str = "compression") -> Table:
-    """The compression report as a rich table (selected variant marked)."""
+def compression_table(
+    reports: Sequence[dict[str, object]], title: str = "compression", baseline: str = "float32"
+) -> Table:
+    """The compression report as a rich table (selected variant marked), without empty columns."""
     from rich.table import Table
-
-    table = Table(title=title)
-    for column, justify in (
-        ("variant", "left"),
-        ("bytes", "right"),
-        ("C vs float32", "right"),
-        ("C vs Keras", "right"),
-        ("accuracy", "right"),
-        ("AUC", "right"),
-        ("max |Δp|", "right"),
-        ("b=1 µs", "right"),
-        ("b=256 µs", "right"),
-        ("loads on", "left"),
-        ("", "left"),
-    ):
-        table.add_column(column, justify=justify)  # type: ignore[arg-type]
 
     def number(value: object, digits: int) -> str:
         return "—" if value is None else f"{float(value):.{digits}f}"  # type: ignore[arg-type]
 
+    columns: list[tuple[str, str, Callable[[dict[str, object]], str], str]] = [
+        ("variant", "left", lambda r: str(r["variant"]), "variant"),
+        ("bytes", "right", lambda r: f"{r['bytes']:,}", "bytes"),
+        (f"C vs {baseline}", "right", lambda r: number(r["ratio"], 3), "ratio"),
+        ("C vs Keras", "right", lambda r: number(r.get("ratio_vs_keras"), 3), "ratio_vs_keras"),
+        ("accuracy", "right", lambda r: number(r.get("accuracy"), 4), "accuracy"),
+        ("AUC", "right", lambda r: number(r.get("auc"), 4), "auc"),
+        ("max |Δ|", "right", lambda r: number(r["max_abs_diff"], 4), "max_abs_diff"),
+        ("b=1 µs", "right", lambda r: number(r.get("latency_us_b1"), 1), "latency_us_b1"),
+        ("b=256 µs", "right", lambda r: number(r.get("latency_us_b256"), 1), "latency_us_b256"),
+        ("loads on", "left", lambda r: ", ".join(r.get("runtimes", [])), "runtimes"),  # type: ignore[arg-type]
+        ("", "left", lambda r: "[bold green]selected[/]" if r["selected"] else "", "selected"),
+    ]
+    shown = [column for column in columns if any(report.get(column[3]) is not None for report in reports)]
+    table = Table(title=title)
+    for heading, justify, _, _ in shown:
+        table.add_column(heading, justify=justify)  # type: ignore[arg-type]
     for report in reports:
-        table.add_row(
-            str(report["variant"]),
-            f"{report['bytes']:,}",
-            number(report["ratio"], 3),
-            number(report.get("ratio_vs_keras"), 3),
-            number(report["accuracy"], 4),
-            number(report["auc"], 4),
-            number(report["max_abs_diff"], 4),
-            number(report["latency_us_b1"], 1),
-            number(report["latency_us_b256"], 1),
-            ", ".join(report.get("runtimes", [])),  # type: ignore[arg-type]
-            "[bold green]selected[/]" if report["selected"] else "",
-        )
+        table.add_row(*(cell(report) for _, _, cell, _ in shown))
     return table
 
 

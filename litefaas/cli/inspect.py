@@ -57,7 +57,9 @@ def run_tflite_build(args: argparse.Namespace) -> int:
             step=lambda text: progress.update(task, description=text),
         )
     console = make_console()
-    console.print(compression_table(result.reports, title=f"{result.manifest['name']}: variants"))
+    console.print(
+        compression_table(result.reports, title=f"{result.manifest['name']}: variants", baseline="original")
+    )
     for variant, reason in result.skipped.items():
         console.print(f"[yellow]{variant}[/]: not made: {reason}")
     console.print(
