@@ -42,9 +42,13 @@ NOTES = [
     "serverless-offline starts one more Python process for each request in flight beyond the first, "
     "as Lambda starts instances, so its latency at high concurrency includes those cold starts, and "
     "requests that wait longer than the function's timeout (10 s) fail as they would on Lambda.",
-    "Cost uses the p50 duration at concurrency 1 and the memory size given, with the price table's "
-    "billing granularity and minimum; it leaves out data transfer, API gateways and free tiers.",
+    "Cost: execution times are drawn from each model's measured p50/p95/p99 (the seed MLP: the median "
+    "over providers), as if the cloud ran the function as fast as this machine; instances, cold starts "
+    "and keep-alive come from the simulator's pool; each cloud's billing unit, step and minimum from "
+    "the dated price table (litefaas/data/prices.json). Free tiers, data transfer and API gateways are "
+    "left out.",
 ]
+HIGH_CONCURRENCY = 16
 BUNDLE_SIZES = BUILD / "bench-bundles.json"
 """Where ``python -m litefaas.benchmark.bundle_sizes --json`` leaves its rows for the baseline."""
 
@@ -61,6 +65,10 @@ class Options:
     memory_mb: int = 512
     prices: Path | None = None
     quick: bool = False
+    models: bool = True
+    concurrency: int = 1
+    """Requests one instance serves at once on Cloud Run functions and Flex Consumption, for cost
+    (1: serverless.yml's ``concurrency``); the cost is also given at :data:`HIGH_CONCURRENCY`."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +101,7 @@ def run_benchmark(options: Options, step: Step) -> Outcome:
     key = select_key(parse_keyset(keyset))
     results: dict[str, ProviderResult] = {}
     baseline: dict[str, Any] = {}
+    models: dict[str, Any] = {}
     interrupted = False
     started = time.perf_counter()
 
@@ -126,11 +135,16 @@ def run_benchmark(options: Options, step: Step) -> Outcome:
                 for name in names:
                     measure_provider(results[name], rows, check, plan, step, cold(name))
         baseline.update(_baseline(env, sealed_request, plan, step))
+        if options.models and not options.urls:
+            from litefaas.benchmark.models import measure_models, plan_for
+
+            models.update(measure_models(plan_for(options.quick), step))
     except KeyboardInterrupt:
         interrupted = True
 
     document: dict[str, Any] = {
         "providers": {name: result.to_json() for name, result in results.items()},
+        "models": models,
         "baseline": baseline,
         "environment": {
             **environment(),
@@ -139,13 +153,15 @@ def run_benchmark(options: Options, step: Step) -> Outcome:
             "seconds": round(time.perf_counter() - started, 1),
         },
     }
-    document["cost"] = _costs(document["providers"], options.memory_mb, options.prices)
+    document["environment"]["cpu_model"] = _cpu_model()
+    advance = step("cost per million requests by traffic pattern", 1)
+    document["cost"] = _costs(document, options)
+    advance(1)
     out = options.out
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "bench.json", document)
-    images = report.plot(results, out) if results else []
-    images += sorted(out.glob("*/*.png"))  # e.g. the partition benchmark's plot in partition/
-    (out / "report.html").write_text(report.html_report(document, images, NOTES), encoding="utf-8")
+    figures = report.plot(document, results, out)
+    (out / "report.html").write_text(report.html_report(document, figures, NOTES), encoding="utf-8")
     return Outcome(document, interrupted, wrong_answers(document))
 
 
@@ -162,15 +178,51 @@ def wrong_answers(document: Mapping[str, Any]) -> int:
     )
 
 
-def _costs(providers: Mapping[str, Any], memory_mb: int, prices: Path | None) -> dict[str, Any]:
-    """Each provider's cost per million requests at its own measured p50, on its own cloud."""
-    from litefaas.benchmark.cost import per_million
+def _cpu_model() -> str:
+    import platform
 
-    table: dict[str, Any] = {}
-    for name, result in providers.items():
+    try:
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _costs(document: Mapping[str, Any], options: Options) -> dict[str, Any]:
+    """Cost per million requests of each measured model under each traffic pattern, on every cloud
+    and architecture: at the configured per-instance concurrency and at :data:`HIGH_CONCURRENCY`."""
+    import statistics
+
+    from litefaas.benchmark.cost import TRACE, patterns_cost
+
+    latencies: dict[str, tuple[dict[str, float], float | None]] = {}
+    providers = [p for p in document["providers"].values() if p.get("p50_ms") is not None]
+    if providers:
+        latency = {
+            key: statistics.median(p[key] for p in providers if p.get(key) is not None)
+            for key in ("p50_ms", "p95_ms", "p99_ms")
+        }
+        colds = [p["cold_start_ms"] for p in providers if p.get("cold_start_ms")]
+        latencies["mlp-v1"] = (latency, statistics.median(colds) if colds else None)
+    for name, result in (document.get("models") or {}).items():
         if result.get("p50_ms") is not None:
-            table[name] = per_million(result["p50_ms"], memory_mb, prices).get(name, {})
-    return table
+            latency = {key: result[key] for key in ("p50_ms", "p95_ms", "p99_ms") if result.get(key)}
+            latencies[name] = (latency, result.get("first_request_ms"))
+    trace = "azure2019_10fn" if options.quick else TRACE
+    out: dict[str, Any] = {"trace": trace, "by_model": {}, "high_concurrency": {}}
+    for name, (latency, cold_ms) in latencies.items():
+        for key, level in (("by_model", options.concurrency), ("high_concurrency", HIGH_CONCURRENCY)):
+            out[key][name] = patterns_cost(
+                latency,
+                memory_mb=options.memory_mb,
+                cold_start_ms=cold_ms,
+                concurrency={"gcp": level, "azure": level},
+                prices=options.prices,
+                trace=trace,
+            )
+    return out
 
 
 def _baseline(env: Mapping[str, str], sealed_request: Any, plan: Plan, step: Step) -> dict[str, Any]:

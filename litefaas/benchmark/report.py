@@ -1,72 +1,147 @@
-"""What the benchmark shows: a terminal table, PNG plots and a one-page HTML report."""
+"""What the benchmark shows: short terminal tables, PNG figures and one self-contained HTML page."""
 
 from __future__ import annotations
 
 import base64
 import html
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.table import Table
 
-from litefaas.benchmark.run import ProviderResult
+from litefaas.benchmark.cost import PATTERN_LABELS
+
+CLOUD_NAMES = {"aws": "AWS Lambda", "gcp": "Cloud Run functions", "azure": "Azure Flex Consumption"}
+COLUMNS = ("aws/x86_64", "aws/arm64", "gcp/x86_64", "azure/x86_64")
+MODEL_ORDER = ("mlp-v1", "mlp-v2", "image-v2", "image-jpeg", "chain-2")
+
+
+@dataclass(frozen=True)
+class Figure:
+    path: Path
+    title: str
+    caption: str
+
+
+def _num(value: object, digits: int = 2) -> str:
+    """A number for a table cell; an absent or non-finite value is a dash, never None or NaN."""
+    if value is None or isinstance(value, bool):
+        return "—"
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "—"
+    if not math.isfinite(number):
+        return "—"
+    return f"{number:,.{digits}f}"
 
 
 def _ms(value: object) -> str:
-    return "—" if value is None else f"{float(value):,.2f}"  # type: ignore[arg-type]
+    return _num(value, 2)
+
+
+def _usd(value: object) -> str:
+    text = _num(value, 3 if isinstance(value, int | float) and abs(value) < 10 else 2)
+    return text if text == "—" else f"${text}"
+
+
+def _bytes(value: object) -> str:
+    if not isinstance(value, int | float) or not value:
+        return "—"
+    for unit, size in (("MB", 1e6), ("KB", 1e3)):
+        if value >= size:
+            return f"{value / size:,.1f} {unit}"
+    return f"{int(value)} B"
+
+
+def _column_label(column: str) -> str:
+    cloud, arch = column.split("/")
+    return f"{CLOUD_NAMES[cloud]} {arch}"
 
 
 def comparison_table(document: Mapping[str, Any]) -> Table:
-    """One row per provider: latency, throughput, cold start, errors, cost."""
-    table = Table(title="litefaas: cross-provider comparison (encrypted, batch 1)")
-    columns = [
-        "provider",
+    """One row per provider, then one per extra model: latency, throughput, cold start, bytes, errors."""
+    table = Table(title="litefaas: cross-provider comparison (encrypted; local hosts, not the clouds)")
+    for column in (
+        "what",
         "p50 ms",
         "p95 ms",
         "p99 ms",
         "max req/s",
-        "c=64 p99 ms",
-        "plaintext p50",
-        "batch 256 p50",
         "cold start ms",
-        "host start ms",
+        "bytes in/out",
         "errors",
-        "$ / 1M x86",
-        "$ / 1M arm",
-    ]
-    for column in columns:
-        table.add_column(column, justify="left" if column == "provider" else "right")
+    ):
+        table.add_column(column, justify="left" if column == "what" else "right")
     for name, result in document["providers"].items():
-        c64 = result["by_concurrency"].get("64", {})
-        cost = document.get("cost", {}).get(name, {})
         table.add_row(
-            name,
+            f"{name}: seed MLP v1",
             _ms(result["p50_ms"]),
             _ms(result["p95_ms"]),
             _ms(result["p99_ms"]),
-            _ms(result["throughput_rps"]),
-            _ms(c64.get("p99_ms")),
-            _ms((result.get("plaintext") or {}).get("p50_ms")),
-            _ms(result["by_batch"].get("256", {}).get("p50_ms")),
-            _ms(result["cold_start_ms"]),
-            _ms(result["host_start_ms"]),
+            _num(result["throughput_rps"], 1),
+            _num(result["cold_start_ms"], 0),
+            _wire(result),
             f"{result['errors']} / {result['requests']}",
-            _ms(cost.get("x86_64", {}).get("usd_per_million")),
-            _ms(cost.get("arm64", {}).get("usd_per_million")),
+        )
+    for name, result in (document.get("models") or {}).items():
+        table.add_row(
+            f"gcp host: {name}",
+            _ms(result["p50_ms"]),
+            _ms(result["p95_ms"]),
+            _ms(result["p99_ms"]),
+            _num(result["throughput_rps"], 1),
+            _num(result.get("first_request_ms"), 0),
+            _wire(result),
+            f"{result['errors']} / {result['requests']}",
         )
     baseline = document.get("baseline") or {}
-    if baseline:
-        tf_cold, litert_cold = _ms(baseline.get("cold_start_ms")), _ms(baseline.get("litert_cold_start_ms"))
+    if "cold_start_ms" in baseline:
         table.caption = (
-            f"TensorFlow baseline: import {_ms(baseline.get('import_ms'))} ms, "
-            f"cold start {tf_cold} ms vs {litert_cold} ms on LiteRT"
+            f"TensorFlow baseline: cold start {_num(baseline.get('cold_start_ms'), 0)} ms vs "
+            f"{_num(baseline.get('litert_cold_start_ms'), 0)} ms on LiteRT "
+            f"({_num(baseline.get('cold_start_ratio'), 1)}×)"
         )
     return table
 
 
-def plot(results: Mapping[str, ProviderResult], out: Path) -> list[Path]:
-    """Latency CDF per provider (concurrency 1) and throughput against concurrency."""
+def _wire(result: Mapping[str, Any]) -> str:
+    sent, received = result.get("request_bytes"), result.get("response_bytes")
+    if not sent:
+        return "—"
+    return f"{_bytes(sent)} / {_bytes(received)}"
+
+
+def cost_table(document: Mapping[str, Any], model: str = "mlp-v1", key: str = "by_model") -> Table | None:
+    """USD per million requests of one model under each traffic pattern, cheapest marked."""
+    cost = ((document.get("cost") or {}).get(key) or {}).get(model)
+    if not cost:
+        return None
+    levels = cost["concurrency"]
+    table = Table(
+        title=f"cost per million requests, {model}, {cost['memory_mb']} MB "
+        f"(USD; concurrency per instance: Lambda 1, Cloud Run {levels['gcp']}, Flex {levels['azure']})"
+    )
+    table.add_column("traffic", justify="left")
+    for column in COLUMNS:
+        table.add_column(column, justify="right")
+    table.add_column("cheapest", justify="left")
+    for pattern, row in cost["patterns"].items():
+        best = cost["cheapest"][pattern]
+        cells = [_usd(row.get(c)) if c != best else f"[bold green]{_usd(row.get(c))}[/]" for c in COLUMNS]
+        table.add_row(PATTERN_LABELS.get(pattern, pattern), *cells, best)
+    dates = sorted({p["as_of"] for p in cost["prices"].values()})
+    table.caption = f"prices as of {', '.join(dates)} (litefaas/data/prices.json); free tiers off"
+    for pattern, why in cost.get("skipped", {}).items():
+        table.caption += f"; {pattern} skipped: {why}"
+    return table
+
+
+def plot(document: Mapping[str, Any], results: Mapping[str, Any], out: Path) -> list[Figure]:
+    """The latency CDF, throughput against clients, and the cost by traffic pattern."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,129 +149,444 @@ def plot(results: Mapping[str, ProviderResult], out: Path) -> list[Path]:
     import matplotlib.ticker
     import numpy as np
 
-    written = []
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for name, result in results.items():
-        run = result.by_concurrency.get(1)
-        if run and run.latencies_s:
-            latencies = np.sort(np.asarray(run.latencies_s) * 1000)
-            axes.plot(latencies, np.arange(1, len(latencies) + 1) / len(latencies), label=name)
-    axes.set_xscale("log")
-    axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-    axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-    axes.set_xlabel("latency (ms, log scale)")
-    axes.set_ylabel("fraction of requests")
-    axes.set_title("Encrypted batch-1 latency, concurrency 1")
-    axes.grid(True, which="both", alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    path = out / "latency_cdf.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    written.append(path)
-
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for name, result in results.items():
-        levels = sorted(result.by_concurrency)
-        if levels:
-            axes.plot(
-                levels,
-                [result.by_concurrency[c].summary()["throughput_rps"] or 0 for c in levels],
-                "o-",
-                label=name,
+    figures: list[Figure] = []
+    if results:
+        figure, axes = plt.subplots(figsize=(7, 4.2))
+        for name, result in results.items():
+            run = result.by_concurrency.get(1)
+            if run and run.latencies_s:
+                latencies = np.sort(np.asarray(run.latencies_s) * 1000)
+                axes.plot(latencies, np.arange(1, len(latencies) + 1) / len(latencies), label=name)
+        axes.set_xscale("log")
+        axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        axes.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        axes.set(xlabel="latency (ms, log scale)", ylabel="fraction of requests")
+        axes.set_title("Seed MLP, encrypted batch-1 latency, one client")
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend()
+        figure.tight_layout()
+        path = out / "latency_cdf.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        figures.append(
+            Figure(
+                path,
+                "Latency distribution per provider (seed MLP, one client)",
+                "Each curve is one local host; further left is faster, and a long flat tail on the right "
+                "means occasional slow requests (the p99 in the table). The gap between curves is the "
+                "provider adapter and host, since the model and the crypto are the same code.",
             )
-    axes.set_xscale("log", base=2)
-    axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
-    axes.set_xlabel("concurrent clients")
-    axes.set_ylabel("answered requests per second")
-    axes.set_title("Throughput against concurrency (encrypted, batch 1)")
-    axes.grid(True, alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    path = out / "throughput.png"
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-    written.append(path)
-    return written
+        )
 
-
-def html_report(document: Mapping[str, Any], images: list[Path], notes: list[str]) -> str:
-    """A self-contained page: the comparison table, the plots (inlined) and what the figures mean."""
-    header = [
-        "provider",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-        "max req/s",
-        "cold start ms",
-        "host start ms",
-        "errors",
+        figure, axes = plt.subplots(figsize=(7, 4.2))
+        for name, result in results.items():
+            levels = sorted(result.by_concurrency)
+            rates = [result.by_concurrency[c].summary()["throughput_rps"] or 0 for c in levels]
+            axes.plot(levels, rates, "o-", label=f"{name}: seed MLP v1")
+        for name, model in (document.get("models") or {}).items():
+            levels = sorted(int(c) for c in model["by_concurrency"])
+            rates = [model["by_concurrency"][str(c)]["throughput_rps"] or 0 for c in levels]
+            axes.plot(levels, rates, "s--", label=f"gcp host: {name}")
+        axes.set_xscale("log", base=2)
+        axes.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"{value:g}"))
+        axes.set(xlabel="concurrent clients", ylabel="answered requests per second")
+        axes.set_title("Throughput against concurrent clients")
+        axes.grid(True, alpha=0.3)
+        axes.legend(fontsize=7)
+        figure.tight_layout()
+        path = out / "throughput.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        figures.append(
+            Figure(
+                path,
+                "Throughput against concurrent clients",
+                "A line that keeps rising means the host still has idle capacity at that many clients; a "
+                "flat line means it is saturated (here, 2 shared cores serve the client and every host). "
+                "The image model and the chain move more bytes or make more calls per answer.",
+            )
+        )
+    cost = (document.get("cost") or {}).get("by_model") or {}
+    high = (document.get("cost") or {}).get("high_concurrency") or {}
+    panels = [
+        (f"{model}, concurrency {source[model]['concurrency']['gcp']}", source[model])
+        for model in ("mlp-v1", "image-v2")
+        for source in (cost, high)
+        if model in source
     ]
-    rows = []
-    for name, result in document["providers"].items():
-        cells = [
-            name,
-            _ms(result["p50_ms"]),
-            _ms(result["p95_ms"]),
-            _ms(result["p99_ms"]),
-            _ms(result["throughput_rps"]),
-            _ms(result["cold_start_ms"]),
-            _ms(result["host_start_ms"]),
-            f"{result['errors']} / {result['requests']}",
-        ]
-        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    concurrency_rows = []
-    for name, result in document["providers"].items():
-        for level, run in result["by_concurrency"].items():
-            cells = [
-                name,
-                level,
-                _ms(run["p50_ms"]),
-                _ms(run["p99_ms"]),
-                _ms(run["throughput_rps"]),
-                run["errors"],
-            ]
-            concurrency_rows.append(
-                "<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>"
+    if panels:
+        rows = -(-len(panels) // 2)
+        figure, grid = plt.subplots(rows, 2, figsize=(11, 3.8 * rows), squeeze=False)
+        colors = {
+            "aws/x86_64": "#ff9900",
+            "aws/arm64": "#b36b00",
+            "gcp/x86_64": "#4285f4",
+            "azure/x86_64": "#7fba00",
+        }
+        for axes, (label, entry) in zip(grid.flat, panels, strict=False):
+            patterns = list(entry["patterns"])
+            width = 0.2
+            for k, column in enumerate(COLUMNS):
+                values = [entry["patterns"][p].get(column) or np.nan for p in patterns]
+                positions = np.arange(len(patterns)) + (k - 1.5) * width
+                axes.bar(positions, values, width, label=_column_label(column), color=colors[column])
+            axes.set_yscale("log")
+            axes.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda value, _: f"${value:g}"))
+            axes.set_xticks(range(len(patterns)))
+            axes.set_xticklabels([p.replace("steady-", "").replace("trace-day", "trace") for p in patterns])
+            axes.set_title(label, fontsize=10)
+            axes.set_ylabel("USD per million (log)")
+            axes.grid(True, axis="y", which="both", alpha=0.3)
+        for axes in list(grid.flat)[len(panels) :]:
+            axes.axis("off")
+        grid.flat[0].legend(fontsize=7)
+        figure.suptitle(
+            "Cost per million requests by traffic pattern (isolated, steady 1/10/100 req/s, trace)"
+        )
+        figure.tight_layout()
+        path = out / "cost_by_pattern.png"
+        figure.savefig(path, dpi=110)
+        plt.close(figure)
+        figures.append(
+            Figure(
+                path,
+                "Cost per million requests by traffic pattern",
+                "Lowest bar wins. Lambda's bar hardly moves: it bills each request's own milliseconds. "
+                "Flex Consumption and Cloud Run bill an instance's activity, so their bars fall as "
+                "traffic gets denser and requests share billed instance time; isolated requests pay "
+                "Flex's full 1-second minimum each. Higher per-instance concurrency lets more requests "
+                "share one period.",
             )
-    cost_rows = []
-    for name, by_arch in (document.get("cost") or {}).items():
-        for arch, cost in by_arch.items():
-            cells = [
-                name,
-                arch,
-                cost.get("billed_ms"),
-                cost.get("memory_mb"),
-                _ms(cost.get("usd_per_million")),
-            ]
-            cost_rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
-    pictures = "".join(
-        f'<figure><img alt="{html.escape(p.stem)}" src="data:image/png;base64,'
-        f'{base64.b64encode(p.read_bytes()).decode()}"><figcaption>{html.escape(p.stem)}</figcaption></figure>'
-        for p in images
+        )
+    return figures
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[object]], caption: str = "") -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+
+    def cell(value: object) -> str:
+        text = str(value)
+        numeric = text[:1].isdigit() or text[:1] in "$—-"
+        return f"<td>{html.escape(text)}</td>" if numeric else f"<td class=t>{html.escape(text)}</td>"
+
+    body = "".join("<tr>" + "".join(cell(value) for value in row) + "</tr>" for row in rows)
+    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _figure(figure: Figure) -> str:
+    data = base64.b64encode(figure.path.read_bytes()).decode()
+    return (
+        f'<figure><img alt="{html.escape(figure.title)}" src="data:image/png;base64,{data}">'
+        f"<figcaption><strong>{html.escape(figure.title)}.</strong> {html.escape(figure.caption)}"
+        "</figcaption></figure>"
     )
+
+
+def _cost_html(cost: Mapping[str, Any], title: str) -> str:
+    rows = []
+    for pattern, row in cost["patterns"].items():
+        best = cost["cheapest"][pattern]
+        rows.append(
+            [PATTERN_LABELS.get(pattern, pattern), *(_usd(row.get(c)) for c in COLUMNS), _column_label(best)]
+        )
+    header = ["traffic", *(f"{_column_label(c)} (USD / 1M)" for c in COLUMNS), "cheapest"]
+    levels = cost["concurrency"]
+    latency = cost["latency_ms"]
+    caption = (
+        f"{title}: {cost['memory_mb']} MB; execution time drawn from p50 {_ms(latency.get('p50_ms'))} ms, "
+        f"p95 {_ms(latency.get('p95_ms'))} ms, p99 {_ms(latency.get('p99_ms'))} ms; requests per instance: "
+        f"Lambda 1, Cloud Run functions {levels['gcp']}, Flex Consumption {levels['azure']}."
+    )
+    text = _table(header, rows, caption)
+    for pattern, why in (cost.get("skipped") or {}).items():
+        label = html.escape(PATTERN_LABELS.get(pattern, pattern))
+        text += f"<p class=note>{label} skipped: {html.escape(why)}</p>"
+    return text
+
+
+def _pick(document: Mapping[str, Any]) -> str:
+    """Per cloud: its billing rule in words, where it came out cheapest, and what that means."""
+    cost = document.get("cost") or {}
+    wins: dict[str, list[str]] = {cloud: [] for cloud in CLOUD_NAMES}
+    for key in ("by_model", "high_concurrency"):
+        for model, entry in (cost.get(key) or {}).items():
+            level = entry["concurrency"]["gcp"]
+            by_cloud: dict[str, list[str]] = {}
+            for pattern, column in entry["cheapest"].items():
+                by_cloud.setdefault(column.split("/")[0], []).append(
+                    PATTERN_LABELS.get(pattern, pattern) + ("" if column.endswith("x86_64") else " (arm64)")
+                )
+            for cloud, patterns in by_cloud.items():
+                which = "every pattern" if len(patterns) == len(entry["cheapest"]) else ", ".join(patterns)
+                wins[cloud].append(f"{model} at concurrency {level}: {which}")
+    advice = {
+        "aws": "Bills each request's own milliseconds (1 ms steps) and one request per instance, so its "
+        "cost per request does not depend on how traffic arrives. Pick it for sporadic or bursty "
+        "traffic and short models; arm64 is about 20 % cheaper for the same duration.",
+        "gcp": "Bills instance time in 100 ms steps, shared by the requests running on the instance. "
+        "Pick it for steady, dense traffic with per-instance concurrency above 1 and longer models "
+        "(the image model), where many requests share one billed period.",
+        "azure": "Flex Consumption bills an instance's activity period, at least 1 s, then 100 ms steps, "
+        "shared by the executions on it. An isolated request pays the full second; pick it only for "
+        "steady traffic that keeps instances busy, with concurrency above 1.",
+    }
+    items = []
+    for cloud, name in CLOUD_NAMES.items():
+        cheapest = wins[cloud]
+        where = (
+            "Cheapest here for: " + "; ".join(cheapest) + "."
+            if cheapest
+            else "Cheapest for none of the measured patterns."
+        )
+        items.append(f"<li><strong>{name}.</strong> {html.escape(advice[cloud])} {html.escape(where)}</li>")
+    return "<ul>" + "".join(items) + "</ul>"
+
+
+def _summary(document: Mapping[str, Any]) -> str:
+    env = document.get("environment") or {}
+    providers = document.get("providers") or {}
+    models = document.get("models") or {}
+    requests = sum(p.get("requests", 0) for p in providers.values()) + sum(
+        m.get("requests", 0) for m in models.values()
+    )
+    errors = sum(p.get("errors", 0) for p in providers.values()) + sum(
+        m.get("errors", 0) for m in models.values()
+    )
+    machine = (
+        f"{env.get('cpus', '?')} cores ({html.escape(str(env.get('cpu_model', env.get('machine', ''))))}), "
+        f"{html.escape(str(env.get('system', '')))} {html.escape(str(env.get('machine', '')))}, "
+        f"Python {html.escape(str(env.get('python', '')))}, "
+        f"litefaas {html.escape(str(env.get('litefaas', '')))}"
+    )
+    fastest = min(providers.items(), key=lambda kv: kv[1].get("p50_ms") or math.inf, default=None)
+    cost = ((document.get("cost") or {}).get("by_model") or {}).get("mlp-v1")
+    cheapest = ""
+    if cost:
+        cheapest = (
+            "For the seed MLP, the cheapest cloud is "
+            + "; ".join(
+                f"{_column_label(column)} for {PATTERN_LABELS.get(pattern, pattern)}"
+                for pattern, column in cost["cheapest"].items()
+            )
+            + "."
+        )
+    lines = [
+        f"<p><strong>What was measured.</strong> The same litefaas function (LiteRT and HPKE-encrypted "
+        f"requests, every answer decrypted and checked) on the local hosts of "
+        f"{html.escape(', '.join(providers) or 'no provider')}: the seed MLP over version 1 on each, "
+        f"and {html.escape(', '.join(models) or 'no other model')} on the functions-framework host. "
+        f"{requests:,} requests, {errors} errors; "
+        f"{'quick' if env.get('quick') else 'full'} plan, {_num(env.get('seconds'), 0)} s.</p>",
+        f"<p><strong>On what machine.</strong> {machine}; run on {html.escape(str(env.get('when', '')))}. "
+        "Client and hosts share these cores.</p>",
+        "<p><strong>What it means.</strong> Latency, throughput and cold start compare the providers' "
+        "adapters and hosts running identical model and crypto code, and compare model shapes with each "
+        "other: bytes on the wire and the time to decode and run them. "
+        + (
+            f"Fastest local host at one client: {html.escape(fastest[0])} "
+            f"(p50 {_ms(fastest[1].get('p50_ms'))} ms). "
+            if fastest
+            else ""
+        )
+        + html.escape(cheapest)
+        + "</p>",
+        "<p><strong>What it does not mean.</strong> Local hosts are not the clouds: no network, load "
+        "balancer, API gateway, cold-start scheduling or cloud CPU is in these figures. Costs are list "
+        "prices from the dated table applied to these execution times under stated traffic patterns, "
+        "not invoices.</p>",
+    ]
+    return "".join(lines)
+
+
+def html_report(document: Mapping[str, Any], figures: Sequence[Figure], notes: Sequence[str]) -> str:
+    """One self-contained page: summary, tables with units, figures with captions, cost, advice."""
+    provider_rows = [
+        [
+            name,
+            _ms(r["p50_ms"]),
+            _ms(r["p95_ms"]),
+            _ms(r["p99_ms"]),
+            _num(r["throughput_rps"], 1),
+            _num(r["cold_start_ms"], 0),
+            _num(r.get("host_start_ms"), 0),
+            f"{r['errors']} / {r['requests']}",
+        ]
+        for name, r in document["providers"].items()
+    ]
+    providers = _table(
+        [
+            "provider",
+            "p50 (ms)",
+            "p95 (ms)",
+            "p99 (ms)",
+            "max throughput (req/s)",
+            "cold start (ms)",
+            "host start (ms)",
+            "errors / requests",
+        ],
+        provider_rows,
+        "Seed MLP, version 1 (sealed JSON), batch 1; latency at one client, throughput the best over "
+        "1, 4, 16 and 64 clients; cold start: a fresh interpreter to its first checked answer (median).",
+    )
+    levels = [
+        [name, level, _ms(run["p50_ms"]), _ms(run["p99_ms"]), _num(run["throughput_rps"], 1), run["errors"]]
+        for name, r in document["providers"].items()
+        for level, run in r["by_concurrency"].items()
+    ] + [
+        [
+            f"gcp host: {name}",
+            level,
+            _ms(run["p50_ms"]),
+            _ms(run["p99_ms"]),
+            _num(run["throughput_rps"], 1),
+            run["errors"],
+        ]
+        for name, m in (document.get("models") or {}).items()
+        for level, run in m["by_concurrency"].items()
+    ]
+    by_clients = _table(
+        ["what", "clients", "p50 (ms)", "p99 (ms)", "throughput (req/s)", "errors"],
+        levels,
+        "Each level sends the same number of requests; latency includes waiting for a free host thread.",
+    )
+    model_rows = [
+        [
+            name,
+            m["description"],
+            _ms(m["p50_ms"]),
+            _ms(m["p95_ms"]),
+            _ms(m["p99_ms"]),
+            _num(m["throughput_rps"], 1),
+            _num(m.get("first_request_ms"), 0),
+            _num(m.get("host_start_ms"), 0),
+            _bytes(m.get("request_bytes")),
+            _bytes(m.get("response_bytes")),
+            _bytes(m.get("model_bytes")),
+        ]
+        for name, m in (document.get("models") or {}).items()
+    ]
+    models = (
+        _table(
+            [
+                "model",
+                "what",
+                "p50 (ms)",
+                "p95 (ms)",
+                "p99 (ms)",
+                "max throughput (req/s)",
+                "first request (ms)",
+                "host start (ms)",
+                "request (bytes)",
+                "response (bytes)",
+                "model file",
+            ],
+            model_rows,
+            "On the functions-framework host (1 worker, 8 threads). First request: the first answer after "
+            "the host is up (interpreter built, XNNPACK prepared). Host start: all model hosts started "
+            "together until each answers /health. Bytes: one sealed request and its sealed answer "
+            "(the chain: per prediction over both segments, key fetches included).",
+        )
+        if model_rows
+        else "<p>Only the seed MLP was measured (the extra models were not run).</p>"
+    )
+    cost = document.get("cost") or {}
+    cost_sections = []
+    for key, title in (
+        ("by_model", "as configured"),
+        ("high_concurrency", "at higher per-instance concurrency"),
+    ):
+        for model in MODEL_ORDER:
+            entry = (cost.get(key) or {}).get(model)
+            if entry:
+                cost_sections.append(f"<h3>{html.escape(model)}, {title}</h3>" + _cost_html(entry, model))
+    any_cost = next(iter((cost.get("by_model") or {}).values()), None)
+    prices = ""
+    if any_cost:
+        prices = _table(
+            ["cloud", "service", "billing unit", "step (ms)", "minimum (ms)", "prices as of", "source"],
+            [
+                [
+                    CLOUD_NAMES[c],
+                    p["service"],
+                    "per request"
+                    if p["billing"].get("unit") == "request"
+                    else "per instance activity period",
+                    p["billing"].get("granularity_ms"),
+                    p["billing"].get("minimum_ms"),
+                    p["as_of"],
+                    p["source"],
+                ]
+                for c, p in any_cost["prices"].items()
+            ],
+            "Free tiers off; data transfer and API gateways left out. " + any_cost["updating"],
+        )
     baseline = document.get("baseline") or {}
-    baseline_items = "".join(f"<li>{html.escape(k)}: {html.escape(str(v))}</li>" for k, v in baseline.items())
+    base_rows = []
+    if "cold_start_ms" in baseline:
+        base_rows = [
+            [
+                "import the runtime (ms)",
+                _num(baseline.get("import_ms"), 0),
+                _num(baseline.get("litert_import_ms"), 0),
+            ],
+            [
+                "cold start to the first encrypted answer (ms)",
+                _num(baseline.get("cold_start_ms"), 0),
+                _num(baseline.get("litert_cold_start_ms"), 0),
+            ],
+            [
+                "installed dependency closure (MB)",
+                _num(baseline.get("tensorflow_closure_mb"), 1),
+                _num(baseline.get("litert_closure_mb"), 1),
+            ],
+        ]
+        tf_bundle, lite_bundle = baseline.get("tensorflow_bundle_mb"), baseline.get("litert_bundle_mb")
+        if isinstance(tf_bundle, dict) and isinstance(lite_bundle, dict):
+            base_rows.append(
+                [
+                    "AWS x86_64 bundle, zipped (MB)",
+                    _num(tf_bundle["zipped"], 1),
+                    _num(lite_bundle["zipped"], 1),
+                ]
+            )
+        baseline_html = _table(
+            ["what", "TensorFlow in the function", "LiteRT (litefaas)"],
+            base_rows,
+            f"Cold start {_num(baseline.get('cold_start_ratio'), 1)}× faster on LiteRT; dependency closure "
+            f"{_num(baseline.get('closure_ratio'), 1)}× smaller.",
+        )
+        if isinstance(baseline.get("bundles"), str):
+            baseline_html += f"<p class=note>Bundles: {html.escape(baseline['bundles'])}.</p>"
+    else:
+        baseline_html = f"<p>{html.escape(str(baseline.get('skipped', 'not measured')))}</p>"
+    env = document.get("environment") or {}
     note_items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
-    environment = html.escape(str(document.get("environment", {})))
+    when = html.escape(str(env.get("when", "")))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>litefaas benchmark</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em}}
-table{{border-collapse:collapse;margin:1em 0}}
-td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right}}
-td:first-child,th:first-child{{text-align:left}}img{{max-width:100%}}figure{{margin:1em 0}}</style></head>
-<body><h1>litefaas: cross-provider benchmark</h1>
-<p>Encrypted requests, batch 1, every answer decrypted and checked against the local model.</p>
-<table><tr>{"".join(f"<th>{h}</th>" for h in header)}</tr>{"".join(rows)}</table>
-<h2>By concurrency</h2>
-<table><tr><th>provider</th><th>clients</th><th>p50 ms</th><th>p99 ms</th><th>req/s</th><th>errors</th></tr>
-{"".join(concurrency_rows)}</table>
-{pictures}
-<h2>Cost per million requests</h2>
-<table><tr><th>provider</th><th>arch</th><th>p50 ms</th><th>memory MB</th><th>USD / 1M</th>
-<th>prices</th></tr>
-{"".join(cost_rows)}</table>
-<h2>Baseline: the same function with TensorFlow</h2><ul>{baseline_items}</ul>
-<h2>What these figures mean</h2><ul>{note_items}</ul>
-<p><small>{environment}</small></p></body></html>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}}
+table{{border-collapse:collapse;margin:.8em 0 1.6em;font-size:.9em}}
+caption{{caption-side:bottom;text-align:left;color:#555;font-size:.85em;padding-top:.3em}}
+td,th{{border:1px solid #ccc;padding:.3em .6em;text-align:right}}th{{background:#f3f3f3}}
+td:first-child,th:first-child,td.t{{text-align:left}}img{{max-width:100%}}
+figure{{margin:1.5em 0}}figcaption{{color:#444;font-size:.9em}}.note{{color:#555;font-size:.85em}}
+section{{margin-bottom:2em}}</style></head>
+<body><h1>litefaas: the function on three providers, compared</h1>
+<section id="summary"><h2>Summary</h2>{_summary(document)}</section>
+<section id="providers"><h2>Providers: the seed MLP on each local host</h2>{providers}{by_clients}</section>
+<section id="models"><h2>Model shapes</h2>{models}</section>
+<section id="cost"><h2>Cost per million requests by traffic pattern</h2>
+<p>Traffic patterns: isolated requests (one every 5 s, each alone on its instance), steady Poisson
+load at 1, 10 and 100 requests per second, and a real day of Azure Functions traffic (the trace
+{html.escape(str(cost.get("trace", "")))}, every request running as long as ours). Instances, cold starts and
+keep-alive come from the simulator's pool; each cloud's billing unit, step and minimum from the
+price table. The cheapest column of each row is named on the right.</p>
+{prices}{"".join(cost_sections)}</section>
+<section id="pick"><h2>What to pick for what</h2>{_pick(document)}</section>
+<section id="figures"><h2>Figures</h2>{"".join(_figure(f) for f in figures)}</section>
+<section id="baseline"><h2>Baseline: the same function with TensorFlow</h2>{baseline_html}</section>
+<section id="notes"><h2>How these figures were measured</h2><ul>{note_items}</ul>
+<p>Raw data: <a href="bench.json">bench.json</a> (beside this page). Run {when}.</p></section>
+</body></html>
 """

@@ -34,6 +34,16 @@ def register(commands: Commands) -> None:
     parser.add_argument("--port", type=int, default=8300, help="first local port (default 8300)")
     parser.add_argument("--memory-mb", type=int, default=512, help="memory size for cost (default 512)")
     parser.add_argument("--prices", type=Path, help="price table overriding the shipped one")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="requests per instance on Cloud Run functions and Flex Consumption, for cost (default 1, "
+        "as serverless.yml); cost is also shown at 16",
+    )
+    parser.add_argument(
+        "--no-models", action="store_true", help="the seed MLP only: no image model, no chain"
+    )
     parser.set_defaults(handler=run)
 
 
@@ -63,6 +73,8 @@ def run(args: argparse.Namespace) -> int:
     names, urls = targets(args.providers, args.url, args.local)
     if args.requests is not None and args.requests < 1:
         raise CommandError("--requests must be at least 1")
+    if args.concurrency < 1:
+        raise CommandError("--concurrency must be at least 1")
     options = Options(
         providers=names,
         plan=Plan.choose(args.quick, args.requests),
@@ -72,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         memory_mb=args.memory_mb,
         prices=args.prices,
         quick=args.quick,
+        models=not args.no_models,
+        concurrency=args.concurrency,
     )
     return measure_and_show(options)
 
@@ -106,6 +120,10 @@ def measure_and_show(options: Options) -> int:
     if outcome.interrupted:
         console.print("[yellow]interrupted: every server was stopped; writing what was measured[/]")
     console.print(report.comparison_table(outcome.document))
+    for key in ("by_model", "high_concurrency"):
+        table = report.cost_table(outcome.document, "mlp-v1", key)
+        if table is not None:
+            console.print(table)
     console.print(f"report: {options.out / 'report.html'}  data: {options.out / 'bench.json'}")
     if outcome.wrong_answers:
         console.print(f"[red]{outcome.wrong_answers} answers did not match the local model[/]")

@@ -14,7 +14,8 @@ def register(commands: Commands) -> None:
         "demo",
         help="the main job: the model, then the function served on all three providers and compared",
         description="Show the model's compression table (building the model if its artifact is missing), "
-        "then run `litefaas bench --quick` on the three local hosts and print the comparison.",
+        "then run `litefaas bench --quick` on the three local hosts (and the image model and a 2-segment "
+        "chain on one), and print the comparison and the cost by traffic pattern.",
     )
     parser.add_argument(
         "--out", type=Path, default=Path("build/bench"), help="report folder (default build/bench)"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from litefaas.benchmark.cost import per_million
+from litefaas.benchmark.cost import patterns_cost
 from litefaas.cli.main import main
 from litefaas.local.process import free_port
 
@@ -34,16 +34,17 @@ def listening(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_cost_per_million_follows_each_clouds_billing():
-    # GIVEN requests of 1.5 ms at 512 MB
-    table = per_million(1.5, 512)
+def test_cost_per_pattern_follows_each_clouds_billing():
+    # GIVEN requests of 1.5 ms at 512 MB, one request per instance
+    table = patterns_cost({"p50_ms": 1.5}, memory_mb=512, cold_start_ms=0.001, trace=None)
+    isolated = table["patterns"]["isolated"]
     # THEN Lambda bills 2 ms (1 ms steps) per arch, Cloud Run 100 ms, Azure Flex at least 1 s
-    aws = table["aws"]["x86_64"]["usd_per_million"]
-    assert aws == pytest.approx((2e-7 + 0.002 * 0.5 * 1.66667e-5) * 1e6, rel=1e-4)
-    assert table["aws"]["arm64"]["usd_per_million"] < aws
-    assert set(table["gcp"]) == {"x86_64"} and set(table["azure"]) == {"x86_64"}
-    assert table["azure"]["x86_64"]["usd_per_million"] > table["gcp"]["x86_64"]["usd_per_million"] > aws
-    assert all(entry["as_of"] for arches in table.values() for entry in arches.values())
+    aws = isolated["aws/x86_64"]
+    assert aws == pytest.approx((2e-7 + 0.002 * 0.5 * 1.66667e-5) * 1e6, rel=1e-3)
+    assert isolated["aws/arm64"] < aws
+    assert "gcp/arm64" not in isolated and "azure/arm64" not in isolated
+    assert isolated["azure/x86_64"] > isolated["gcp/x86_64"] > aws
+    assert all(entry["as_of"] for entry in table["prices"].values())
 
 
 @pytest.mark.parametrize(
@@ -54,6 +55,7 @@ def test_cost_per_million_follows_each_clouds_billing():
         (["--url", "aws=ftp://x"], "expected NAME=URL"),
         (["--local", "--url", "aws=https://example.invalid"], "give one of them"),
         (["--requests", "0"], "--requests must be at least 1"),
+        (["--concurrency", "0"], "--concurrency must be at least 1"),
     ],
 )
 def test_bad_arguments(capsys, args, message):
@@ -68,12 +70,27 @@ def test_bench_writes_the_report(tmp_path):
     port = free_port()
     # WHEN the benchmark runs
     code = main(
-        ["bench", "--providers", "gcp,azure", "--requests", "12", "--out", str(out), "--port", str(port)]
+        [
+            "bench",
+            "--providers",
+            "gcp,azure",
+            "--requests",
+            "12",
+            "--out",
+            str(out),
+            "--port",
+            str(port),
+            "--no-models",
+        ]
     )
     # THEN it reports every provider without an error, with plots and a page that shows them
     assert code == 0
     document = json.loads((out / "bench.json").read_text())
-    assert set(document) >= {"providers", "baseline", "environment", "cost"}
+    assert set(document) >= {"providers", "models", "baseline", "environment", "cost"}
+    cost = document["cost"]["by_model"]["mlp-v1"]
+    assert {"isolated", "steady-1", "steady-10", "steady-100"} <= set(cost["patterns"])
+    assert "trace-day" in cost["patterns"] or "trace-day" in cost["skipped"]
+    assert document["cost"]["high_concurrency"]["mlp-v1"]["concurrency"]["azure"] == 16
     assert set(document["providers"]) == {"gcp", "azure"}
     for result in document["providers"].values():
         assert set(result) >= PROVIDER_KEYS
@@ -84,8 +101,10 @@ def test_bench_writes_the_report(tmp_path):
         assert result["cold_start_ms"] > 0
     assert (out / "latency_cdf.png").stat().st_size > 0
     assert (out / "throughput.png").stat().st_size > 0
+    assert (out / "cost_by_pattern.png").stat().st_size > 0
     page = (out / "report.html").read_text()
-    assert page.count("<img") == 2 and "What these figures mean" in page
+    assert page.count("<img") == 3 and 'id="summary"' in page and 'href="bench.json"' in page
+    assert ">None<" not in page and ">nan<" not in page.lower()
     assert not listening(port) and not listening(port + 1)
 
 
