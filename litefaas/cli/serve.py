@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from core.protocol import PROVIDERS
 from litefaas.cli.base import Commands
@@ -14,14 +15,42 @@ def register(commands: Commands) -> None:
         help="serve the function locally on a provider's own tooling",
         description="Serve the function on 127.0.0.1 with serverless-offline (aws), functions-framework "
         "(gcp) or the Azure Functions host (azure); 'all' starts the three on consecutive ports. Keys come "
-        "from LITEFAAS_PRIVATE_KEYS(_FILE), or a fresh key is made for the session.",
+        "from LITEFAAS_PRIVATE_KEYS(_FILE), or a fresh key is made for the session. --ui also serves a demo "
+        "page on 127.0.0.1 that seals requests in the browser and calls each function directly.",
     )
     parser.add_argument("--provider", choices=[*PROVIDERS, "all"], default="all")
     parser.add_argument("--port", type=int, default=8080, help="first port (default 8080)")
     parser.add_argument(
         "--plaintext", action="store_true", help="also accept plaintext requests (development)"
     )
+    parser.add_argument(
+        "--model",
+        action="append",
+        metavar="DIR",
+        help="serve this model artifact (a folder with manifest.json) instead of the seed; repeat it to "
+        "serve several, each on every provider on the next ports",
+    )
+    parser.add_argument(
+        "--ui",
+        action="store_true",
+        help="also serve the demo page (draw a digit, send it sealed to every provider) and allow its "
+        "origin in LITEFAAS_CORS_ORIGINS",
+    )
+    parser.add_argument("--ui-port", type=int, default=8400, help="the demo page's port (default 8400)")
     parser.set_defaults(handler=run)
+
+
+def _model_dirs(models: list[str] | None) -> list[Path | None]:
+    """The model folders to serve (None: the functions' default, the seed model)."""
+    from litefaas.local.server import ServerError
+
+    folders: list[Path | None] = []
+    for model in models or []:
+        folder = Path(model).expanduser().resolve()
+        if not (folder / "manifest.json").is_file():
+            raise ServerError(f"--model {model}: no manifest.json in that folder")
+        folders.append(folder)
+    return folders or [None]
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,11 +62,31 @@ def run(args: argparse.Namespace) -> int:
     from types import FrameType
 
     from litefaas.cli.console import make_console
-    from litefaas.local.serving import function_env, start_servers
+    from litefaas.local.server import LaunchSpec
+    from litefaas.local.serving import function_env, launch_spec, start_all
+    from litefaas.local.ui import UIServer, page_config
 
     providers = list(PROVIDERS) if args.provider == "all" else [args.provider]
+    models = _model_dirs(args.model)
     console = make_console()
     env, keyset = function_env(allow_plaintext=args.plaintext)
+    ui = UIServer(args.ui_port) if args.ui else None
+    if ui is not None:
+        origins = [o for o in env.get("LITEFAAS_CORS_ORIGINS", "").split(",") if o.strip()]
+        env["LITEFAAS_CORS_ORIGINS"] = ",".join([*origins, ui.origin])
+    specs: dict[str, LaunchSpec] = {}
+    model_of: dict[str, Path | None] = {}
+    try:
+        for index, model in enumerate(models):
+            model_env = env if model is None else env | {"LITEFAAS_MODEL_DIR": str(model)}
+            for offset, provider in enumerate(providers):
+                name = provider if len(models) == 1 else f"{provider}-{model.name if model else 'default'}"
+                specs[name] = launch_spec(provider, args.port + index * len(providers) + offset, model_env)
+                model_of[name] = model
+    except BaseException:
+        if ui is not None:
+            ui.stop()
+        raise
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -46,11 +95,17 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with console.status(f"starting {', '.join(providers)} on 127.0.0.1:{args.port}…"):
-            servers = start_servers(providers, args.port, env)
+            servers = start_all(specs)
         for server in servers:
             spec = server.spec
             where = f"[cyan]{spec.base_url}[/]  (pid {server.pid}; {spec.description})"
             console.print(f"[bold]{server.name}[/] ready at {where}")
+        if ui is not None:
+            ui.config = page_config(servers, model_of)
+            ui.start()
+            console.print(
+                f"[bold]page[/] ready at [cyan]{ui.origin}/[/]  (calls the functions directly: CORS)"
+            )
         console.print("public key set:")
         console.print_json(json.dumps(keyset))
         if args.plaintext:
@@ -68,5 +123,7 @@ def run(args: argparse.Namespace) -> int:
         console.print("stopped; no process left behind.")
         return 0
     finally:
+        if ui is not None:
+            ui.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
