@@ -7,6 +7,8 @@ import csv
 import io
 import json
 import sys
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,13 @@ http_transport: httpx.BaseTransport | None = None
 
 EXIT_REMOTE_ERROR = 1
 INPUTS_HELP = "rows: a .json list (or {'inputs': ...}), a .csv of numbers, or - for JSON on stdin"
+TENSOR_SUFFIXES = (".npy", ".npz")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+PREDICT_INPUTS_HELP = (
+    "version 1: rows as .json, .csv or - (JSON on stdin); version 2: x.npy (the model's single input)"
+    " or x.npz (one array per input name), or image files (.jpg .jpeg .png .webp) for the model's image input"
+)
+TOP_CLASSES = 3
 
 
 def register(commands: Commands) -> None:
@@ -35,8 +44,27 @@ def register(commands: Commands) -> None:
     )
     encrypt.add_argument("--kid", help="key to use (default: the first)")
     encrypt.add_argument("--suite", help="use the first key of this suite")
-    encrypt.add_argument("--input", required=True, metavar="FILE|-", help=INPUTS_HELP)
+    encrypt.add_argument(
+        "--input", required=True, metavar="FILE|-", help=f"{INPUTS_HELP}; with --v2 .npy or .npz"
+    )
     encrypt.add_argument("--secrets-out", type=Path, help="file (mode 0600) keeping what decrypts the answer")
+    encrypt.add_argument(
+        "--v2", action="store_true", help="protocol version 2: binary tensors (application/litefaas)"
+    )
+    encrypt.add_argument(
+        "--input-name",
+        metavar="NAME",
+        help="with --v2 and a .npy: the model input it is (default: the only input, from /health)",
+    )
+    encrypt.add_argument(
+        "--output",
+        action="append",
+        metavar="NAME",
+        help="with --v2: an output wanted (repeatable; default all)",
+    )
+    encrypt.add_argument(
+        "--out", metavar="FILE|-", help="with --v2: where the binary request body goes (- for stdout)"
+    )
     encrypt.set_defaults(handler=run_encrypt)
 
     decrypt = commands.add_parser("decrypt", help="open a function's sealed answer; print its JSON")
@@ -44,11 +72,24 @@ def register(commands: Commands) -> None:
     decrypt.add_argument(
         "--in", dest="source", default="-", metavar="FILE|-", help="response body (default stdin)"
     )
+    decrypt.add_argument(
+        "--v2", action="store_true", help="a version-2 (binary) answer; prints its outputs' names and shapes"
+    )
+    decrypt.add_argument("--out", type=Path, metavar="OUT.npz", help="with --v2: write the outputs here")
     decrypt.set_defaults(handler=run_decrypt)
 
     predict = commands.add_parser("predict", help="call a function; print one JSON line of outputs per row")
     predict.add_argument("--url", required=True, help="the function's base URL (…/predict, /keys, /health)")
-    predict.add_argument("--input", required=True, metavar="FILE|-", help=INPUTS_HELP)
+    predict.add_argument("--input", required=True, nargs="+", metavar="FILE", help=PREDICT_INPUTS_HELP)
+    predict.add_argument(
+        "--output",
+        action="append",
+        metavar="NAME",
+        help="version 2: an output wanted (repeatable; default all)",
+    )
+    predict.add_argument(
+        "--out", type=Path, metavar="OUT.npz", help="version 2: write the outputs here instead of a summary"
+    )
     predict.add_argument(
         "--plaintext", action="store_true", help="send in clear (where the function allows it)"
     )
@@ -134,9 +175,97 @@ def load_keyset(source: str) -> list[KeyInfo]:
         raise CommandError(f"--keys: {exc}") from None
 
 
+def load_tensors(
+    source: str, model: Callable[[], Mapping[str, Any]] | None, name: str | None = None
+) -> dict[str, Any]:
+    """Arrays by input name from ``.npy`` (the model's single input, or ``name``) or ``.npz`` (by name;
+    a lone array of any name goes to a single-input model). ``model`` gives ``/health``'s model."""
+    import numpy as np
+
+    suffix = Path(source).suffix.lower()
+    if suffix not in TENSOR_SUFFIXES:
+        raise CommandError(f"{source}: version-2 inputs are a .npy or .npz file")
+    try:
+        if suffix == ".npy":
+            return {name or _single_input(source, model): np.load(source, allow_pickle=False)}
+        with np.load(source, allow_pickle=False) as loaded:
+            arrays = {key: loaded[key] for key in loaded.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise CommandError(f"cannot read {source}: {exc.__class__.__name__}: {str(exc)[:200]}") from None
+    if not arrays:
+        raise CommandError(f"{source}: no arrays")
+    if len(arrays) == 1 and model is not None:
+        inputs = _input_names(model())
+        (only,) = arrays.values()
+        if len(inputs) == 1 and inputs[0] not in arrays:
+            return {inputs[0]: only}
+    return arrays
+
+
+def _input_names(model: Mapping[str, Any]) -> list[str]:
+    return [str(entry.get("name")) for entry in model.get("inputs", []) if isinstance(entry, Mapping)]
+
+
+def _single_input(source: str, model: Callable[[], Mapping[str, Any]] | None) -> str:
+    if model is None:
+        raise CommandError(f"{source}: a .npy holds one array; say which input it is with --input-name")
+    names = _input_names(model())
+    if len(names) != 1:
+        raise CommandError(
+            f"{source}: the model has {len(names)} inputs ({', '.join(names)});"
+            " give a .npz with one array per input"
+        )
+    return names[0]
+
+
+def _model_of(base_url: str, plaintext: bool = False) -> Callable[[], dict[str, Any]]:
+    """``/health``'s model, fetched at most once, when first needed."""
+    from litefaas import client
+
+    cache: dict[str, dict[str, Any]] = {}
+
+    def fetch() -> dict[str, Any]:
+        if "model" not in cache:
+            try:
+                with client.Client(base_url, transport=http_transport, plaintext=plaintext) as function:
+                    cache["model"] = function.model_info()
+            except client.ClientError as exc:
+                raise CommandError(f"{base_url}/health: {exc}") from None
+        return cache["model"]
+
+    return fetch
+
+
+def write_binary(target: str, data: bytes) -> None:
+    """Raw bytes to a new file (never replacing one), or to stdout for ``-``."""
+    if target == "-":
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+        return
+    try:
+        with open(target, "xb") as handle:
+            handle.write(data)
+    except FileExistsError:
+        raise CommandError(f"{target} already exists; refusing to overwrite it") from None
+    except OSError as exc:
+        raise CommandError(f"cannot write {target}: {exc.strerror}") from None
+
+
+def read_binary(source: str | Path) -> bytes:
+    """A file's bytes, or stdin's for ``-``."""
+    if str(source) == "-":
+        return sys.stdin.buffer.read()
+    try:
+        return Path(source).read_bytes()
+    except OSError as exc:
+        raise CommandError(f"cannot read {source}: {exc.strerror}") from None
+
+
 def run_encrypt(args: argparse.Namespace) -> int:
     from litefaas import client
 
+    if getattr(args, "v2", False):
+        return run_encrypt_v2(args)
     keys = load_keyset(args.keys)
     inputs = load_inputs(args.input)
     try:
@@ -151,9 +280,70 @@ def run_encrypt(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_encrypt_v2(args: argparse.Namespace) -> int:
+    from litefaas import client
+
+    if not args.out:
+        raise CommandError("--v2 writes a binary body: give --out FILE (or --out - for stdout)")
+    keys = load_keyset(args.keys)
+    source = args.keys.strip()
+    model = None
+    if source.startswith(("http://", "https://")):
+        model = _model_of(source.rstrip("/").removesuffix("/keys"))
+    tensors = load_tensors(args.input, model, args.input_name)
+    try:
+        key = client.select_key(keys, args.kid, args.suite)
+        body, secrets = client.build_tensor_request(tensors, key, outputs=args.output)
+    except client.ClientError as exc:
+        raise CommandError(str(exc)) from None
+    if args.secrets_out is None:
+        print("litefaas encrypt: no --secrets-out, so the answer cannot be decrypted", file=sys.stderr)
+    else:
+        write_private(args.secrets_out, json.dumps(secrets.to_json()) + "\n")
+    write_binary(args.out, body)
+    return 0
+
+
+def _read_secrets(path: Path) -> Any:
+    from litefaas import client
+
+    try:
+        return client.RequestSecrets.from_json(json.loads(read_text(path)))
+    except (ValueError, client.ClientError):
+        raise CommandError(f"{path}: not a secrets file written by litefaas encrypt") from None
+
+
+def run_decrypt_v2(args: argparse.Namespace) -> int:
+    from litefaas import client
+
+    secrets = _read_secrets(args.secrets)
+    body = read_binary(args.source)
+    if body.lstrip()[:1] == b"{":  # an error before decryption: version 1's plaintext JSON
+        try:
+            answer = json.loads(body)
+        except ValueError:
+            raise CommandError("the response is neither a sealed version-2 answer nor JSON") from None
+        print_json(answer)
+        return EXIT_REMOTE_ERROR if isinstance(answer, dict) and "error" in answer else 0
+    try:
+        message = client.decrypt_tensor_response(body, secrets)
+        result = client.read_framed_answer(message, None, encrypted=True)
+    except client.RemoteError as exc:
+        print_json({"error": {"code": exc.code, "message": exc.message}})
+        return EXIT_REMOTE_ERROR
+    except client.ProtocolError as exc:
+        raise CommandError(str(exc)) from None
+    if args.out is not None:
+        save_outputs(args.out, result)
+    print_json({"outputs": describe_outputs(result), "model": result.model})
+    return 0
+
+
 def run_decrypt(args: argparse.Namespace) -> int:
     from litefaas import client
 
+    if getattr(args, "v2", False):
+        return run_decrypt_v2(args)
     try:
         secrets = client.RequestSecrets.from_json(json.loads(read_text(args.secrets)))
     except (ValueError, client.ClientError):
@@ -188,12 +378,144 @@ def partial_lines(failure: PartialFailure) -> list[str]:
     return lines
 
 
-def run_predict(args: argparse.Namespace) -> int:
-    """``litefaas predict``; with ``--fan-out K`` the rows go in K concurrent shards (``fan_out``,
-    ``retries`` and ``max_batch`` are read if the parser defines them)."""
+def describe_outputs(outputs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each output's datatype and shape."""
+    from core.tensors import datatype_of
+
+    described = {}
+    for name, value in outputs.items():
+        if hasattr(value, "dtype"):
+            described[name] = {"datatype": datatype_of(value.dtype), "shape": list(value.shape)}
+        else:
+            described[name] = {"datatype": "BYTES", "shape": [len(value)]}
+    return described
+
+
+def save_outputs(path: Path, outputs: Mapping[str, Any]) -> None:
+    """The outputs in a new ``.npz`` (one array per output name)."""
+    import numpy as np
+
+    if path.exists():
+        raise CommandError(f"{path} already exists; refusing to overwrite it")
+    arrays = {
+        name: value if hasattr(value, "dtype") else np.array(value, dtype=bytes)
+        for name, value in outputs.items()
+    }
+    try:
+        with open(path, "xb") as handle:
+            np.savez(handle, **arrays)  # type: ignore[arg-type]
+    except OSError as exc:
+        raise CommandError(f"cannot write {path}: {exc.strerror}") from None
+
+
+def _label(labels: Sequence[str], index: int) -> str:
+    return labels[index] if 0 <= index < len(labels) and labels[index] else f"class {index}"
+
+
+def top_classes(row: Any, labels: Sequence[str], k: int = TOP_CLASSES) -> str:
+    """``label (score), …`` for a row's ``k`` highest scores."""
+    import numpy as np
+
+    order = np.argsort(-np.asarray(row, dtype=np.float64), kind="stable")[:k]
+    return ", ".join(f"{_label(labels, int(i))} ({float(row[i]):.4f})" for i in order)
+
+
+def _is_scores(value: Any) -> bool:
+    return hasattr(value, "dtype") and value.dtype.kind == "f" and value.ndim == 2 and value.shape[1] > 1
+
+
+def summary_lines(
+    outputs: Mapping[str, Any], labels: Sequence[str], row_names: Sequence[str] | None = None
+) -> list[str]:
+    """Names, shapes and datatypes of the outputs; for an [N, K] float output, each row's top classes."""
+    lines = []
+    for name, info in describe_outputs(outputs).items():
+        lines.append(f"{name}: {info['datatype']} {info['shape']}")
+        value = outputs[name]
+        if _is_scores(value):
+            for index, row in enumerate(value):
+                where = row_names[index] if row_names and index < len(row_names) else f"row {index}"
+                lines.append(f"  {where}: {top_classes(row, labels)}")
+        elif hasattr(value, "dtype") and value.ndim == 2 and value.shape[1] == 1 and len(value) <= 100:
+            lines.extend(f"  row {index}: {float(row[0]):.6g}" for index, row in enumerate(value))
+    return lines
+
+
+def _labels(model: Mapping[str, Any]) -> list[str]:
+    labels = model.get("labels")
+    return [str(label) for label in labels] if isinstance(labels, list) else []
+
+
+def _predict_version(sources: Sequence[str]) -> str:
+    suffixes = {Path(source).suffix.lower() for source in sources}
+    if suffixes <= set(IMAGE_SUFFIXES):
+        return "images"
+    if len(sources) > 1:
+        raise CommandError(
+            "--input takes several files only when they are all images (.jpg .jpeg .png .webp)"
+        )
+    if suffixes <= set(TENSOR_SUFFIXES):
+        return "tensors"
+    return "rows"
+
+
+def _report_remote(exc: Exception) -> int:
     from litefaas import client
 
-    inputs = load_inputs(args.input)
+    if isinstance(exc, client.PartialFailure):
+        print(f"litefaas predict: {exc}", file=sys.stderr)
+    elif isinstance(exc, client.RemoteError):
+        print(f"{exc.code}: {exc.message}", file=sys.stderr)
+    else:
+        print(f"litefaas predict: {exc}", file=sys.stderr)
+    return EXIT_REMOTE_ERROR
+
+
+def run_predict_v2(
+    args: argparse.Namespace, kind: str, function: Any, fan_out: int | None, retries: int
+) -> int:
+    """``litefaas predict`` with version 2: tensors from .npy/.npz, or image files as BYTES."""
+    from litefaas import client
+
+    sources = list(args.input)
+    row_names: list[str] | None = None
+    try:
+        with function:
+            model = function.model_info()
+            if kind == "images":
+                files = [read_binary(source) for source in sources]
+                row_names = [Path(source).name for source in sources]
+                result = function.predict_images(
+                    files, getattr(args, "output", None), fan_out=fan_out, retries=retries
+                )
+            else:
+                tensors = load_tensors(sources[0], lambda: model)
+                result = function.predict_tensors(
+                    tensors, getattr(args, "output", None), fan_out=fan_out, retries=retries
+                )
+    except client.ClientError as exc:
+        return _report_remote(exc)
+    out = getattr(args, "out", None)
+    if out is not None:
+        save_outputs(out, result)
+        print(
+            f"wrote {out}: "
+            + ", ".join(f"{n} {i['datatype']} {i['shape']}" for n, i in describe_outputs(result).items())
+        )
+        return 0
+    print("\n".join(summary_lines(result, _labels(model), row_names)))
+    return 0
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """``litefaas predict``; with ``--fan-out K`` the rows go in K concurrent shards (``fan_out``,
+    ``retries`` and ``max_batch`` are read if the parser defines them). ``.npy``/``.npz`` and image
+    files go as version 2; rows (``.json``, ``.csv``, ``-``) as version 1."""
+    from litefaas import client
+
+    sources = [args.input] if isinstance(args.input, str) else list(args.input)
+    kind = _predict_version(sources)
+    inputs = load_inputs(sources[0]) if kind == "rows" else None
     fan_out = getattr(args, "fan_out", None)
     retries = getattr(args, "retries", client.DEFAULT_RETRIES)
     max_batch = getattr(args, "max_batch", client.DEFAULT_MAX_BATCH)
@@ -213,6 +535,10 @@ def run_predict(args: argparse.Namespace) -> int:
         )
     except client.ClientError as exc:
         raise CommandError(str(exc)) from None
+    if inputs is None:
+        return run_predict_v2(args, kind, function, fan_out, retries)
+    if getattr(args, "out", None) is not None or getattr(args, "output", None):
+        raise CommandError("--out and --output are for version 2 inputs (.npy, .npz or image files)")
     try:
         with function:
             result = function.predict(inputs, fan_out=fan_out, retries=retries)

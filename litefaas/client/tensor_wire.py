@@ -20,7 +20,7 @@ import numpy.typing as npt
 
 from core import crypto
 from core.encoding import b64u_encode
-from core.errors import DecryptionFailed, InvalidPayload
+from core.errors import ERRORS_BY_CODE, DecryptionFailed, InvalidPayload
 from core.protocol import (
     ENCRYPTED_TYPE,
     ENCRYPTED_TYPE_V2,
@@ -163,19 +163,24 @@ def decrypt_tensor_response(body: bytes, secrets: RequestSecrets, status: int | 
         ) from None
 
 
-def read_framed_answer(message: bytes, status: int, *, encrypted: bool) -> TensorResult:
-    """A framed answer's outputs, or the :class:`RemoteError` its error header carries."""
+def read_framed_answer(message: bytes, status: int | None, *, encrypted: bool) -> TensorResult:
+    """A framed answer's outputs, or the :class:`RemoteError` its error header carries.
+
+    ``status`` None (an answer read from a file, without its HTTP status) takes the status the
+    protocol gives the error's code."""
     try:
         header, payload = split_frame(message)
     except InvalidPayload as exc:
         raise ProtocolError(f"the answer is not a framed message ({exc.message})", status) from None
     error = header.get("error")
-    if error is not None or status != 200:
-        if not isinstance(error, Mapping) or status < 400:
+    if error is not None or (status is not None and status != 200):
+        if not isinstance(error, Mapping) or (status is not None and status < 400):
             raise ProtocolError(f"HTTP {status} answer is not a litefaas error", status)
         code, text = error.get("code"), error.get("message")
         if not isinstance(code, str) or not isinstance(text, str):
             raise ProtocolError(f"HTTP {status} error has no code and message", status)
+        if status is None:
+            status = ERRORS_BY_CODE[code].status if code in ERRORS_BY_CODE else 500
         raise remote_error(status, code, text[:_MAX_MESSAGE_CHARS], encrypted=encrypted)
     model = header.get("model")
     if not isinstance(model, dict) or header.keys() != {"outputs", "model"}:

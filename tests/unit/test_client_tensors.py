@@ -126,11 +126,9 @@ def test_plaintext_refused_is_a_plain_json_error(keys, engine):
 
 
 def test_sealed_errors_are_typed_and_marked_encrypted(app):
-    with (
-        Client(URL, transport=InProcessTransport(app)) as client,
-        pytest.raises(InvalidPayloadError) as wrong_dtype,
-    ):
-        client.predict_tensors({"features": features(2).astype(np.float64)})
+    with Client(URL, transport=InProcessTransport(app)) as client:
+        with pytest.raises(InvalidPayloadError) as wrong_dtype:
+            client.predict_tensors({"features": features(2).astype(np.float64)})
         with pytest.raises(InvalidPayloadError) as wrong_output:
             client.predict_tensors({"features": features(2)}, outputs=["nope"])
         with pytest.raises(InvalidPayloadError) as wrong_name:

@@ -7,6 +7,7 @@ import json
 import stat
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -255,3 +256,175 @@ def test_help_imports_nothing_heavy():
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# --- version 2: .npy / .npz / image files, encrypt and decrypt --v2
+
+
+@pytest.fixture
+def digits_app(tmp_path):
+    from fixtures.requests import make_keys
+
+    from model.digits import DEFAULT_OUT
+
+    env = {"LITEFAAS_PRIVATE_KEYS": make_keys().private_json, "LITEFAAS_MODEL_DIR": str(DEFAULT_OUT)}
+    return App(Settings.from_env(env), Engine.from_dir(DEFAULT_OUT))
+
+
+def test_predict_npy_sends_version_2_and_prints_a_summary(deployed, tmp_path, capsys, engine, monkeypatch):
+    _, _, app = deployed
+    transport = InProcessTransport(app)
+    monkeypatch.setattr(keys_cmd, "http_transport", transport)
+    x = tmp_path / "x.npy"
+    np.save(x, np.asarray(ROWS[:3], dtype=np.float32))
+    code, out, err = run(capsys, "predict", "--url", URL, "--input", x)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "probability: FP32 [3, 1]"
+    values = [float(line.split(": ")[1]) for line in lines[1:]]
+    np.testing.assert_allclose(values, np.ravel(expected_outputs(engine, ROWS[:3])), rtol=1e-5)
+    predicts = [seen for seen in transport.seen if seen.path.endswith("/predict")]
+    assert [seen.content_type for seen in predicts] == ["application/litefaas"]
+
+
+def test_predict_npz_writes_the_outputs_asked_for(deployed, tmp_path, capsys, engine, monkeypatch):
+    _, _, app = deployed
+    monkeypatch.setattr(keys_cmd, "http_transport", InProcessTransport(app))
+    x = tmp_path / "x.npz"
+    np.savez(x, features=np.asarray(ROWS[:4], dtype=np.float32))
+    out_file = tmp_path / "out.npz"
+    argv = ["predict", "--url", URL, "--input", x, "--output", "probability", "--out", out_file]
+    for extra in ([], ["--plaintext"]):
+        out_file.unlink(missing_ok=True)
+        code, out, err = run(capsys, *argv, *extra)
+        assert code == 0, err
+        assert out.strip() == f"wrote {out_file}: probability FP32 [4, 1]"
+        with np.load(out_file) as written:
+            assert written.files == ["probability"]
+            np.testing.assert_array_equal(written["probability"], expected_outputs(engine, ROWS[:4]))
+    # AND an existing file is never replaced, a wrong output name is the function's sealed 422
+    code, _, err = run(capsys, *argv)
+    assert code == 2 and "already exists" in err
+    code, _, err = run(capsys, "predict", "--url", URL, "--input", x, "--output", "nope")
+    assert code == 1 and "invalid_payload: the model has no output(s) 'nope'" in err
+
+
+def test_predict_image_files_prints_top_classes_with_labels(digits_app, tmp_path, capsys, monkeypatch):
+    from model.digits import digits_split, render
+
+    monkeypatch.setattr(keys_cmd, "http_transport", InProcessTransport(digits_app))
+    test = digits_split().test
+    paths = []
+    for index, (suffix, fmt) in enumerate([(".png", "PNG"), (".jpg", "JPEG"), (".webp", "WEBP")]):
+        path = tmp_path / f"digit{index}{suffix}"
+        path.write_bytes(render(test.inputs["pixels"][index], 64, fmt))
+        paths.append(path)
+    code, out, err = run(capsys, "predict", "--url", URL, "--input", *paths)
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "probabilities: FP32 [3, 10]"
+    labels = (
+        (Path(__file__).resolve().parents[2] / "model/artifacts/digits_cnn/labels.txt").read_text().split()
+    )
+    for index, line in enumerate(lines[1:]):
+        name, top = line.strip().split(": ", 1)
+        assert name == paths[index].name
+        assert len(top.split("), ")) == 3
+        assert top.split(" (")[0] in labels
+
+
+def test_an_image_to_a_model_without_an_image_input_is_a_remote_422(deployed, tmp_path, capsys, monkeypatch):
+    from model.digits import render
+
+    _, _, app = deployed
+    monkeypatch.setattr(keys_cmd, "http_transport", InProcessTransport(app))
+    photo = tmp_path / "photo.png"
+    photo.write_bytes(render(np.zeros((8, 8, 1), np.float32), 32, "PNG"))
+    code, out, err = run(capsys, "predict", "--url", URL, "--input", photo)
+    assert (code, out) == (1, "")
+    assert "invalid_payload: input features: datatype BYTES, the model takes FP32" in err
+
+
+@pytest.mark.parametrize(
+    ("inputs", "message"),
+    [
+        (["a.npy", "b.npy"], "only when they are all images"),
+        (["a.txt"], ".json or .csv"),
+    ],
+)
+def test_predict_input_kinds_are_checked(tmp_path, capsys, inputs, message):
+    code, _, err = run(capsys, "predict", "--url", URL, "--input", *[tmp_path / name for name in inputs])
+    assert code == 2 and message in err
+
+
+def test_out_and_output_are_for_version_2(deployed, tmp_path, capsys):
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps(ROWS[:1]))
+    code, _, err = run(capsys, "predict", "--url", URL, "--input", rows, "--out", tmp_path / "o.npz")
+    assert code == 2 and "version 2" in err
+
+
+@pytest.mark.parametrize("source", ["npy", "npz"])
+def test_encrypt_then_decrypt_v2(deployed, tmp_path, capsys, engine, monkeypatch, source):
+    # GIVEN the function's key set at its URL (so a .npy finds its input name in /health)
+    _, _, app = deployed
+    monkeypatch.setattr(keys_cmd, "http_transport", InProcessTransport(app))
+    x = np.asarray(ROWS[:2], dtype=np.float32)
+    path = tmp_path / f"x.{source}"
+    if source == "npy":
+        np.save(path, x)
+    else:
+        np.savez(path, features=x)
+    body, secrets = tmp_path / "request.bin", tmp_path / "s.json"
+    # WHEN the tensor is encrypted to a binary body, answered by the function, and decrypted
+    code, _, err = run(
+        capsys, "encrypt", "--v2", "--keys", f"{URL}/keys", "--input", path, "--secrets-out", secrets,
+        "--out", body,
+    )  # fmt: skip
+    assert code == 0, err
+    assert body.read_bytes()[0] == 2 and mode_of(secrets) == 0o600
+    reply = app.handle("POST", "/predict", {"Content-Type": "application/litefaas"}, body.read_bytes())
+    assert reply.status == 200
+    response, outputs = tmp_path / "response.bin", tmp_path / "out.npz"
+    response.write_bytes(reply.body)
+    code, out, err = run(capsys, "decrypt", "--v2", "--secrets", secrets, "--in", response, "--out", outputs)
+    # THEN the outputs are the model's
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["outputs"] == {"probability": {"datatype": "FP32", "shape": [2, 1]}}
+    assert answer["model"] == engine.manifest.public_info()
+    with np.load(outputs) as written:
+        np.testing.assert_array_equal(written["probability"], expected_outputs(engine, ROWS[:2]))
+
+
+def test_encrypt_v2_errors_and_a_sealed_error_answer(deployed, tmp_path, capsys):
+    _, public, app = deployed
+    x = tmp_path / "x.npy"
+    np.save(x, np.zeros((1, 29), np.float32))
+    # a .npy with a key set file: the input's name must be given
+    code, _, err = run(capsys, "encrypt", "--v2", "--keys", public, "--input", x, "--out", tmp_path / "b")
+    assert code == 2 and "--input-name" in err
+    code, _, err = run(capsys, "encrypt", "--v2", "--keys", public, "--input", x)
+    assert code == 2 and "--out" in err
+    body, secrets = tmp_path / "b.bin", tmp_path / "s.json"
+    code, _, _ = run(
+        capsys, "encrypt", "--v2", "--keys", public, "--input", x, "--input-name", "features",
+        "--secrets-out", secrets, "--out", body,
+    )  # fmt: skip
+    assert code == 0
+    reply = app.handle("POST", "/predict", {"Content-Type": "application/litefaas"}, body.read_bytes())
+    response = tmp_path / "r.bin"
+    response.write_bytes(reply.body)
+    code, out, _ = run(capsys, "decrypt", "--v2", "--secrets", secrets, "--in", response)
+    assert code == 1
+    assert json.loads(out)["error"]["code"] == "invalid_payload"
+    # and a plaintext JSON error (before decryption) passes through
+    response.write_bytes(b'{"error": {"code": "decryption_failed", "message": "decryption failed"}}')
+    code, out, _ = run(capsys, "decrypt", "--v2", "--secrets", secrets, "--in", response)
+    assert code == 1 and json.loads(out)["error"]["code"] == "decryption_failed"
+    # and someone else's secrets do not open it
+    response.write_bytes(reply.body)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({"response_key": "A" * 22, "id": "A" * 22}))
+    code, out, err = run(capsys, "decrypt", "--v2", "--secrets", other, "--in", response)
+    assert (code, out) == (2, "") and "does not decrypt" in err
