@@ -237,3 +237,32 @@ def test_a_page_from_another_origin_is_refused(browser: Any, served: Served, pro
             tab.close()
     # THEN the browser refuses the answer and the client says so with a NetworkError
     assert answer == {"ok": False, "name": "NetworkError"}
+
+
+def test_without_an_image_model_the_page_says_so(browser: Any, chromium_path: str) -> None:
+    # GIVEN the page in front of one function serving the seed model only (no image input)
+    from litefaas.local.server import LocalServer
+    from litefaas.local.serving import function_env, launch_spec
+    from litefaas.local.ui import page_config
+
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LITEFAAS_")}
+    env, _ = function_env(base)
+    with UIServer(0) as ui:
+        env["LITEFAAS_CORS_ORIGINS"] = ui.origin
+        with LocalServer("gcp", launch_spec("gcp", free_port(), env)) as server:
+            server.wait_healthy(60)
+            ui.config = page_config([server], {"gcp": None})
+            tab = browser.new_page()
+            try:
+                # WHEN the page loads
+                tab.goto(f"{ui.origin}/")
+                _until(
+                    tab, "() => document.getElementById('status').textContent.startsWith('ready')", timeout=30
+                )
+                note = tab.locator("#no-image-text").text_content()
+                # THEN it says there is nothing to draw for, and offers the seed model's form
+                assert tab.locator("#digits").is_hidden()
+                assert "breast_cancer_mlp" in note and "no image input" in note
+                assert tab.locator("#fields input").count() == 30
+            finally:
+                tab.close()
