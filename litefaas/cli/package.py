@@ -207,6 +207,9 @@ def run_deploy(args: argparse.Namespace) -> int:
 
     keyset = read_private_keyset(args.keys) if args.keys else None
     deploy.check_toolchain(args.cloud)
+    cli = {"gcp": "gcloud", "azure": "az"}.get(args.cloud)
+    if cli and not args.dry_run:
+        deploy.require_tools(deploy.missing_tools([deploy.Command((cli,))]), args.cloud)
     bundle = _with_progress(deployment.target.bundle_name, lambda step: deploy.bundle_for(deployment, step))
     needles = _needles(keyset)
     runner = Runner(dry_run=args.dry_run, needles=needles)
@@ -218,6 +221,8 @@ def run_deploy(args: argparse.Namespace) -> int:
     deployment = deploy.prepare(deployment, runner)
     with make_console(sys.stderr).status(f"osls package (CLOUD={args.cloud}, stage {args.stage})"):
         commands = deploy.osls_package(deployment, bundle)
+    if cli and not args.dry_run:
+        deploy.require_tools(deploy.missing_tools(commands), args.cloud)
     provisioned = deploy.provision(deployment, runner, keyset)
     if args.dry_run:
         print(f"# {args.cloud}: the code (osls deploy runs these)")

@@ -27,10 +27,15 @@ pytestmark = pytest.mark.skipif(
 
 RECORDER = """#!{python}
 import json, os, sys
+argv = [os.path.basename(sys.argv[0]), *sys.argv[1:]]
 with open(os.environ["LITEFAAS_TEST_RECORD"], "a", encoding="utf-8") as log:
-    log.write(json.dumps({{"argv": [os.path.basename(sys.argv[0]), *sys.argv[1:]], "cwd": os.getcwd()}}) + "\\n")
+    log.write(json.dumps({{"argv": argv, "cwd": os.getcwd()}}) + "\\n")
+if argv[:4] == ["az", "deployment", "group", "create"]:
+    print(json.dumps({{"keyVaultName": {{"value": "litefaas-dev-kv"}}, "defaultHostName": {{"value": "h.example"}}}}))
 sys.exit(int(os.environ.get("LITEFAAS_TEST_EXIT", "0")))
 """
+PROJECT = "demo-project"
+SA = "litefaas-dev-fn@demo-project.iam.gserviceaccount.com"
 
 
 @pytest.fixture(scope="module")
@@ -90,29 +95,31 @@ def gcp_command(work: Path, **changes: str) -> list[str]:
     for name in ("memory", "timeout", "min-instances", "max-instances", "concurrency", "cpu"):
         if name in flags:
             argv.append(f"--{name}={flags[name]}")
+    argv.append(f"--service-account={flags.get('sa', SA)}")
     argv.append(
         f"--set-secrets=LITEFAAS_PRIVATE_KEYS={flags.get('secret', 'litefaas-dev-private-keys:latest')}"
     )
     argv.append("--set-env-vars=LITEFAAS_LOG_LEVEL=INFO")
-    if "project" in flags:
-        argv.append(f"--project={flags['project']}")
+    argv.append(f"--project={flags.get('project', PROJECT)}")
     return [*argv, "--quiet"]
 
 
-def azure_commands(bundle: Path, app: str = "litefaas-dev", group: str = "litefaas-dev") -> list[list[str]]:
+def azure_commands(
+    work: Path, bundle: Path, app: str = "litefaas-dev", group: str = "litefaas-dev"
+) -> list[list[str]]:
     target = ["--resource-group", group, "--name", app]
+    template = str(paths.ROOT / "providers" / "azure" / "main.json")
     return [
+        ["az", "group", "create", "--name", group, "--location", "eastus", "--tags", "litefaas-stage=dev", "--output", "none"],
+        ["az", "ad", "signed-in-user", "show", "--query", "id", "--output", "tsv"],
         [
-            "az", "functionapp", "config", "appsettings", "set", *target, "--settings",
-            "LITEFAAS_PRIVATE_KEYS=@Microsoft.KeyVault(VaultName=litefaas-dev-kv;SecretName=litefaas-dev-private-keys)",
-            "LITEFAAS_LOG_LEVEL=INFO",
-            "AzureFunctionsJobHost__functionTimeout=00:00:10",
+            "az", "deployment", "group", "create", "--resource-group", group, "--name", "litefaas-dev",
+            "--template-file", template, "--parameters", f"@{work / 'litefaas-azure-parameters.json'}",
+            "--parameters", "deployerPrincipalId=", "deployerPrincipalType=User",
+            "--query", "properties.outputs", "--output", "json",
         ],
-        ["az", "functionapp", "scale", "config", "set", *target, "--instance-memory", "512", "--maximum-instance-count", "100"],
-        [
-            "az", "functionapp", "scale", "config", "set", *target,
-            "--trigger-type", "http", "--trigger-settings", "perInstanceConcurrency=1",
-        ],
+        ["az", "keyvault", "secret", "show", "--vault-name", "litefaas-dev-kv", "--name", "litefaas-dev-private-keys",
+         "--query", "id", "--output", "tsv"],
         ["az", "functionapp", "deployment", "source", "config-zip", *target, "--src", str(bundle), "--build-remote", "false"],
     ]  # fmt: skip
 
@@ -123,9 +130,19 @@ def azure_commands(bundle: Path, app: str = "litefaas-dev", group: str = "litefa
 def test_gcp_deploys_with_gcloud_gen2_and_secret_manager(tools, dist, tmp_path):
     record = tools("gcloud")
     work = tmp_path / "work"
-    code = run_deploy(dist, work, "--cloud", "gcp")
+    code = run_deploy(dist, work, "--cloud", "gcp", f"--param=gcpProject={PROJECT}")
     assert code == 0
-    assert recorded(record) == [{"argv": gcp_command(work), "cwd": str(ROOT)}]
+    *entries, url = recorded(record)
+    assert url["argv"][1:3] == ["functions", "describe"]
+    assert entries[-1] == {"argv": gcp_command(work), "cwd": str(ROOT)}
+    # provisioning first: the APIs, the runtime service account, the secret, its reader
+    assert [entry["argv"][1:3] for entry in entries[:-1]] == [
+        ["services", "enable"],
+        ["iam", "service-accounts"],
+        ["secrets", "describe"],
+        ["secrets", "add-iam-policy-binding"],
+    ]
+    assert f"--member=serviceAccount:{SA}" in entries[-2]["argv"]
     # gcloud deploys a folder: the unpacked bundle, main.py at its root
     assert (work / "source" / "main.py").is_file()
     assert (work / "source" / "requirements.txt").is_file()
@@ -148,14 +165,15 @@ def test_gcp_stage_region_and_scaling_are_parameters(tools, dist, tmp_path):
         **{"min-instances": "1", "max-instances": "5", "concurrency": "8", "cpu": "1"},
         project="my-project",
         secret="prod-keys:latest",
+        sa="litefaas-prod-fn@my-project.iam.gserviceaccount.com",
     )
-    assert recorded(record)[0]["argv"] == expected
+    assert recorded(record)[-2]["argv"] == expected
 
 
 def test_gcp_without_gcloud_on_path_fails_clearly(tools, dist, tmp_path, capsys):
     record = tools("az")  # another cloud's tool is no help
     assert shutil.which("gcloud") is None
-    code = run_deploy(dist, tmp_path / "work", "--cloud", "gcp")
+    code = run_deploy(dist, tmp_path / "work", "--cloud", "gcp", f"--param=gcpProject={PROJECT}")
     err = capsys.readouterr().err
     assert code == 2
     assert "cannot deploy to gcp: not on PATH: gcloud (the Google Cloud CLI" in err
@@ -165,11 +183,13 @@ def test_gcp_without_gcloud_on_path_fails_clearly(tools, dist, tmp_path, capsys)
 def test_dry_run_prints_the_provider_commands_and_runs_none(tools, dist, tmp_path, capsys):
     record = tools()  # no gcloud needed to see what would run
     work = tmp_path / "work"
-    code = run_deploy(dist, work, "--cloud", "gcp", "--dry-run")
+    code = run_deploy(dist, work, "--cloud", "gcp", "--dry-run", f"--param=gcpProject={PROJECT}")
     out = capsys.readouterr().out
     assert code == 0
     commands = [line for line in out.splitlines() if not line.startswith("#")]
-    assert commands == [deploy.Command(tuple(gcp_command(work))).shell()]
+    assert commands[-2] == deploy.Command(tuple(gcp_command(work))).shell()
+    assert commands[-1].startswith("URL=$(gcloud functions describe litefaas-dev-predict --gen2")
+    assert commands[0].startswith("gcloud services enable cloudfunctions.googleapis.com")
     assert recorded(record) == []
 
 
@@ -178,10 +198,11 @@ def test_dry_run_prints_the_provider_commands_and_runs_none(tools, dist, tmp_pat
 
 def test_azure_deploys_with_the_azure_cli_and_a_key_vault_reference(tools, dist, tmp_path):
     record = tools("az", "func")
-    code = run_deploy(dist, tmp_path / "work", "--cloud", "azure")
+    work = tmp_path / "work"
+    code = run_deploy(dist, work, "--cloud", "azure")
     assert code == 0
     bundle = dist / "litefaas-azure-py3.12-x86_64.zip"
-    assert [entry["argv"] for entry in recorded(record)] == azure_commands(bundle)
+    assert [entry["argv"] for entry in recorded(record)] == azure_commands(work, bundle)
 
 
 def test_azure_publishes_with_core_tools_from_the_unpacked_app(tools, dist, tmp_path):
@@ -191,16 +212,9 @@ def test_azure_publishes_with_core_tools_from_the_unpacked_app(tools, dist, tmp_
     code = run_deploy(dist, work, "--cloud", "azure", *params)
     assert code == 0
     entries = recorded(record)
-    assert entries[-2]["argv"][:7] == [
-        "az",
-        "functionapp",
-        "scale",
-        "config",
-        "always-ready",
-        "set",
-        "--resource-group",
-    ]
-    assert entries[-2]["argv"][-2:] == ["--settings", "http=2"]
+    parameters = json.loads((work / "litefaas-azure-parameters.json").read_text())["parameters"]
+    assert parameters["alwaysReadyInstances"] == {"value": 2}
+    assert parameters["functionAppName"] == {"value": "lf-prod"}
     assert entries[-1] == {
         "argv": ["func", "azure", "functionapp", "publish", "lf-prod", "--no-build"],
         "cwd": str(work / "source"),
@@ -223,7 +237,7 @@ def test_a_failing_provider_command_fails_the_deploy(tools, dist, tmp_path, monk
     monkeypatch.setenv("LITEFAAS_TEST_EXIT", "3")
     code = run_deploy(dist, tmp_path / "work", "--cloud", "azure")
     assert code == 2
-    assert "the azure deployment failed" in capsys.readouterr().err
+    assert "az group create failed (exit code 3)" in capsys.readouterr().err
     assert len(recorded(record)) == 1  # stopped at the first failure
 
 
@@ -236,8 +250,9 @@ def test_aws_dry_run_packages_offline_and_prints_the_osls_deploy(tools, dist, tm
     out = capsys.readouterr().out
     assert code == 0
     assert (work / "cloudformation-template-update-stack.json").is_file()
-    [command] = [line for line in out.splitlines() if not line.startswith("#")]
+    [command] = [line for line in out.splitlines() if line.startswith("CLOUD=aws")]
     assert command.startswith("CLOUD=aws node ")
+    assert "boto3 secretsmanager.describe_secret(SecretId='litefaas-prod-private-keys')" in out
     assert f"deploy --package {work} --stage prod --param=python=3.12 --param=architecture=x86_64" in command
 
 
@@ -256,7 +271,7 @@ def test_a_private_key_in_the_template_is_refused(tools, dist, tmp_path, monkeyp
 def test_a_private_key_in_a_provider_command_is_refused(tools, dist, tmp_path, monkeypatch, capsys):
     record = tools("gcloud")
     monkeypatch.setenv("LITEFAAS_LOG_LEVEL", make_keys().private_json)
-    code = run_deploy(dist, tmp_path / "work", "--cloud", "gcp")
+    code = run_deploy(dist, tmp_path / "work", "--cloud", "gcp", f"--param=gcpProject={PROJECT}")
     assert code == 2
     assert "a private key appears in the gcloud command" in capsys.readouterr().err
     assert recorded(record) == []
