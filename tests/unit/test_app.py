@@ -60,11 +60,13 @@ def test_round_trip_every_suite(app, keys, engine, suite_index):
 
 @pytest.mark.parametrize("key_bytes", [16, 32])
 def test_response_key_sizes(app, keys, key_bytes):
+    """A 16- or 32-byte response key is accepted."""
     sealed = seal(keys, response_key_bytes=key_bytes)
     assert app.handle("POST", "/predict", ENCRYPTED, sealed.body).status == 200
 
 
 def test_batches_of_any_size(app, keys, engine):
+    """Batches of 1 to 1024 rows get the model's own outputs."""
     for rows in (ROWS[:1], ROWS[:32], (ROWS * 16)[:1024], ROWS[:3]):
         sealed = seal(keys, inputs=rows)
         response = app.handle("POST", "/predict", ENCRYPTED, sealed.body)
@@ -72,6 +74,7 @@ def test_batches_of_any_size(app, keys, engine):
 
 
 def test_route_prefixes_and_header_case(app, keys):
+    """Stage prefixes, a trailing slash, a query string, and any case of method and Content-Type reach /predict."""
     for path in ("/predict", "/api/predict", "/prod/predict/", "/predict?x=1"):
         sealed = seal(keys)
         headers = {"CONTENT-TYPE": "Application/LiteFaaS+JSON; charset=utf-8"}
@@ -88,11 +91,13 @@ def test_route_prefixes_and_header_case(app, keys):
     ],
 )
 def test_unknown_routes_and_methods(app, method, path, status, code):
+    """An unknown path is 404 and a known path with the wrong method is 405, each with its error code."""
     response = app.handle(method, path, {}, b"")
     assert (response.status, error_of(response)) == (status, code)
 
 
 def test_health_and_keys(app, keys, engine):
+    """/health reports the backend and the public model info with datatypes; /keys is the public key set."""
     health = app.handle("GET", "/health", {}, b"")
     document = json.loads(health.body)
     assert (document["status"], document["backend"]) == ("ok", "ai_edge_litert")
@@ -115,6 +120,7 @@ def test_rotation_accepts_every_key(keys, engine):
 
 
 def test_tampered_ciphertext_is_one_error(app, keys):
+    """A tampered or truncated ciphertext is one 400 decryption_failed, whatever was changed."""
     sealed = seal(keys)
     envelope = json.loads(sealed.body)
     from core.encoding import b64u_decode, b64u_encode
@@ -144,6 +150,7 @@ def test_tampered_ciphertext_is_one_error(app, keys):
     ],
 )
 def test_bad_envelopes(app, keys, change, code):
+    """An envelope with an unknown kid or suite is 400 decryption_failed; a malformed one is 400 invalid_envelope."""
     envelope = {**json.loads(seal(keys).body), **change}
     response = app.handle("POST", "/predict", ENCRYPTED, json.dumps(envelope).encode())
     assert (response.status, error_of(response)) == (400, code)
@@ -151,11 +158,13 @@ def test_bad_envelopes(app, keys, change, code):
 
 @pytest.mark.parametrize("body", [b"", b"{", b"[]", b"null", b'"x"', b"\xff\xfe", b'{"v":1}'])
 def test_malformed_bodies(app, body):
+    """A body that is not an envelope is 400 invalid_envelope."""
     response = app.handle("POST", "/predict", ENCRYPTED, body)
     assert (response.status, error_of(response)) == (400, "invalid_envelope")
 
 
 def test_stale_requests_get_a_sealed_408(app, keys):
+    """A request outside the replay window gets 408 stale_request, sealed to its response key."""
     for offset in (-301, 301, -10_000):
         sealed = seal(keys, ts=int(time.time()) + offset)
         response = app.handle("POST", "/predict", ENCRYPTED, sealed.body)
@@ -164,6 +173,7 @@ def test_stale_requests_get_a_sealed_408(app, keys):
 
 
 def test_replays_get_a_sealed_409(app, keys):
+    """A second delivery of the same request gets 409 replayed_request, sealed to its response key."""
     sealed = seal(keys)
     assert app.handle("POST", "/predict", ENCRYPTED, sealed.body).status == 200
     response = app.handle("POST", "/predict", ENCRYPTED, sealed.body)
@@ -189,6 +199,7 @@ def test_replays_get_a_sealed_409(app, keys):
     ],
 )
 def test_invalid_inputs_get_a_sealed_422(app, keys, inputs, fragment):
+    """Inputs of the wrong shape or type get a sealed 422 invalid_payload whose message names the row or fault."""
     sealed = seal(keys, inputs=inputs)
     response = app.handle("POST", "/predict", ENCRYPTED, sealed.body)
     assert response.status == 422
@@ -199,6 +210,7 @@ def test_invalid_inputs_get_a_sealed_422(app, keys, inputs, fragment):
 
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
 def test_non_finite_json_constants_are_422(app, keys, constant):
+    """NaN and Infinity in the decrypted JSON get a sealed 422 saying values must be finite."""
     sealed = seal(keys, inputs=[ROWS[0]])
     # json.dumps writes NaN/Infinity as bare constants; rebuild the request with one in it
     from core import crypto
@@ -220,6 +232,7 @@ def test_non_finite_json_constants_are_422(app, keys, constant):
 
 
 def test_unknown_and_missing_request_fields_are_sealed_422(app, keys):
+    """An extra field, a missing field or a non-integer ts gets a sealed 422 invalid_payload."""
     from core.encoding import b64u_encode
 
     sealed = seal(keys)
@@ -242,12 +255,14 @@ def test_unknown_and_missing_request_fields_are_sealed_422(app, keys):
 
 
 def test_undecodable_plaintext_gets_a_plain_422(app, keys):
+    """A decrypted request without a usable response key or id gets an unsealed 422 invalid_payload."""
     for request in ({"inputs": ROWS[:1]}, {"response_key": "short", "id": "x", "inputs": []}):
         response = app.handle("POST", "/predict", ENCRYPTED, seal(keys, request=request).body)
         assert (response.status, error_of(response)) == (422, "invalid_payload")
 
 
 def test_limits(keys, engine):
+    """More rows than LITEFAAS_MAX_BATCH is a sealed 413; a body over LITEFAAS_MAX_BODY_BYTES is a plain 413."""
     env = {
         "LITEFAAS_PRIVATE_KEYS": keys.private_json,
         "LITEFAAS_MAX_BATCH": "8",
@@ -265,12 +280,14 @@ def test_limits(keys, engine):
 
 @pytest.mark.parametrize("content_type", [None, "text/plain", "application/xml", "application/litefaas+xml"])
 def test_unsupported_media_types(open_app, keys, content_type):
+    """A missing or unknown Content-Type is 415, even when plaintext is allowed."""
     headers = {"Content-Type": content_type} if content_type else {}
     response = open_app.handle("POST", "/predict", headers, seal(keys).body)
     assert (response.status, error_of(response)) == (415, "unsupported_media_type")
 
 
 def test_plaintext_only_where_allowed(app, open_app, engine):
+    """Plaintext JSON is 403 unless allowed; when allowed it gets the model's outputs and the usual 422 and 400 errors."""
     body = json.dumps({"inputs": ROWS[:4]}).encode()
     refused = app.handle("POST", "/predict", PLAINTEXT, body)
     assert (refused.status, error_of(refused)) == (403, "plaintext_disabled")
@@ -284,6 +301,8 @@ def test_plaintext_only_where_allowed(app, open_app, engine):
 
 
 def test_internal_errors_say_nothing(keys, engine, caplog):
+    """An engine failure is a sealed 500 internal_error with no detail."""
+
     class Exploding:
         manifest = engine.manifest
         backend = engine.backend
@@ -299,6 +318,7 @@ def test_internal_errors_say_nothing(keys, engine, caplog):
 
 
 def test_threads_share_the_engine_safely(app, keys, engine):
+    """Concurrent requests on one app each get their own correct outputs."""
     failures = []
 
     def worker(size):
@@ -320,6 +340,7 @@ class TestColdStart:
     """Configuration is checked once, at cold start, and a wrong setting names its variable."""
 
     def test_no_keys_and_no_plaintext(self, capsys):
+        """With neither keys nor plaintext allowed, cold start fails with one JSON log line naming LITEFAAS_PRIVATE_KEYS."""
         with pytest.raises(ConfigError) as error:
             App.from_env({})
         assert error.value.variable == "LITEFAAS_PRIVATE_KEYS"
@@ -349,11 +370,13 @@ class TestColdStart:
         ],
     )
     def test_wrong_settings(self, env, variable):
+        """Each wrong setting is a ConfigError naming its variable."""
         with pytest.raises(ConfigError) as error:
             App.from_env(env)
         assert error.value.variable == variable
 
     def test_corrupt_model(self, tmp_path, artifact_dir):
+        """A model file failing its sha256 is a ConfigError naming LITEFAAS_MODEL_DIR."""
         for item in artifact_dir.iterdir():
             (tmp_path / item.name).write_bytes(item.read_bytes())
         manifest = json.loads((tmp_path / "manifest.json").read_text())
@@ -364,6 +387,7 @@ class TestColdStart:
         assert "sha256" in error.value.problem
 
     def test_key_file_and_both_sources(self, tmp_path, keys):
+        """Keys load from LITEFAAS_PRIVATE_KEYS_FILE; setting both key sources is a ConfigError."""
         path = tmp_path / "keys.json"
         path.write_text(keys.private_json)
         app = App.from_env({"LITEFAAS_PRIVATE_KEYS_FILE": str(path)})
@@ -375,6 +399,7 @@ class TestColdStart:
         assert error.value.variable == "LITEFAAS_PRIVATE_KEYS_FILE"
 
     def test_key_problems_never_echo_the_key(self, capsys):
+        """A bad private key appears neither in the error nor in the logs."""
         secret = "c2VjcmV0LWtleS1tYXRlcmlhbC1kby1ub3QtbG9n"
         with pytest.raises(ConfigError) as error:
             App.from_env(
@@ -430,6 +455,7 @@ def test_logs_carry_no_payload_plaintext_or_key(keys, engine, capsys):
     method=st.sampled_from(["GET", "POST", "PUT"]),
 )
 def test_fuzzed_requests_never_500(open_app, body, content_type, path, method):
+    """Any method, path, Content-Type and body gets a protocol status, and every error has a code."""
     response = open_app.handle(method, path, {"Content-Type": content_type}, body)
     assert response.status in PROTOCOL_STATUSES
     if response.status != 200:
@@ -447,6 +473,7 @@ def test_fuzzed_requests_never_500(open_app, body, content_type, path, method):
     )
 )
 def test_fuzzed_decrypted_inputs_never_500(open_app, keys, inputs):
+    """Any decrypted inputs get 200, 413 or 422, sealed to the response key."""
     sealed = seal(keys, inputs=inputs)
     response = open_app.handle("POST", "/predict", ENCRYPTED, sealed.body)
     assert response.status in {200, 413, 422}
@@ -454,6 +481,7 @@ def test_fuzzed_decrypted_inputs_never_500(open_app, keys, inputs):
 
 
 def test_logger_is_json_only(keys, engine):
+    """The litefaas logger does not propagate to the root logger."""
     logger = logging.getLogger("litefaas")
     App.from_env({"LITEFAAS_PRIVATE_KEYS": keys.private_json})
     assert logger.propagate is False

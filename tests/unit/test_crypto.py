@@ -79,12 +79,14 @@ def with_ct(envelope: dict[str, Any], ct: bytes) -> dict[str, Any]:
 
 
 def test_suite_table() -> None:
+    """The suite table holds exactly the three supported suites, x25519 with AES-128-GCM the default."""
     assert set(SUITES) == set(ALL_SUITES)
     assert DEFAULT_SUITE == "x25519-sha256-aes128gcm"
 
 
 @pytest.mark.parametrize("suite", ALL_SUITES)
 def test_key_lengths(suite: str) -> None:
+    """Each suite's keys have their fixed lengths; the public key is deterministic and private keys are fresh."""
     private = generate_private_key(suite)
     assert len(private) == PRIVATE_LEN[suite]
     assert len(public_key_bytes(suite, private)) == PUBLIC_LEN[suite]
@@ -93,6 +95,7 @@ def test_key_lengths(suite: str) -> None:
 
 
 def test_hybrid_public_key_is_mlkem_then_x25519(private_keys: dict[str, bytes]) -> None:
+    """A hybrid public key is the ML-KEM key followed by the X25519 key of the private key's last 32 bytes."""
     hybrid_public = public_key_bytes(HYBRID, private_keys[HYBRID])
     x25519_public = public_key_bytes(DEFAULT_SUITE, private_keys[HYBRID][64:])
     assert hybrid_public[1184:] == x25519_public
@@ -100,6 +103,7 @@ def test_hybrid_public_key_is_mlkem_then_x25519(private_keys: dict[str, bytes]) 
 
 @pytest.mark.parametrize("suite", ["x25519", "", "X25519-SHA256-AES128GCM"])
 def test_unknown_suite_for_keys(suite: str) -> None:
+    """Key generation and derivation reject any suite name not in the table, case included."""
     with pytest.raises(ValueError, match="unknown suite"):
         generate_private_key(suite)
     with pytest.raises(ValueError, match="unknown suite"):
@@ -107,6 +111,7 @@ def test_unknown_suite_for_keys(suite: str) -> None:
 
 
 def test_public_key_bytes_wrong_length() -> None:
+    """Deriving a public key from a private key of the wrong length is a ValueError naming the expected length."""
     with pytest.raises(ValueError, match="32 bytes"):
         public_key_bytes(DEFAULT_SUITE, bytes(31))
     with pytest.raises(ValueError, match="96 bytes"):
@@ -119,10 +124,12 @@ def test_public_key_bytes_wrong_length() -> None:
      ("x" * 65, False), ("a b", False), ("a/b", False), ("é", False), ("a\n", False)],
 )  # fmt: skip
 def test_kid_pattern(kid: str, ok: bool) -> None:
+    """A kid is 1 to 64 ASCII letters, digits, '.', '_' or '-', and nothing else."""
     assert bool(KID_PATTERN.fullmatch(kid)) is ok
 
 
 def test_request_info() -> None:
+    """The HPKE info is the request label, the kid and the suite, separated by NUL bytes."""
     assert request_info("k1", DEFAULT_SUITE) == (b"litefaas/1 request\x00k1\x00x25519-sha256-aes128gcm")
 
 
@@ -131,6 +138,7 @@ def test_request_info() -> None:
 
 @pytest.mark.parametrize("suite", ALL_SUITES)
 def test_round_trip(ring: KeyRing, suite: str) -> None:
+    """A request sealed to a ring key is a four-field, version-1, unpadded envelope that opens to the plaintext."""
     envelope = seal_to(ring, suite)
     assert set(envelope) == {"v", "kid", "suite", "ct"}
     assert envelope["v"] == 1
@@ -141,6 +149,7 @@ def test_round_trip(ring: KeyRing, suite: str) -> None:
 
 @pytest.mark.parametrize("suite", ALL_SUITES)
 def test_wire_format_is_plain_hpke(ring: KeyRing, private_keys: dict[str, bytes], suite: str) -> None:
+    """An envelope's ct is plain HPKE single-shot output with the documented info string."""
     envelope = seal_to(ring, suite)
     entry = ring.get(envelope["kid"])
     assert entry is not None
@@ -150,16 +159,19 @@ def test_wire_format_is_plain_hpke(ring: KeyRing, private_keys: dict[str, bytes]
 
 
 def test_empty_plaintext_round_trip(ring: KeyRing) -> None:
+    """An empty plaintext round-trips."""
     assert open_body(ring, seal_to(ring, DEFAULT_SUITE, b"")) == b""
 
 
 def test_padded_ct_is_accepted(ring: KeyRing) -> None:
+    """A ct with base64 '=' padding opens like the unpadded one."""
     envelope = seal_to(ring, DEFAULT_SUITE)
     padded = envelope["ct"] + "=" * (-len(envelope["ct"]) % 4)
     assert open_body(ring, {**envelope, "ct": padded}) == PLAINTEXT
 
 
 def test_public_keyset(ring: KeyRing, private_keys: dict[str, bytes]) -> None:
+    """The public key set lists each key in ring order as kid, suite and matching public key, and is JSON-safe."""
     keyset = ring.public_keyset()
     assert list(keyset) == ["keys"]
     assert [key["kid"] for key in keyset["keys"]] == [f"k-{suite}" for suite in ALL_SUITES]
@@ -171,6 +183,7 @@ def test_public_keyset(ring: KeyRing, private_keys: dict[str, bytes]) -> None:
 
 
 def test_current_and_get(ring: KeyRing) -> None:
+    """The current key is the first; an unknown kid gets None; len counts every key."""
     assert ring.current.kid == f"k-{ALL_SUITES[0]}"
     assert ring.get("nope") is None
     assert len(ring) == 3
@@ -189,6 +202,7 @@ def assert_fails(ring: KeyRing, document: object) -> None:
 
 @pytest.mark.parametrize("suite", X25519_SUITES)
 def test_every_flipped_byte_fails_x25519(ring: KeyRing, suite: str) -> None:
+    """Flipping any bit of any ct byte of an x25519 envelope is one DecryptionFailed."""
     envelope = seal_to(ring, suite)
     ct = b64u_decode(envelope["ct"])
     for index in range(len(ct)):
@@ -199,6 +213,7 @@ def test_every_flipped_byte_fails_x25519(ring: KeyRing, suite: str) -> None:
 
 
 def test_sampled_flipped_bytes_fail_hybrid(ring: KeyRing) -> None:
+    """Flipping a byte of a hybrid ct, at field boundaries or sampled positions, is one DecryptionFailed."""
     envelope = seal_to(ring, HYBRID)
     ct = b64u_decode(envelope["ct"])
     boundaries = [0, 1, 1087, 1088, 1119, 1120, len(ct) - 17, len(ct) - 16, len(ct) - 1]
@@ -211,6 +226,7 @@ def test_sampled_flipped_bytes_fail_hybrid(ring: KeyRing) -> None:
 
 @pytest.mark.parametrize("suite", ALL_SUITES)
 def test_truncated_or_extended_fails(ring: KeyRing, suite: str) -> None:
+    """A ct shortened or lengthened by any amount is one DecryptionFailed."""
     envelope = seal_to(ring, suite)
     ct = b64u_decode(envelope["ct"])
     for shorter in (ct[:-1], ct[:-16], ct[:32], ct[:1], b""):
@@ -219,16 +235,19 @@ def test_truncated_or_extended_fails(ring: KeyRing, suite: str) -> None:
 
 
 def test_unknown_kid_fails(ring: KeyRing) -> None:
+    """An envelope naming a kid the ring lacks is one DecryptionFailed."""
     assert_fails(ring, {**seal_to(ring, DEFAULT_SUITE), "kid": "unknown"})
 
 
 def test_suite_mismatch_fails(ring: KeyRing) -> None:
+    """An envelope whose suite differs from its key's suite is one DecryptionFailed."""
     envelope = seal_to(ring, X25519_SUITES[0])
     assert_fails(ring, {**envelope, "suite": X25519_SUITES[1]})
     assert_fails(ring, {**envelope, "suite": HYBRID})
 
 
 def test_unknown_suite_string_fails_at_open(ring: KeyRing) -> None:
+    """An unknown suite string parses, then fails at open as one DecryptionFailed."""
     envelope = {**seal_to(ring, DEFAULT_SUITE), "suite": "x25519-sha256-aes256gcm"}
     assert parse_envelope(body_of(envelope)).suite == "x25519-sha256-aes256gcm"
     assert_fails(ring, envelope)
@@ -236,12 +255,14 @@ def test_unknown_suite_string_fails_at_open(ring: KeyRing) -> None:
 
 
 def test_ct_from_another_kid_fails(ring: KeyRing) -> None:
+    """A ct sealed to one key does not open under another key's kid."""
     a = seal_to(ring, X25519_SUITES[0])
     b = seal_to(ring, X25519_SUITES[1])
     assert_fails(ring, {**a, "ct": b["ct"]})
 
 
 def test_info_binds_kid() -> None:
+    """The kid is bound into the ciphertext: two kids sharing one private key do not accept each other's requests."""
     private = b64u_encode(generate_private_key())
     twin = KeyRing.from_json(
         json.dumps(
@@ -257,6 +278,7 @@ def test_info_binds_kid() -> None:
 
 
 def test_rotation(private_keys: dict[str, bytes]) -> None:
+    """After rotation the new key is current, old requests still open, and new requests do not open with the old ring."""
     old = {
         "kid": "old",
         "suite": DEFAULT_SUITE,
@@ -279,6 +301,7 @@ def test_rotation(private_keys: dict[str, bytes]) -> None:
 
 
 def test_seal_request_rejects_bad_arguments(ring: KeyRing) -> None:
+    """seal_request rejects a bad kid, an unknown suite or a public key of the wrong length with a ValueError."""
     public = ring.current.public_key_raw
     with pytest.raises(ValueError, match="kid"):
         seal_request(public, "bad kid", DEFAULT_SUITE, PLAINTEXT)
@@ -297,6 +320,7 @@ VALID = {"v": 1, "kid": "k1", "suite": DEFAULT_SUITE, "ct": "AAAA"}
 
 
 def test_parse_valid_envelope() -> None:
+    """A valid envelope parses to its kid, suite and decoded ct."""
     envelope = parse_envelope(body_of(VALID))
     assert envelope == Envelope(kid="k1", suite=DEFAULT_SUITE, ct=b"\x00\x00\x00")
 
@@ -346,6 +370,7 @@ def test_parse_valid_envelope() -> None:
     ],
 )
 def test_invalid_envelopes(body: bytes) -> None:
+    """Any body that is not exactly one well-typed version-1 envelope object is InvalidEnvelope."""
     with pytest.raises(InvalidEnvelope):
         parse_envelope(body)
 
@@ -353,6 +378,7 @@ def test_invalid_envelopes(body: bytes) -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=512))
 def test_parse_envelope_fuzz_bytes(body: bytes) -> None:
+    """Arbitrary bytes either parse or raise InvalidEnvelope, never another exception."""
     try:
         parse_envelope(body)
     except InvalidEnvelope:
@@ -375,6 +401,7 @@ near_envelopes = st.dictionaries(
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(near_envelopes)
 def test_parse_envelope_fuzz_objects(document: dict[str, object]) -> None:
+    """A JSON object parses only if it has exactly the four fields, v == 1, and keeps its kid."""
     try:
         envelope = parse_envelope(json.dumps(document).encode())
     except InvalidEnvelope:
@@ -387,6 +414,7 @@ def test_parse_envelope_fuzz_objects(document: dict[str, object]) -> None:
 @settings(max_examples=100, deadline=None)
 @given(ct=st.binary(max_size=200), suite=st.sampled_from([*ALL_SUITES, "other"]))
 def test_open_fuzz_only_decryption_failed(ring: KeyRing, ct: bytes, suite: str) -> None:
+    """Opening arbitrary ct under any suite raises DecryptionFailed and nothing else."""
     with pytest.raises(DecryptionFailed):
         ring.open(Envelope(kid=f"k-{DEFAULT_SUITE}", suite=suite, ct=ct))
 
@@ -431,6 +459,7 @@ def good(kid: str) -> dict[str, object]:
     ],
 )  # fmt: skip
 def test_key_ring_errors(document: object, fragment: str) -> None:
+    """Each malformed key set is one KeyRingError (a ValueError) that names the fault and never echoes key material."""
     text = document if isinstance(document, str) else json.dumps(document)
     with pytest.raises(KeyRingError) as caught:
         KeyRing.from_json(text)
@@ -443,12 +472,14 @@ def test_key_ring_errors(document: object, fragment: str) -> None:
 
 
 def test_key_ring_accepts_padded_base64_and_bytes() -> None:
+    """A key set given as bytes with padded base64url private keys loads."""
     padded = SECRET_B64 + "=" * (-len(SECRET_B64) % 4)
     ring = KeyRing.from_json(json.dumps([key(private_key=padded)]).encode())
     assert ring.current.public_key_raw == public_key_bytes(DEFAULT_SUITE, SECRET)
 
 
 def test_reprs_hide_key_material(ring: KeyRing, private_keys: dict[str, bytes]) -> None:
+    """No repr or str of a key entry or ring contains private key material."""
     entry = PrivateKeyEntry.from_raw("k", DEFAULT_SUITE, SECRET)
     for text in (repr(entry), str(entry), repr(ring), repr(ring.current)):
         assert SECRET_B64 not in text
@@ -460,6 +491,7 @@ def test_reprs_hide_key_material(ring: KeyRing, private_keys: dict[str, bytes]) 
 
 
 def test_private_key_entry_from_raw_rejects_bad_input() -> None:
+    """PrivateKeyEntry.from_raw rejects an empty kid or a private key of the wrong length."""
     with pytest.raises(ValueError, match="kid"):
         PrivateKeyEntry.from_raw("", DEFAULT_SUITE, SECRET)
     with pytest.raises(ValueError, match="32 bytes"):
@@ -474,6 +506,7 @@ REQUEST_ID = bytes(range(16))
 
 @pytest.mark.parametrize("key_len", [16, 32])
 def test_response_round_trip(key_len: int) -> None:
+    """A sealed response has v, nonce (12 bytes) and ct, and opens from a dict, a str or bytes."""
     response_key = os.urandom(key_len)
     sealed = seal_response(response_key, REQUEST_ID, b'{"outputs": [[0.93]]}')
     assert set(sealed) == {"v", "nonce", "ct"}
@@ -484,6 +517,7 @@ def test_response_round_trip(key_len: int) -> None:
 
 
 def test_response_wire_format() -> None:
+    """A response is AES-GCM under the response key with the response label and request id as AAD."""
     response_key = os.urandom(16)
     sealed = seal_response(response_key, REQUEST_ID, b"hello")
     aad = b"litefaas/1 response\x00" + REQUEST_ID
@@ -492,6 +526,7 @@ def test_response_wire_format() -> None:
 
 
 def test_response_nonces_are_fresh() -> None:
+    """Every sealed response gets a fresh nonce."""
     response_key = os.urandom(16)
     nonces = {seal_response(response_key, REQUEST_ID, b"x")["nonce"] for _ in range(50)}
     assert len(nonces) == 50
@@ -499,6 +534,7 @@ def test_response_nonces_are_fresh() -> None:
 
 @pytest.mark.parametrize("key_len", [0, 15, 24, 33])
 def test_response_key_length(key_len: int) -> None:
+    """Sealing or opening a response with a key that is not 16 or 32 bytes is a ValueError."""
     with pytest.raises(ValueError, match="16 or 32"):
         seal_response(bytes(key_len), REQUEST_ID, b"x")
     with pytest.raises(ValueError, match="16 or 32"):
@@ -530,6 +566,7 @@ def tampered_responses(sealed: dict[str, Any]) -> list[object]:
 
 
 def test_response_tampering_fails() -> None:
+    """Any tampered or malformed response is one DecryptionFailed with no chained cause."""
     response_key = os.urandom(32)
     sealed = seal_response(response_key, REQUEST_ID, b"payload")
     for body in tampered_responses(sealed):
@@ -543,6 +580,7 @@ def test_response_tampering_fails() -> None:
 
 
 def test_response_wrong_id_or_key_fails() -> None:
+    """A response opened with another request id or key is DecryptionFailed."""
     response_key = os.urandom(16)
     sealed = seal_response(response_key, REQUEST_ID, b"payload")
     with pytest.raises(DecryptionFailed):

@@ -11,6 +11,7 @@ from core.encoding import b64u_decode, b64u_encode
 
 @given(st.binary(max_size=200))
 def test_round_trip_with_and_without_padding(data):
+    """Encoding never pads, and decoding accepts the text with or without padding."""
     text = b64u_encode(data)
     assert "=" not in text
     assert b64u_decode(text) == data
@@ -19,5 +20,6 @@ def test_round_trip_with_and_without_padding(data):
 
 @pytest.mark.parametrize("text", ["YR", "YWJ", "a+b/", "YQ==x", "Y", "YQ!", "é"])
 def test_refuses_other_characters_and_non_canonical_texts(text):
+    """A text with a foreign character, impossible length or non-zero trailing bits is a ValueError."""
     with pytest.raises(ValueError):
         b64u_decode(text)

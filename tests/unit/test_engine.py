@@ -18,16 +18,19 @@ def rows(count):
 
 
 def test_litert_is_chosen_first(engine):
+    """With the default chain, ai-edge-litert is the backend that loads."""
     assert engine.backend == "ai_edge_litert"
 
 
 def test_chain_skips_backends_that_cannot_load(artifact_dir):
+    """A backend that cannot load is skipped and the next one in the chain is used."""
     # tflite-runtime is not installed here (no wheel for this Python): the chain moves on
     chained = Engine.from_dir(artifact_dir, backends=["tflite_runtime", "ai_edge_litert"])
     assert chained.backend == "ai_edge_litert"
 
 
 def test_no_backend_is_a_clear_error(artifact_dir):
+    """No loadable backend, or an unknown backend name, is a ModelError that says so."""
     with pytest.raises(ModelError, match="no TFLite backend could run the model"):
         Engine.from_dir(artifact_dir, backends=["tflite_runtime"])
     with pytest.raises(ModelError, match="unknown backend"):
@@ -35,12 +38,14 @@ def test_no_backend_is_a_clear_error(artifact_dir):
 
 
 def test_accuracy_on_held_out_rows(engine):
+    """The model gives one probability per row and classifies at least 95% of held-out rows correctly."""
     probabilities = engine.predict({"features": rows(len(ROWS))})["probability"]
     assert probabilities.shape == (len(ROWS), 1)
     assert np.mean((probabilities[:, 0] >= 0.5) == np.asarray(LABELS)) >= 0.95
 
 
 def test_one_interpreter_serves_every_batch_size(engine):
+    """Any batch size gives, row by row, the same outputs as one large batch."""
     whole = engine.predict({"features": rows(256)})["probability"]
     for size in (1, 7, 256, 3, 1024, 1):
         assert np.array_equal(
@@ -49,6 +54,7 @@ def test_one_interpreter_serves_every_batch_size(engine):
 
 
 def test_threads_get_their_own_interpreter(engine):
+    """Concurrent predictions from many threads give the same outputs as serial ones."""
     expected = {size: engine.predict({"features": rows(size)})["probability"] for size in (1, 5, 33, 200)}
     mismatches = []
 
@@ -66,6 +72,7 @@ def test_threads_get_their_own_interpreter(engine):
 
 
 def test_num_threads_is_passed_to_the_interpreter(artifact_dir):
+    """An engine built with num_threads=1 predicts with the usual output shape."""
     single = Engine.from_dir(artifact_dir, num_threads=1)
     assert single.predict({"features": rows(4)})["probability"].shape == (4, 1)
 
@@ -77,22 +84,26 @@ class TestDamagedArtifact:
         return tmp_path / "model"
 
     def test_missing_manifest(self, copy):
+        """An artifact without manifest.json is a ModelError naming the file."""
         (copy / "manifest.json").unlink()
         with pytest.raises(ModelError, match=r"no manifest\.json"):
             load_artifact(copy)
 
     def test_corrupt_manifest(self, copy):
+        """A manifest that is not valid JSON is a ModelError."""
         (copy / "manifest.json").write_text("{")
         with pytest.raises(ModelError, match="not a valid manifest"):
             load_artifact(copy)
 
     def test_missing_model_file(self, copy):
+        """A manifest whose model file is missing is a ModelError."""
         manifest = json.loads((copy / "manifest.json").read_text())
         (copy / manifest["file"]).unlink()
         with pytest.raises(ModelError, match="missing or unreadable"):
             load_artifact(copy)
 
     def test_tampered_model_file(self, copy):
+        """A model file whose bytes changed is a ModelError about its sha256."""
         manifest = json.loads((copy / "manifest.json").read_text())
         path = copy / manifest["file"]
         content = bytearray(path.read_bytes())
@@ -102,6 +113,7 @@ class TestDamagedArtifact:
             load_artifact(copy)
 
     def test_manifest_naming_a_tensor_the_model_lacks(self, copy):
+        """A manifest naming an input the model lacks is a ModelError naming that input."""
         manifest = json.loads((copy / "manifest.json").read_text())
         manifest["inputs"][0]["name"] = "pixels"
         (copy / "manifest.json").write_text(json.dumps(manifest))

@@ -55,6 +55,7 @@ def test_exif_orientation_is_applied():
 
 
 def test_transparency_is_composited_on_white():
+    """Transparent pixels become white."""
     clear = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
     pixels = decode(encoded(clear, "PNG"), ImageSpec(height=4, width=4, channels=3), "x[0]")
     assert (pixels == 255).all()
@@ -73,6 +74,7 @@ def test_invert_fit_and_scale_make_a_drawn_digit_look_like_the_training_data():
 
 
 def test_mean_std_and_integer_models():
+    """Mean and std normalise float inputs; a uint8 model gets uint8 pixels."""
     spec = ImageSpec(height=2, width=2, channels=3, mean=(127.5,), std=(127.5,))
     pixels = np.full((2, 2, 3), 255, np.uint8)
     assert np.allclose(spec.prepare(pixels, np.dtype("float32"), (2, 2, 3)), 1.0)
@@ -96,6 +98,7 @@ def _png_claiming(width: int, height: int) -> bytes:
 
 
 def test_a_decompression_bomb_is_refused_from_its_header():
+    """An image whose header declares too many pixels is PayloadTooLarge, naming the row and the limit."""
     with pytest.raises(PayloadTooLarge, match=r"x\[3\]: .*over the limit"):
         decode(_png_claiming(100_000, 100_000), GRAY, "x[3]")
     with pytest.raises(PayloadTooLarge, match=r"8000x8000 pixels is over the limit of 40000000"):
@@ -113,11 +116,13 @@ def test_a_decompression_bomb_is_refused_from_its_header():
     ],
 )
 def test_corrupt_and_unsupported_files_name_the_row(data):
+    """A corrupt, truncated or unsupported file is InvalidPayload naming its row."""
     with pytest.raises(InvalidPayload, match=r"x\[2\]"):
         decode(data, GRAY, "x[2]")
 
 
 def test_manifest_declarations_are_checked():
+    """A valid image declaration loads; a zero size, unsupported channels or an unknown field is a ValueError."""
     assert image_specs([{"name": "a", "image": {"height": 8, "width": 8, "channels": 1}}])["a"].channels == 1
     for bad in (
         {"height": 0, "width": 8},
@@ -143,6 +148,7 @@ def test_bytes_inputs_become_the_models_tensor():
 
 
 def test_bytes_are_refused_where_the_input_is_not_an_image():
+    """BYTES sent to an input that is not an image is InvalidPayload naming the expected datatype."""
     spec = TensorSpec("pixels", (None, 8, 8, 1), "float32")
     header, payload = split_frame(frame_tensors({}, "inputs", {"pixels": [b"x"]}))
     with pytest.raises(InvalidPayload, match="takes FP32"):

@@ -49,15 +49,18 @@ def report(variant, size, accuracy, runtimes=("ai_edge_litert",), diff=0.0):
 
 class TestSelection:
     def test_smallest_within_the_accuracy_budget(self):
+        """The smallest variant whose accuracy drop is within the budget is selected."""
         reports = [report("float32", 100, 0.97), report("dynamic_range", 40, 0.965), report("int8", 30, 0.95)]
         assert select_variant(reports, 0.97, 0.01, 0.1) == "dynamic_range"
         assert select_variant(reports, 0.97, 0.02, 0.1) == "int8"
 
     def test_a_variant_litert_cannot_load_is_never_chosen(self):
+        """A variant ai-edge-litert cannot load is never selected, however small."""
         reports = [report("float32", 100, 0.97), report("int8", 30, 0.97, runtimes=())]
         assert select_variant(reports, 0.97, 0.01, 0.1) == "float32"
 
     def test_without_labels_the_output_difference_decides(self):
+        """Without labels, the smallest variant within the output-difference budget is selected."""
         reports = [
             report("float32", 100, None),
             report("int8", 30, None, diff=0.3),
@@ -67,6 +70,7 @@ class TestSelection:
 
 
 def test_committed_artifact_is_whole(artifact_dir):
+    """The committed artifact has a full manifest, a matching sha256, and four variants with one selected."""
     manifest = json.loads((artifact_dir / "manifest.json").read_text())
     assert manifest.keys() >= MANIFEST_KEYS
     assert hashlib.sha256((artifact_dir / manifest["file"]).read_bytes()).hexdigest() == manifest["sha256"]
@@ -77,6 +81,7 @@ def test_committed_artifact_is_whole(artifact_dir):
 
 
 def test_help_is_instant_and_imports_no_tensorflow():
+    """Building the CLI parser imports neither tensorflow nor numpy."""
     import subprocess
     import sys
 
@@ -95,6 +100,7 @@ def built(tmp_path_factory):
 @pytest.mark.tensorflow
 class TestSeedBuild:
     def test_writes_the_artifact(self, built):
+        """The seed build writes the manifest, the report and all four variants, and leaves no temporary files."""
         names = {p.name for p in built.iterdir()}
         assert {"manifest.json", "compression.json"} <= names
         assert {
@@ -103,6 +109,7 @@ class TestSeedBuild:
         assert not [p for p in built.parent.iterdir() if p.name.startswith(".")]
 
     def test_accuracy_and_compression(self, built):
+        """The seed model is >= 95% accurate; int8 is selected at <= 45% of the size for <= 1 point of accuracy."""
         rows = {r["variant"]: r for r in json.loads((built / "compression.json").read_text())}
         assert all(r.keys() >= COMPRESSION_KEYS for r in rows.values())
         assert rows["float32"]["accuracy"] >= 0.95
@@ -114,6 +121,7 @@ class TestSeedBuild:
         assert rows["float32"]["max_abs_diff"] < 1e-4
 
     def test_manifest_describes_the_selected_file(self, built):
+        """The manifest names the int8 file, its sha256, its tensors and its 30 feature names."""
         manifest = json.loads((built / "manifest.json").read_text())
         assert manifest.keys() >= MANIFEST_KEYS
         assert manifest["file"] == "breast_cancer_mlp.int8.tflite"
@@ -123,6 +131,7 @@ class TestSeedBuild:
         assert len(manifest["feature_names"]) == 30
 
     def test_core_serves_raw_features(self, built):
+        """The built model classifies raw feature rows at least 95% accurately through the core engine."""
         from fixtures.requests import LABELS, ROWS
 
         from core.engine import Engine
@@ -201,6 +210,7 @@ class TestImport:
         assert "missing ['right']" in wrong.open(response.body)["error"]["message"]
 
     def test_saved_model_folder(self, tmp_path):
+        """A SavedModel folder builds with unlabelled calibration: no accuracy, float32 output identical to the source."""
         import tensorflow as tf
 
         class Doubler(tf.Module):
@@ -252,22 +262,26 @@ class TestBadInput:
         return message
 
     def test_missing_model(self, capsys, out, tmp_path):
+        """A missing model file fails cleanly, saying the model was not found."""
         assert "model not found" in self.run(
             capsys, out, "--from", str(tmp_path / "nope.keras"), "--calibration", "x.npz"
         )
 
     def test_corrupt_model(self, capsys, out, tmp_path):
+        """A corrupt Keras file fails cleanly, saying it is not loadable."""
         (tmp_path / "bad.keras").write_bytes(b"not a zip")
         message = self.run(capsys, out, "--from", str(tmp_path / "bad.keras"), "--calibration", "x.npz")
         assert "not a loadable Keras model" in message
 
     def test_folder_that_is_not_a_saved_model(self, capsys, out, tmp_path):
+        """A folder that is not a SavedModel fails cleanly, saying so."""
         (tmp_path / "empty").mkdir()
         assert "not a SavedModel" in self.run(
             capsys, out, "--from", str(tmp_path / "empty"), "--calibration", "x"
         )
 
     def test_unsupported_ops(self, capsys, out, tmp_path):
+        """A model using an op TFLite lacks fails cleanly, naming the op."""
         import tensorflow as tf
 
         class Determinant(tf.Module):
@@ -284,6 +298,7 @@ class TestBadInput:
         assert "MatrixDeterminant" in message
 
     def test_calibration_of_the_wrong_shape(self, capsys, out, tmp_path):
+        """Calibration data of the wrong shape fails cleanly, naming the input and both shapes."""
         _multi_io_model(tmp_path / "multi.keras")
         np.savez(tmp_path / "cal.npz", left=np.zeros((8, 5)), right=np.zeros((8, 2, 3)))
         message = self.run(
@@ -292,6 +307,7 @@ class TestBadInput:
         assert "'left'" in message and "[5]" in message and "[4]" in message
 
     def test_calibration_missing_an_input(self, capsys, out, tmp_path):
+        """Calibration data missing an input fails cleanly, naming the input."""
         _multi_io_model(tmp_path / "multi.keras")
         np.savez(tmp_path / "cal.npz", left=np.zeros((8, 4)))
         message = self.run(
@@ -300,6 +316,7 @@ class TestBadInput:
         assert "no array for model input 'right'" in message
 
     def test_corrupt_calibration_file(self, capsys, out, tmp_path):
+        """An unreadable calibration file fails cleanly, saying so."""
         _multi_io_model(tmp_path / "multi.keras")
         (tmp_path / "cal.npz").write_bytes(b"garbage")
         message = self.run(

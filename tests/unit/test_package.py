@@ -62,6 +62,7 @@ def names(bundle: bundler.Bundle) -> list[str]:
 
 
 def test_target_rejects_what_the_clouds_do_not_run():
+    """A cloud, architecture or Python version the clouds do not run is a PackageError naming it."""
     with pytest.raises(PackageError, match="unknown cloud 'ibm'"):
         Target("ibm")
     with pytest.raises(PackageError, match="unknown architecture"):
@@ -74,6 +75,7 @@ def test_target_rejects_what_the_clouds_do_not_run():
 
 
 def test_platform_tags_cover_every_manylinux_the_lambda_glibc_accepts():
+    """AWS platform tags list every manylinux the Lambda glibc (2.34) accepts, and none newer."""
     # pip matches platform tags exactly: LiteRT's cp312 wheel is manylinux_2_27 only
     tags = Target("aws", "arm64").platform_tags
     assert "manylinux_2_27_aarch64" in tags
@@ -85,6 +87,7 @@ def test_platform_tags_cover_every_manylinux_the_lambda_glibc_accepts():
 
 
 def test_pins_come_from_constraints_and_the_cli_offers_what_the_builder_accepts():
+    """Runtime pins come from the constraints; the CLI offers exactly the builder's clouds, archs and Pythons."""
     pins = targets.read_pins()
     runtime = targets.litert_runtime(pins)
     assert runtime.requirements == tuple(
@@ -96,6 +99,7 @@ def test_pins_come_from_constraints_and_the_cli_offers_what_the_builder_accepts(
 
 
 def test_slimming_keeps_only_what_the_interpreter_loads():
+    """Slimming keeps what the interpreter loads and the licenses, and drops converters, tests and headers."""
     litert = slimming.SLIMMING["ai-edge-litert"]
     assert litert.keeps("ai_edge_litert/interpreter.py")
     assert litert.keeps("ai_edge_litert/_pywrap_litert_interpreter_wrapper.so")
@@ -131,6 +135,7 @@ def test_slimming_keeps_only_what_the_interpreter_loads():
 
 
 def test_aws_bundle_layout_and_sizes(bundles):
+    """The AWS bundle holds only the AWS handler, core, the selected model and slimmed packages, within the size targets."""
     bundle = bundles["aws"]
     files = names(bundle)
     assert bundle.path.name == "litefaas-aws-py3.12-x86_64.zip"
@@ -163,6 +168,7 @@ def test_aws_bundle_layout_and_sizes(bundles):
 
 
 def test_gcp_bundle_has_main_at_the_root_and_names_functions_framework(bundles):
+    """The GCP bundle has main.py at its root, no handlers folder, and requires only the pinned functions-framework."""
     files = names(bundles["gcp"])
     assert {"main.py", "requirements.txt", "core/app.py", "numpy/__init__.py"} <= set(files)
     assert not any(name.startswith("handlers/") for name in files)
@@ -175,6 +181,7 @@ def test_gcp_bundle_has_main_at_the_root_and_names_functions_framework(bundles):
 
 
 def test_azure_bundle_puts_packages_under_python_packages(bundles):
+    """The Azure bundle puts every package under .python_packages and none at the root."""
     files = set(names(bundles["azure"]))
     assert {"function_app.py", "host.json", "requirements.txt", "core/app.py"} <= files
     site = ".python_packages/lib/site-packages/"
@@ -187,6 +194,7 @@ def test_azure_bundle_puts_packages_under_python_packages(bundles):
 
 
 def test_bundles_are_reproducible_and_reused(bundles, dist, tmp_path):
+    """An unchanged bundle is reused, not rebuilt; its entries are sorted and carry a fixed timestamp."""
     bundle = bundles["aws"]
     before = bundle.path.stat().st_mtime_ns
     again = bundler.build_bundle(Target("aws"), dist)
@@ -224,6 +232,7 @@ def test_bundle_answers_an_encrypted_request_alone_in_python312(bundles, cloud, 
 
 @needs_python312
 def test_package_command_verifies_a_bundle(dist, capsys):
+    """`package --verify` builds the AWS bundle, reports it within the targets, and verifies encrypted rows."""
     code = package_cmd.main(["package", "--cloud", "aws", "--out", str(dist), "--verify"])
     out = capsys.readouterr().out
     assert code == 0
@@ -232,6 +241,7 @@ def test_package_command_verifies_a_bundle(dist, capsys):
 
 
 def test_python312_lookup_says_none_rather_than_a_broken_shim(tmp_path, monkeypatch):
+    """A python3.12 shim that cannot run is reported as no Python 3.12."""
     shim = tmp_path / "python3.12"
     shim.write_text("#!/bin/sh\necho 'pyenv: python3.12: command not found' >&2\nexit 127\n")
     shim.chmod(0o755)
@@ -243,6 +253,7 @@ def test_python312_lookup_says_none_rather_than_a_broken_shim(tmp_path, monkeypa
 
 
 def test_scan_finds_pem_keys_key_sets_and_the_environment_keys():
+    """The secret scan finds PEM private keys, private key sets and the environment's own keys, but not a bare PEM header."""
     keys = make_keys()
     pem = X25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
@@ -256,6 +267,7 @@ def test_scan_finds_pem_keys_key_sets_and_the_environment_keys():
 
 
 def test_repository_service_files_hold_no_private_key():
+    """No service file or core module in the repository holds a private key."""
     files = [ROOT / "serverless.yml", *(ROOT / "providers").glob("*.yml"), *(ROOT / "core").glob("*.py")]
     assert scan.scan_paths(files, base=ROOT, needles=[]) == []
 
@@ -264,6 +276,7 @@ def test_repository_service_files_hold_no_private_key():
 
 
 def test_missing_artifact_is_refused_and_nothing_is_written(tmp_path):
+    """A missing model artifact is a PackageError and nothing is written."""
     out = tmp_path / "dist"
     with pytest.raises(PackageError, match="no model artifact"):
         bundler.build_bundle(Target("aws"), out, model_dir=tmp_path / "nowhere")
@@ -285,6 +298,7 @@ def test_private_key_in_the_model_folder_is_refused_and_nothing_is_written(tmp_p
 
 
 def test_package_command_exit_codes(tmp_path, capsys):
+    """Each refused package command exits 2 with its reason on stderr and writes nothing."""
     with pytest.raises(SystemExit) as exited:
         package_cmd.main(["package", "--cloud", "ibm"])
     assert exited.value.code == 2
@@ -370,6 +384,7 @@ def test_osls_package_offline_writes_a_template_cfn_lint_accepts(bundles, dist, 
 
 @needs_osls
 def test_stage_and_concurrency_are_parameters(bundles, dist, tmp_path):
+    """Stage, region, memory, concurrency and the key secret's name reach the template as parameters."""
     template = osls_package(
         dist,
         tmp_path / "sls",

@@ -76,10 +76,12 @@ def trace_a(tmp_path_factory) -> dict:
 
 @pytest.mark.parametrize(("policy", "cold"), EXPECTED_A.items())
 def test_hand_computed_cold_starts(trace_a, policy, cold):
+    """On trace A every policy has the cold starts computed by hand above."""
     assert trace_a["policies"][policy]["cold_starts"] == cold
 
 
 def test_hand_computed_memory(trace_a):
+    """On trace A wasted memory, utilization, cold-start share and latency percentiles match the hand computation."""
     # fixed-10m: instances [30, 931], [1230, 1832], [2730, 3631] minus 5 s of execution.
     assert trace_a["policies"]["fixed-10m"]["wasted_memory_gb_s"] == pytest.approx(2399.0)
     # provisioned-1: one instance all day, 5 s busy.
@@ -101,6 +103,7 @@ def run_policy_objects(inv: Path, chosen: list[policies.Policy], concurrency: in
 
 
 def test_histogram_paper_fallback(tmp_path):
+    """With the paper's 4-hour fallback and no idle-time minimum, the histogram policy matches the hand computation."""
     # The paper's literal fallback (the histogram's range, 4 h) and no minimum of idle times, on
     # trace A: no idle time yet at 32, so kept 4 h: 330 warm (idle time 298 s, bin 4). Then head =
     # tail = bin 4: unload at 331, pre-warm at 331 + 216 = 547, keep to 331 + 330 = 661; 1230 cold
@@ -115,6 +118,7 @@ def test_histogram_paper_fallback(tmp_path):
 
 
 def test_histogram_learns_after_twenty_idle_times(tmp_path):
+    """After twenty idle times the histogram policy pre-warms, wasting less memory than fixed-10m."""
     # 23 calls, one every 5 minutes (at 30 + 300 k s), 1 s each: idle times of 299 s (bin 4).
     #   fixed-10m: one instance [30, 6631 + 600]: 7201 s, 23 s busy; 1 cold start.
     #   histogram: calls 1-20 warm under the 10-minute fallback; the 20th idle time arrives at 6030,
@@ -130,6 +134,8 @@ def test_histogram_learns_after_twenty_idle_times(tmp_path):
 
 
 def test_prewarm_takes_an_instance_still_idle():
+    """A pre-warm when an instance is still idle reuses that instance instead of loading one."""
+
     # At concurrency 1, calls at 0 (10 s) and 1 (2 s) take instances A [0, ...] and B [1, ...]. B goes
     # idle at 4 with A still running: kept 600 s (to 604). A goes idle at 11: unloaded, pre-warm at
     # 100 to 700. At 100 B is still idle: it is the pre-warmed instance (kept to 700), none is loaded;
@@ -154,6 +160,8 @@ def test_prewarm_takes_an_instance_still_idle():
 
 
 def test_keep_alive_then_prewarm():
+    """A keep-alive followed by a pre-warm gives the hand-computed cold starts, evictions and instance time."""
+
     # Each idle instance is kept 50 s, then one is ready 300 s after the app went idle, to 400 s.
     #   0 cold (A [0, ...], runs 1-2): kept to 52, pre-warm at 302. 30 warm on A (cancels it), runs
     #   30-31: kept to 81, pre-warm at 331 to 431. 200 cold (A evicted at 81): B [200, ...] runs
@@ -194,6 +202,7 @@ class _Scripted:
 
 
 def test_unload_evicts_every_idle_instance():
+    """Unloading the app evicts every idle instance, including scale-out ones kept longer."""
     # Calls at 0 (10 s) and 1 (2 s) start A and B (ready 1 s later); B goes idle at 4 (kept to 604),
     # A at 11: the app is unloaded at 61, B with it. The call at 100 is cold (C), idle at 102,
     # unloaded at 152. Instances [0, 61] + [1, 61] + [100, 152] = 173 s.
@@ -207,6 +216,7 @@ def test_unload_evicts_every_idle_instance():
 
 
 def test_a_call_cancels_the_unload():
+    """A call before the unload time cancels the unload."""
     # Idle at 2 (after a 1 s cold start), unload due at 52; the call at 30 is warm and cancels it;
     # idle at 31, unloaded at 81.
     from litefaas.simulate.engine import Decision
@@ -218,6 +228,7 @@ def test_a_call_cancels_the_unload():
 
 
 def test_unload_at_the_prewarm_keeps_the_instance():
+    """When unload and pre-warm fall at the same time, the idle instance becomes the pre-warmed one."""
     # Idle at 2: kept to 12, unload at 12, pre-warm at 12 to 102: the pre-warm decides, so the idle
     # instance is the pre-warmed one and the call at 12.5 is warm (none is reloaded).
     from litefaas.simulate.engine import Decision
@@ -229,6 +240,7 @@ def test_unload_at_the_prewarm_keeps_the_instance():
 
 
 def test_prewarm_of_no_instance_keeps_none():
+    """A pre-warm of zero instances extends nothing."""
     # Two calls at 0: A idle at 2 (B running, kept to 602), B idle at 3 (kept to 13, pre-warm of 0
     # instances at 8): nothing is extended. Instances [0, 602] + [0, 13] = 615 s.
     from litefaas.simulate.engine import Decision
@@ -243,6 +255,7 @@ def test_prewarm_of_no_instance_keeps_none():
     [(600.0, [True, True, False, False, False], 2020.0), (0.0, [True, True, False, False, True], 1923.0)],
 )
 def test_prewarmed_pool_is_renewed_by_the_first_call(renew_s, cold, instance_s):
+    """The first call on a pre-warmed pool renews the rest of the pool for renew_s; without renewal they expire."""
     # Calls at 0 and 0.5 (1 s, after a 1 s cold start) take A and B; A idle at 2 (kept to 602); B
     # idle at 2.5: unloaded with A, 2 instances pre-warmed at 102.5 (ready at 103.5) to 202.5. The
     # call at 150 is warm on P1 and renews P2 to 750; P1 idle at 151, kept to 1151. At 300 and 300.5
@@ -277,6 +290,7 @@ def histogram_app(concurrency: int = 1):
 
 
 def test_litefaas_follows_histogram_until_twenty_idle_times():
+    """Before twenty idle times, litefaas makes the same idle decisions as histogram."""
     lite, hist = litefaas_app(), histogram_app()
     t = 0.0
     for _ in range(20):
@@ -287,6 +301,7 @@ def test_litefaas_follows_histogram_until_twenty_idle_times():
 
 
 def test_litefaas_moves_memory_from_a_rare_level_to_a_prewarm():
+    """Litefaas pre-warms instead of keeping a rare second instance: fewer cold starts and less instance time."""
     # 30 cycles: 2 calls at once, 149 more 10 s apart (1 s each), then 1490 s idle. Both fixed-10m
     # and histogram lose both instances every cycle: the second instance idles ~3000 s (it is kept
     # 600 s for nothing), and 1 idle time in 150 is long, so histogram's 99th percentile is in the
@@ -313,6 +328,7 @@ def test_litefaas_moves_memory_from_a_rare_level_to_a_prewarm():
 
 
 def test_litefaas_levels_count_instances_not_requests():
+    """Litefaas keeps one level per instance, not per concurrent request."""
     # At concurrency 2, requests 1-2 share the first instance and 3-4 the second: two levels.
     app = litefaas_app(2)
     for running in range(1, 5):
@@ -325,6 +341,7 @@ def test_litefaas_levels_count_instances_not_requests():
 
 
 def test_histogram_prewarms_the_pool_of_the_last_busy_period():
+    """A representative histogram pre-warms as many instances as the last busy period used."""
     # One call every 300 s (1 s each): with 20 or more idle times of 299 s the histogram is representative
     # (head = tail = bin 4). The last busy period takes 3 instances: when it ends, the app is
     # unloaded (its idle instances with it) and 3 instances are pre-warmed at 216 s, kept to 330 s;
@@ -346,6 +363,7 @@ def test_histogram_prewarms_the_pool_of_the_last_busy_period():
 
 
 def test_kpa_schedule_panics_on_a_burst():
+    """A burst puts KPA in panic mode and the schedule follows the hand-computed targets."""
     # 10 requests at t = 30 s running 10 s: at tick 32 the 6 s panic window asks for 5 instances
     # (20 request-seconds / 6 s / 0.7), at 34 for 10, at 36 for 15; panic holds until 60 s after the
     # last trigger (34), then the 60 s stable window asks for 1 (at 96: 40 / 60 / 0.7); demand leaves
@@ -356,11 +374,13 @@ def test_kpa_schedule_panics_on_a_burst():
 
 
 def test_kpa_single_request_keeps_one_instance_for_window_and_grace():
+    """One request keeps one KPA instance for the stable window plus the grace period."""
     schedule = policies.kpa_schedule(np.array([30.0]), np.array([31.0]), 3600.0, 1, policies.KpaSettings())
     assert schedule == [(32.0, 1), (122.0, 0)]
 
 
 def test_per_instance_concurrency(tmp_path):
+    """At concurrency 2, two overlapping calls share one instance and one cold start."""
     # Two calls in minute 0 at 15 s and 45 s, each running 60 s: one instance each at concurrency 1,
     # both on one instance at concurrency 2.
     inv = write_2019(tmp_path, {0: 2}, duration_ms=60000.0)
@@ -371,6 +391,8 @@ def test_per_instance_concurrency(tmp_path):
 
 
 def test_loading_instance_is_a_shorter_cold_start():
+    """A call arriving while a pre-warm is loading waits only for the rest of the load."""
+
     # A pre-warm at 100 s loading for 5 s; a request at 102 s waits 3 s.
     class PrewarmOnce:
         pinned, keep_alive_s, schedule, tracks_levels = 0, None, [], False
@@ -390,6 +412,7 @@ def test_loading_instance_is_a_shorter_cold_start():
 
 
 def test_arrival_rules():
+    """'even' spreads a minute's calls evenly; 'uniform' is seeded, sorted and stays within each minute."""
     counts = np.array([2, 0, 1])
     assert workload.arrivals(counts, "even", np.random.default_rng(0)).tolist() == [15.0, 45.0, 150.0]
     first = workload.arrivals(counts, "uniform", np.random.default_rng(1))
@@ -399,6 +422,7 @@ def test_arrival_rules():
 
 
 def test_durations_follow_the_percentiles():
+    """Sampled durations stay within the trace's bounds and follow its median."""
     rng = np.random.default_rng(0)
     values = workload.sample_durations_ms(20000, traces.PERCENTILES, (1, 2, 10, 20, 30, 100, 200), rng)
     assert values.min() >= 1 and values.max() <= 200
@@ -406,6 +430,7 @@ def test_durations_follow_the_percentiles():
 
 
 def test_loader_invitro_layout(fixtures_dir):
+    """The invitro layout loads every function, its memory and percentiles, and a seeded sample is noted."""
     trace = traces.load_trace(fixtures_dir / "traces" / "azure2019_10fn_inv.csv")
     assert len(trace.functions) == 10 and trace.horizon_s == 86400.0
     assert sum(fn.invocations for fn in trace.functions) == 28432
@@ -417,6 +442,7 @@ def test_loader_invitro_layout(fixtures_dir):
 
 
 def test_loader_original_2019_layout(tmp_path):
+    """The original 2019 layout loads counts, percentiles and memory with no notes."""
     minutes = [0] * 1440
     minutes[10], minutes[11] = 3, 1
     (tmp_path / "invocations_per_function_md.anon.d01.csv").write_text(
@@ -441,6 +467,7 @@ def test_loader_original_2019_layout(tmp_path):
 
 
 def test_loader_2021(fixtures_dir):
+    """The 2021 layout loads per-call arrivals and durations, with default memory, into sorted app workloads."""
     trace = traces.load_trace(fixtures_dir / "traces" / "azure2021_200rows.csv", default_memory_mb=512)
     assert sum(fn.invocations for fn in trace.functions) == 199
     assert len({fn.app for fn in trace.functions}) == 13 and trace.horizon_s == 1261.0
@@ -454,6 +481,7 @@ def test_loader_2021(fixtures_dir):
 
 
 def test_loader_errors(tmp_path):
+    """An unknown layout or a missing trace is a TraceError that says so."""
     bad = tmp_path / "x.csv"
     bad.write_text("a,b\n1,2\n")
     with pytest.raises(traces.TraceError, match="neither"):
@@ -463,6 +491,7 @@ def test_loader_errors(tmp_path):
 
 
 def test_missing_companions_are_noted(tmp_path):
+    """Missing duration and memory files are noted and defaults used."""
     inv = write_2019(tmp_path, {0: 1})
     (tmp_path / "tiny_run.csv").unlink()
     (tmp_path / "tiny_mem.csv").unlink()
@@ -471,6 +500,7 @@ def test_missing_companions_are_noted(tmp_path):
 
 
 def test_latency_from_bench(tmp_path):
+    """A bench result's p50 and cold start drive the model; a provider missing from it is a TraceError."""
     bench = tmp_path / "bench.json"
     bench.write_text(json.dumps({"providers": {"gcp": {"p50_ms": 4.0, "cold_start_ms": 250.0}}}))
     model = workload.load_latency(bench)
@@ -483,6 +513,7 @@ def test_latency_from_bench(tmp_path):
 
 
 def test_prices_schema(tmp_path):
+    """Every cloud's prices name a source and date, arm64 is cheaper than x86_64, and a missing date is a PriceError."""
     for cloud in ("aws", "gcp", "azure"):
         assert PRICES["clouds"][cloud]["source"] and PRICES["clouds"][cloud]["as_of"]
     assert (
@@ -498,6 +529,7 @@ def test_prices_schema(tmp_path):
 
 
 def test_costs_by_hand(trace_a):
+    """The fixed-10m cost on trace A is requests, execution and warm time at the listed AWS prices."""
     aws = PRICES["clouds"]["aws"]["architectures"]["x86_64"]
     breakdown = trace_a["policies"]["fixed-10m"]["cost_breakdown_usd"]["aws"]
     assert breakdown["requests"] == pytest.approx(5 * aws["request"])
@@ -515,6 +547,7 @@ def cli(argv: list[str]) -> int:
 
 
 def test_cli_json_plot_and_recommend(tmp_path, fixtures_dir, capsys):
+    """The CLI writes JSON for every policy, a Pareto plot, and deploy settings for the recommended app."""
     out = tmp_path / "out.json"
     trace = fixtures_dir / "traces" / "azure2019_10fn_inv.csv"
     assert cli(["--trace", str(trace), "--json", str(out), "--recommend", "provisioned-1", "--top", "3"]) == 0
@@ -545,6 +578,7 @@ def test_cli_json_plot_and_recommend(tmp_path, fixtures_dir, capsys):
 
 
 def test_recommend_from_numbers():
+    """Settings for the busiest app follow its instance counts and print as YAML; an unsimulated policy is refused."""
     result = {
         "policies": {
             "p": {
@@ -585,6 +619,7 @@ def test_recommend_from_numbers():
 
 
 def test_cli_errors(tmp_path):
+    """An unknown policy, a missing trace or a non-positive concurrency is a CommandError."""
     from litefaas.errors import CommandError
 
     with pytest.raises(CommandError, match="unknown policy"):
@@ -596,11 +631,13 @@ def test_cli_errors(tmp_path):
 
 
 def test_trace_name_from_environment(tmp_path, monkeypatch, fixtures_dir):
+    """A trace name is resolved through LITEFAAS_TRACES."""
     monkeypatch.setenv("LITEFAAS_TRACES", str(fixtures_dir / "traces"))
     assert traces.resolve("azure2019_10fn", trace_search_path()).name == "azure2019_10fn_inv.csv"
 
 
 def test_command_module_is_light():
+    """Importing the simulate command loads neither numpy, rich nor matplotlib."""
     code = "import sys, litefaas.cli.simulate; print(any(m in sys.modules for m in ('numpy', 'rich', 'matplotlib')))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "False"
@@ -614,6 +651,7 @@ def ten_function_day(folder: Path) -> dict:
 
 
 def test_ten_function_day_fixture(fixtures_dir):
+    """On the ten-function day, histogram beats fixed-10m and litefaas beats histogram in cold starts and memory."""
     result = ten_function_day(fixtures_dir / "traces")
     fixed, histogram, ours = result["fixed-10m"], result["histogram"], result["litefaas"]
     assert histogram["cold_start_pct_p75"] < fixed["cold_start_pct_p75"]
@@ -625,6 +663,7 @@ def test_ten_function_day_fixture(fixtures_dir):
     not (SHARED / "azure2019_10fn_inv.csv").is_file(), reason=f"no shared traces at {SHARED.name}/"
 )
 def test_ten_function_day_shared():
+    """The shared ten-function trace gives the same results as the fixture copy."""
     assert ten_function_day(SHARED) == ten_function_day(ROOT / "tests" / "fixtures" / "traces")
 
 
@@ -632,6 +671,7 @@ def test_ten_function_day_shared():
     not (SHARED / "azure2019_100fn_inv.csv").is_file(), reason=f"no shared traces at {SHARED.name}/"
 )
 def test_hundred_function_day_litefaas_beats_histogram():
+    """On the hundred-function day, litefaas has fewer cold starts and less waste than histogram, which beats fixed-10m."""
     trace = traces.load_trace(SHARED / "azure2019_100fn_inv.csv")
     apps = workload.build(trace, seed=0)
     names = ["fixed-10m", "histogram", "litefaas"]

@@ -58,6 +58,7 @@ def test_every_datatype_round_trips():
 
 
 def test_big_endian_arrays_are_sent_little_endian():
+    """A big-endian array is framed as its little-endian bytes, with the plain datatype name."""
     array = np.arange(6, dtype=">f4").reshape(2, 3)
     _, payload = split_frame(frame_tensors({}, "outputs", {"x": array}))
     assert bytes(payload) == array.astype("<f4").tobytes()
@@ -65,6 +66,7 @@ def test_big_endian_arrays_are_sent_little_endian():
 
 
 def test_bytes_tensors_are_length_prefixed():
+    """A BYTES tensor is framed as 4-byte little-endian lengths, each followed by its bytes, and reads back."""
     message = frame_tensors({}, "inputs", {"files": [b"abc", b""]})
     header, payload = split_frame(message)
     assert header["inputs"] == [{"name": "files", "datatype": "BYTES", "shape": [2]}]
@@ -73,6 +75,7 @@ def test_bytes_tensors_are_length_prefixed():
 
 
 def test_a_request_reads_in_place_against_the_model():
+    """Well-formed inputs read as views of the received buffer, equal to what was sent."""
     image = np.arange(12, dtype="<f4").reshape(2, 2, 3)
     mask = np.array([[1, 2], [3, 4]], dtype="u1")
     arrays = read(frame({"inputs": inputs_header((2, 2, 3), (2, 2))}, image.tobytes(), mask.tobytes()))
@@ -96,7 +99,10 @@ def test_a_request_reads_in_place_against_the_model():
         (frame({"inputs": inputs_header()}, bytes(24), bytes(3)), "1 bytes are left over"),
         (frame({"inputs": inputs_header()[:1]}, bytes(24)), "missing input(s): mask"),
         (frame({"inputs": [*inputs_header(), inputs_header()[1]]}, bytes(24), bytes(4)), "given twice"),
-        (frame({"inputs": [{"name": "other", "datatype": "FP32", "shape": [1]}]}, bytes(4)), "no input 'other'"),
+        (
+            frame({"inputs": [{"name": "other", "datatype": "FP32", "shape": [1]}]}, bytes(4)),
+            "no input 'other'",
+        ),
         (frame({"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, 2, 3], "x": 1}]}), "exactly"),
         (frame({"inputs": [{"name": "image", "datatype": "FP99", "shape": [1, 2, 3]}]}), "unknown datatype"),
         (frame({"inputs": [{"name": "image", "datatype": "FP32", "shape": [1, -2, 3]}]}), "non-negative"),
@@ -106,6 +112,7 @@ def test_a_request_reads_in_place_against_the_model():
     ],
 )
 def test_malformed_frames_are_invalid_payload(message, says):
+    """Each malformed frame is one InvalidPayload whose message names the fault."""
     with pytest.raises(InvalidPayload) as raised:
         read(message)
     assert says in raised.value.message
@@ -121,11 +128,13 @@ def test_a_huge_declared_shape_is_refused_before_anything_is_allocated():
 
 
 def test_a_batch_over_the_limit_is_payload_too_large():
+    """A batch larger than max_batch is PayloadTooLarge."""
     with pytest.raises(PayloadTooLarge):
         read(frame({"inputs": inputs_header((9, 2, 3), (9, 2))}, bytes(9 * 24), bytes(18)))
 
 
 def test_outputs_are_chosen_by_name_in_the_order_asked():
+    """Outputs default to the model's order, follow the order asked, and a bad selection is InvalidPayload."""
     specs = (TensorSpec("a", (None, 1), "float32"), TensorSpec("b", (None, 1), "float32"))
     assert wanted_outputs(None, specs) == ["a", "b"]
     assert wanted_outputs(["b", "a"], specs) == ["b", "a"]
@@ -135,6 +144,7 @@ def test_outputs_are_chosen_by_name_in_the_order_asked():
 
 
 def test_join_frame_puts_the_header_length_first():
+    """A frame is the header's length as 4 big-endian bytes, the compact JSON header, then the parts."""
     assert join_frame({"a": 1}, [b"xy"]) == b'\x00\x00\x00\x07{"a":1}xy'
 
 

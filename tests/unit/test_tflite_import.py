@@ -35,6 +35,7 @@ def _manifest(folder):
 
 @pytest.mark.tensorflow
 def test_model_without_signature_is_read_from_tensor_details(artifacts):
+    """A model without a signature is described from its tensor details: names, batch-free shapes and op counts."""
     manifest = _manifest(artifacts["conv_nosig"])
     assert manifest["signature"] is None
     assert manifest["inputs"] == [
@@ -47,6 +48,7 @@ def test_model_without_signature_is_read_from_tensor_details(artifacts):
 
 @pytest.mark.tensorflow
 def test_every_variant_is_written_measured_and_the_smallest_within_budget_selected(artifacts, models):
+    """Every variant is written and measured, the original kept as is, the smallest within budget selected."""
     folder = artifacts["conv_nosig"]
     manifest = _manifest(folder)
     reports = json.loads((folder / "compression.json").read_text())
@@ -66,6 +68,7 @@ def test_every_variant_is_written_measured_and_the_smallest_within_budget_select
 
 @pytest.mark.tensorflow
 def test_a_tight_budget_keeps_the_original(models, tmp_path):
+    """With a zero output-difference budget the original is selected."""
     from model.tflite_import import build_from_tflite
 
     result = build_from_tflite(
@@ -76,6 +79,7 @@ def test_a_tight_budget_keeps_the_original(models, tmp_path):
 
 @pytest.mark.tensorflow
 def test_batch_fixed_at_one_runs_row_by_row_when_it_cannot_be_resized(artifacts):
+    """A batch fixed at 1 runs row by row when it cannot be resized, and is resized when that gives the same answers."""
     fixed = Engine.from_dir(artifacts["fixed_batch"])
     assert _manifest(artifacts["fixed_batch"])["inputs"][0]["model_shape"] == [1, 12]
     assert fixed.batching == "per_row"
@@ -90,6 +94,7 @@ def test_batch_fixed_at_one_runs_row_by_row_when_it_cannot_be_resized(artifacts)
     "name", ["conv_nosig", "fixed_batch", "uint8_image", "two_in_three_out", "with_metadata"]
 )
 def test_engine_answers_equal_litert_run_directly_on_the_selected_file(artifacts, name):
+    """The engine's outputs, in dtype, shape and value, equal LiteRT's on the selected file, for any batch size."""
     folder = artifacts[name]
     engine = Engine.from_dir(folder)
     manifest = engine.manifest
@@ -113,6 +118,7 @@ def test_engine_answers_equal_litert_run_directly_on_the_selected_file(artifacts
 
 @pytest.mark.tensorflow
 def test_quantized_uint8_model_keeps_its_quantization_parameters(artifacts):
+    """A uint8 model keeps its quantization parameters through the manifest, and float16 is not made for it."""
     manifest = Manifest.from_json(_manifest(artifacts["uint8_image"]))
     (image,), (probabilities,) = manifest.inputs, manifest.outputs
     assert image.dtype == "uint8" and probabilities.dtype == "uint8"
@@ -131,6 +137,7 @@ def test_quantized_uint8_model_keeps_its_quantization_parameters(artifacts):
 
 @pytest.mark.tensorflow
 def test_two_inputs_three_outputs_by_signature_names(artifacts):
+    """A signature model's tensors are named and typed by its signature."""
     manifest = _manifest(artifacts["two_in_three_out"])
     assert manifest["signature"] == "serving_default"
     assert [(t["name"], t["dtype"]) for t in manifest["inputs"]] == [("a", "float32"), ("b", "int32")]
@@ -143,6 +150,7 @@ def test_two_inputs_three_outputs_by_signature_names(artifacts):
 
 @pytest.mark.tensorflow
 def test_metadata_and_packed_labels_reach_the_manifest_and_health(artifacts):
+    """TFLite metadata and packed labels reach the manifest and /health; the public info stays name, version and sha256."""
     folder = artifacts["with_metadata"]
     manifest = _manifest(folder)
     metadata = manifest["metadata"]
@@ -162,6 +170,7 @@ def test_metadata_and_packed_labels_reach_the_manifest_and_health(artifacts):
 
 @pytest.mark.tensorflow
 def test_name_version_and_labels_options(models, tmp_path):
+    """--name, --version and --labels set the manifest, the labels file and the file names."""
     from model.tflite_import import build_from_tflite
 
     labels = tmp_path / "classes.txt"
@@ -181,6 +190,7 @@ def test_name_version_and_labels_options(models, tmp_path):
 
 @pytest.mark.tensorflow
 def test_calibration_labels_give_accuracy(models, tmp_path):
+    """Labelled calibration data gives each variant an accuracy, noted as evaluated on calibration data."""
     from model.tflite_import import build_from_tflite
 
     rng = np.random.default_rng(0)
@@ -197,6 +207,7 @@ def test_calibration_labels_give_accuracy(models, tmp_path):
 
 @pytest.mark.tensorflow
 def test_input_ranges(models):
+    """--input-range is parsed strictly, generated inputs keep to range and dtype, an unknown input is refused."""
     from model.errors import BuildError
     from model.tflite_import import generated_inputs, parse_input_ranges, read_tflite
 
@@ -225,6 +236,7 @@ def test_input_ranges(models):
     ],
 )
 def test_models_that_cannot_run_are_refused_with_nothing_written(models, tmp_path, name, message):
+    """A model LiteRT cannot run is one single-line BuildError naming the cause, and nothing is written."""
     from model.errors import BuildError
     from model.tflite_import import build_from_tflite
 
@@ -237,6 +249,7 @@ def test_models_that_cannot_run_are_refused_with_nothing_written(models, tmp_pat
 
 @pytest.mark.tensorflow
 def test_string_inputs_are_refused(tmp_path):
+    """A model with a string input is a BuildError naming it, and nothing is written."""
     import tensorflow as tf
 
     from model.errors import BuildError
@@ -257,6 +270,7 @@ def test_string_inputs_are_refused(tmp_path):
 
 @pytest.mark.tensorflow
 def test_a_folder_holding_one_tflite_and_signature_choice(models, tmp_path):
+    """A folder with exactly one .tflite is read; an unknown signature or a second .tflite is a BuildError."""
     from model.errors import BuildError
     from model.tflite_import import find_tflite, read_tflite
 
@@ -274,6 +288,7 @@ def test_a_folder_holding_one_tflite_and_signature_choice(models, tmp_path):
 
 @pytest.mark.tensorflow
 def test_engine_load_errors_name_the_real_cause(models):
+    """Engine load errors name the real cause: a custom op, a damaged file, an unknown input or a missing signature."""
     manifest = Manifest.from_json(
         {
             "name": "c",
@@ -290,7 +305,9 @@ def test_engine_load_errors_name_the_real_cause(models):
     with pytest.raises(ModelError, match="not a valid TFLite model"):
         Engine(manifest, models["corrupt"].read_bytes(), backends=["ai_edge_litert"])
     conv = models["conv_nosig"].read_bytes()
-    with pytest.raises(ModelError, match=r"names input 'x', which the model does not have \(its inputs: image"):
+    with pytest.raises(
+        ModelError, match=r"names input 'x', which the model does not have \(its inputs: image"
+    ):
         Engine(manifest, conv, backends=["ai_edge_litert"])
     with pytest.raises(ModelError, match=r"no signature 'serving_default' \(it has: none"):
         Engine(
@@ -305,6 +322,7 @@ def test_engine_load_errors_name_the_real_cause(models):
 
 @pytest.mark.tensorflow
 def test_inspect_a_tflite_file_and_an_artifact(models, artifacts):
+    """inspect describes a .tflite file and an artifact as JSON-safe data, and says why a model cannot be served."""
     from model.inspect import describe
 
     info = describe(models["two_in_three_out"])
@@ -326,6 +344,7 @@ def test_inspect_a_tflite_file_and_an_artifact(models, artifacts):
 
 
 def test_integer_and_boolean_inputs_take_whole_numbers_in_range():
+    """Integer and boolean inputs accept only whole numbers in the dtype's range, on both parsing paths."""
     uint8 = [TensorSpec("image", (None, 2), "uint8")]
     array = inputs_to_arrays([[0, 255], [3, 4.0]], uint8, 10)["image"]
     assert array.dtype == np.uint8 and array.tolist() == [[0, 255], [3, 4]]
@@ -348,6 +367,7 @@ def test_integer_and_boolean_inputs_take_whole_numbers_in_range():
 
 
 def test_arrays_for_model_checks_ready_arrays():
+    """Ready arrays are checked for dtype, shape, presence, finiteness and equal row counts."""
     specs = [TensorSpec("a", (None, 3), "float32"), TensorSpec("b", (None, None), "int8")]
     good = {"a": np.zeros((2, 3), np.float32), "b": np.zeros((2, 5), np.int8)}
     assert arrays_for_model(good, specs, 4).keys() == {"a", "b"}
@@ -364,6 +384,7 @@ def test_arrays_for_model_checks_ready_arrays():
 
 
 def test_seed_manifest_still_reads_and_writes_the_same(artifact_dir):
+    """The seed manifest reads and writes back unchanged, with serving_default as the default signature."""
     raw = json.loads((artifact_dir / "manifest.json").read_text())
     manifest = Manifest.from_json(raw)
     assert manifest.signature == "serving_default"
