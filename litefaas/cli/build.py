@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 from litefaas.cli.base import Commands
 from litefaas.cli.console import compression_table, tensorflow_progress
 from litefaas.cli.images import add_image_arguments, image_options
 from litefaas.errors import CommandError
-
-if TYPE_CHECKING:
-    pass
 
 
 def register(commands: Commands) -> None:
@@ -68,9 +67,6 @@ def register(commands: Commands) -> None:
 
 
 def build_model(out: Path | None, args: argparse.Namespace | None = None) -> Path:
-    from rich.progress import BarColumn, TextColumn
-
-    from litefaas.cli.console import make_console
     from model.pipeline import DEFAULT_OUT, BuildOptions, build
 
     options = BuildOptions(out=out or DEFAULT_OUT)
@@ -86,6 +82,20 @@ def build_model(out: Path | None, args: argparse.Namespace | None = None) -> Pat
         options.images = image_options(args)
         if options.epochs < 1:
             raise CommandError("--epochs must be at least 1")
+    with training_progress() as (step, epoch):
+        result = build(options, step, epoch)
+    show_build(result, "")
+    return result.out
+
+
+Callbacks = tuple[Callable[[str], None], Callable[[int, int, dict[str, float]], None]]
+
+
+@contextlib.contextmanager
+def training_progress() -> Iterator[Callbacks]:
+    """A progress bar while a model trains and converts: ``(step, epoch)`` callbacks for the pipeline."""
+    from rich.progress import BarColumn, TextColumn
+
     with tensorflow_progress("build", BarColumn(), TextColumn("{task.fields[detail]}")) as progress:
         task = progress.add_task("starting", total=None, detail="")
 
@@ -97,22 +107,25 @@ def build_model(out: Path | None, args: argparse.Namespace | None = None) -> Pat
             detail = f"epoch {done}/{total}  loss {loss:.4f}  acc {accuracy:.4f}"
             progress.update(task, total=total, completed=done, detail=detail)
 
-        result = build(options, step, epoch)
+        yield step, epoch
+
+
+def show_build(result: Any, held_out: str) -> None:
+    """The compression table, the reference accuracy and where the artifact went."""
+    from litefaas.cli.console import make_console
+
     console = make_console()
     console.print(compression_table(result.reports, title=f"{result.manifest['name']}: variants"))
     if result.reference_accuracy is not None:
         console.print(
-            f"Keras reference accuracy {result.reference_accuracy:.4f}, file {result.keras_bytes:,} bytes"
+            f"Keras reference accuracy {result.reference_accuracy:.4f}{held_out}, "
+            f"file {result.keras_bytes:,} bytes"
         )
     console.print(f"selected [bold]{result.manifest['variant']}[/]; artifact written to {result.out}")
-    return result.out
 
 
 def build_example(args: argparse.Namespace) -> Path:
     """``build --example digits``: train, convert, measure and write the digits CNN."""
-    from rich.progress import BarColumn, TextColumn
-
-    from litefaas.cli.console import make_console
     from model.digits import DEFAULT_OUT, build_digits
 
     if args.source is not None or args.calibration is not None or getattr(args, "image_input", None):
@@ -120,17 +133,7 @@ def build_example(args: argparse.Namespace) -> Path:
     epochs = 40 if args.epochs == 60 else args.epochs  # 60 is the seed MLP's default
     if epochs < 1:
         raise CommandError("--epochs must be at least 1")
-    with tensorflow_progress("build", BarColumn(), TextColumn("{task.fields[detail]}")) as progress:
-        task = progress.add_task("starting", total=None, detail="")
-
-        def step(text: str) -> None:
-            progress.update(task, description=text, total=None, completed=0, detail="")
-
-        def epoch(done: int, total: int, logs: dict[str, float]) -> None:
-            loss, accuracy = logs.get("loss", float("nan")), logs.get("accuracy", float("nan"))
-            detail = f"epoch {done}/{total}  loss {loss:.4f}  acc {accuracy:.4f}"
-            progress.update(task, total=total, completed=done, detail=detail)
-
+    with training_progress() as (step, epoch):
         result = build_digits(
             args.out or DEFAULT_OUT,
             epochs=epochs,
@@ -140,14 +143,7 @@ def build_example(args: argparse.Namespace) -> Path:
             step=step,
             epoch=epoch,
         )
-    console = make_console()
-    console.print(compression_table(result.reports, title=f"{result.manifest['name']}: variants"))
-    if result.reference_accuracy is not None:
-        console.print(
-            f"Keras reference accuracy {result.reference_accuracy:.4f} on the held-out digits, "
-            f"file {result.keras_bytes:,} bytes"
-        )
-    console.print(f"selected [bold]{result.manifest['variant']}[/]; artifact written to {result.out}")
+    show_build(result, " on the held-out digits")
     return result.out
 
 
