@@ -4,6 +4,11 @@ serverless-offline serves the HTTP API events of ``serverless.yml`` on 127.0.0.1
 request to one long-lived ``python3 invoke.py`` process (never ``--reloadHandler``: a process per
 request, and it leaks them). It takes ``python3`` from ``VIRTUAL_ENV``, so the spec points that at
 the virtualenv litefaas runs in. Stop it with SIGINT to the node process: it ends its Python child.
+
+serverless-offline ignores ``binaryMediaTypes``: it would decode a version-2 (binary) body as UTF-8
+text. ``aws_binary_media.mjs``, beside this file, is a Node module hook that makes it honour them;
+:func:`launch_spec` registers it (``NODE_OPTIONS=--import …``) with the media types
+:func:`binary_media_types` reads from ``serverless.yml``.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ import signal
 import sys
 from pathlib import Path
 
+from core.protocol import ENCRYPTED_TYPE_V2, PLAINTEXT_TYPE_V2
 from litefaas.local.server import LaunchSpec, ServerError
 from litefaas.paths import OSLS_BIN, ROOT
 
-__all__ = ["OSLS_BIN", "lambda_port", "launch_spec", "python_env"]
+__all__ = ["BINARY_MEDIA_HOOK", "OSLS_BIN", "binary_media_types", "lambda_port", "launch_spec", "python_env"]
+BINARY_MEDIA_HOOK = Path(__file__).resolve().with_name("aws_binary_media.mjs")
 LAMBDA_PORT_OFFSET = 1000
 IDLE_SECONDS = 86400
 
@@ -33,6 +40,23 @@ def python_env() -> Path:
     if sys.prefix != sys.base_prefix:
         return Path(sys.prefix)
     return ROOT / ".venv"
+
+
+def binary_media_types(service_file: Path | None = None) -> list[str]:
+    """``apiGateway.binaryMediaTypes`` of ``providers/aws.yml`` (serverless.yml's
+    ``provider.apiGateway`` when CLOUD is aws); the protocol's two binary media types where the
+    file has none (or cannot be read)."""
+    fallback = [ENCRYPTED_TYPE_V2, PLAINTEXT_TYPE_V2]
+    try:
+        import yaml  # type: ignore[import-untyped]
+
+        document = yaml.safe_load((service_file or ROOT / "providers" / "aws.yml").read_text(encoding="utf-8"))
+        types = document["apiGateway"]["binaryMediaTypes"]
+    except (ImportError, OSError, ValueError, KeyError, TypeError, AttributeError):
+        return fallback
+    if not isinstance(types, list) or not all(isinstance(item, str) for item in types) or not types:
+        return fallback
+    return list(types)
 
 
 def _version(package: str) -> str:
@@ -59,6 +83,9 @@ def launch_spec(port: int, env: dict[str, str]) -> LaunchSpec:
     child["PATH"] = os.pathsep.join([str(venv / "bin"), child.get("PATH", os.defpath)])
     child["SLS_TELEMETRY_DISABLED"] = "1"
     child["CLOUD"] = "aws"
+    child["OFFLINE_BINARY_MEDIA_TYPES"] = json.dumps(binary_media_types())
+    hook = f"--import={BINARY_MEDIA_HOOK.as_uri()}"
+    child["NODE_OPTIONS"] = " ".join(filter(None, [child.get("NODE_OPTIONS", ""), hook]))
     node = shutil.which("node", path=child["PATH"]) or "node"
     argv = [
         node,
