@@ -257,18 +257,10 @@ def _call(page: Any, url: str, method: str, args: list[Any], **options: Any) -> 
     return dict(page.evaluate(CALL, {"url": url, "method": method, "args": args, "options": options}))
 
 
-AWS_BINARY_REASON = (
-    "the AWS local host (serverless-offline) does not hand version 2's binary body to the handler intact yet"
-)
-
-
 def _v2_or_skip(answer: dict[str, Any], provider: str) -> dict[str, Any]:
-    """Skip where the function does not take version 2 yet (415); xfail where the AWS local host
-    mangles the binary body (the function cannot open it: ``decryption_failed``)."""
+    """Skip where the function does not take version 2 yet (415)."""
     if not answer["ok"] and answer["status"] == 415 and answer["code"] == "unsupported_media_type":
         pytest.skip("this function does not serve protocol version 2 yet (415)")
-    if provider == "aws" and not answer["ok"] and answer["code"] == "decryption_failed":
-        pytest.xfail(AWS_BINARY_REASON)
     return answer
 
 
