@@ -69,8 +69,8 @@ def read_private_keyset(path: Path) -> KeySet:
     except (OSError, UnicodeDecodeError, ValueError):
         raise PackageError(f"{path} is not a JSON key set") from None
     entries = document.get("keys") if isinstance(document, dict) else document
-    dicts = isinstance(entries, list) and entries and all(isinstance(e, dict) for e in entries)
-    if dicts and not any("private_key" in entry for entry in entries):
+    dicts = entries if isinstance(entries, list) and all(isinstance(e, dict) for e in entries) else []
+    if dicts and not any("private_key" in entry for entry in dicts):
         raise PackageError(
             f"{path} is a public key set (no private_key): push the private set that "
             "`litefaas keys generate --out` wrote"
@@ -212,7 +212,7 @@ class Runner:
         return self._exec(argv, None, True).returncode == 0
 
     def branch(
-        self, check: Sequence[str], why: str, present: Callable[[], None], absent: Callable[[], None]
+        self, check: Sequence[str], why: str, present: Callable[[], object], absent: Callable[[], object]
     ) -> None:
         """``present()`` if ``check`` succeeds, else ``absent()``; a dry run prints both, labelled."""
         found = self.exists(check, why)

@@ -30,7 +30,7 @@ def _client(service: str, region: str) -> Any:
 
 def _not_found(exc: Exception) -> bool:
     code = getattr(exc, "response", {}).get("Error", {}).get("Code")
-    return code == "ResourceNotFoundException"
+    return bool(code == "ResourceNotFoundException")
 
 
 def push_keys(keyset: KeySet, name: str, region: str, runner: Runner) -> str:
