@@ -10,7 +10,15 @@
 3. Warm, batch 1, plaintext: one request through ``App.handle`` over a raw
    interpreter set-invoke-get of the same row.
 
-Request logs are off (level WARNING) for 2 and 3, as the ratios are about the request
+4. A 224x224x3 float32 image (``--image``, needs TensorFlow the first time): a small conv net
+   built here with fixed seeds (no download), converted and imported with
+   ``model.tflite_import.build_from_tflite`` into ``build/bench/core_speed/image224``. Request
+   bytes over tensor bytes and the client's encode time, version 1 (sealed JSON) against version 2
+   (sealed tensors); the warm encrypted request through ``App.handle`` and through the GCP entry
+   point in process (functions-framework's Flask app) against the floor: one HPKE open of a
+   request of the same size plus LiteRT's invoke of the same image.
+
+Request logs are off (level WARNING) for 2 to 4, as the ratios are about the request
 path; ``handle_with_json_request_log_us`` adds the cost of one JSON log line per request.
 """
 
@@ -26,7 +34,10 @@ import textwrap
 import time
 from pathlib import Path
 
-from litefaas.paths import ROOT
+from litefaas.paths import BUILD, ROOT
+
+IMAGE_MODEL = BUILD / "bench" / "core_speed" / "image224"
+IMAGE_SIZE = 224
 
 COLD_SCRIPT = textwrap.dedent(
     """
@@ -86,6 +97,237 @@ def median_us(function, repeats: int) -> float:
     return statistics.median(samples) * 1e6
 
 
+def image_model(out: Path = IMAGE_MODEL) -> Path:
+    """The 224x224x3 float32 image model's artifact: a small Keras conv net, fixed seeds, untrained
+    (measured for its shape), converted to ``.tflite`` and imported; built once, then reused."""
+    if (out / "manifest.json").is_file():
+        return out
+    import contextlib
+    import io
+    import tempfile
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+    import tensorflow as tf
+
+    from model.tflite_import import build_from_tflite
+
+    keras.utils.set_random_seed(11)
+    inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 3), name="image")
+    x = inputs
+    for filters in (8, 16, 32, 64):
+        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Dense(10, activation="softmax", name="scores")(x)
+    converter = tf.lite.TFLiteConverter.from_keras_model(keras.Model(inputs, outputs))
+    with tempfile.TemporaryDirectory(prefix="litefaas-image-") as scratch:
+        path = Path(scratch) / "image224.tflite"
+        with contextlib.redirect_stdout(io.StringIO()):
+            path.write_bytes(converter.convert())
+        build_from_tflite(path, out, name="image224", latency_repeats=3)
+    return out
+
+
+def median_of(function, repeats: int, warm: int = 3) -> float:
+    """Median seconds of ``function`` (a few warm-up calls first)."""
+    for _ in range(warm):
+        function()
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def image_results(keys, repeats: int) -> dict[str, object]:
+    """Version 1 against version 2 on one 224x224x3 float32 image (section 4 of the docstring)."""
+    import logging
+
+    import numpy as np
+
+    from core import crypto
+    from core.app import App
+    from core.config import Settings
+    from core.engine import Engine
+    from core.protocol import ENCRYPTED_TYPE, ENCRYPTED_TYPE_V2
+    from litefaas.client import (
+        KeyInfo,
+        build_request,
+        build_tensor_request,
+        read_response,
+        read_tensor_response,
+    )
+
+    folder = image_model()
+    engine = Engine.from_dir(folder)
+    name = engine.manifest.inputs[0].name
+    env = {
+        "LITEFAAS_PRIVATE_KEYS": keys.private_json,
+        "LITEFAAS_MODEL_DIR": str(folder),
+        "LITEFAAS_MAX_BODY_BYTES": str(16 * 1024 * 1024),  # version 1 of one image is over 4 MiB
+        "LITEFAAS_LOG_LEVEL": "WARNING",
+    }
+    settings = Settings.from_env(env)
+    logger = logging.getLogger("litefaas.bench.image")
+    logger.disabled = True
+    app = App(settings, engine, logger=logger)
+    key = KeyInfo.from_json(keys.public["keys"][0])
+    image = np.random.default_rng(5).random((1, IMAGE_SIZE, IMAGE_SIZE, 3), dtype=np.float32)
+    tensors = {name: image}
+    tensor_bytes = image.nbytes
+
+    v1_body, v1_secrets = build_request(image, key)  # one input: version 1 takes the rows
+    v2_body, v2_secrets = build_tensor_request(tensors, key)
+    encode_v1 = median_of(lambda: build_request(image, key), max(5, repeats // 4), warm=1)
+    encode_v2 = median_of(lambda: build_tensor_request(tensors, key), repeats)
+
+    answer_v1 = app.handle("POST", "/predict", {"Content-Type": ENCRYPTED_TYPE}, v1_body)
+    answer_v2 = app.handle("POST", "/predict", {"Content-Type": ENCRYPTED_TYPE_V2}, v2_body)
+    out_v1 = read_response(answer_v1.status, answer_v1.headers["Content-Type"], answer_v1.body, v1_secrets)
+    out_v2 = read_tensor_response(
+        answer_v2.status, answer_v2.headers["Content-Type"], answer_v2.body, v2_secrets
+    )
+    output = next(iter(out_v2.values()))
+    assert np.allclose(np.asarray(out_v1["outputs"], dtype=np.float32), output, atol=1e-6)
+
+    def sealed(version: int, count: int) -> list[bytes]:
+        if version == 2:
+            return [build_tensor_request(tensors, key)[0] for _ in range(count)]
+        return [build_request(image, key)[0] for _ in range(count)]
+
+    def through(call, version: int, count: int) -> float:
+        bodies = iter(sealed(version, count + 3))
+        content_type = ENCRYPTED_TYPE_V2 if version == 2 else ENCRYPTED_TYPE
+        return median_of(lambda: call(content_type, next(bodies)), count)
+
+    def app_call(content_type: str, body: bytes) -> None:
+        reply = app.handle("POST", "/predict", {"Content-Type": content_type}, body)
+        assert reply.status == 200
+
+    gcp = _gcp_test_client(env)
+
+    def gcp_call(content_type: str, body: bytes) -> None:
+        reply = gcp.post("/predict", headers={"Content-Type": content_type}, data=body)
+        assert reply.status_code == 200, reply.status_code
+
+    v1_repeats = max(5, repeats // 4)
+    handle_v2 = through(app_call, 2, repeats)
+    handle_v1 = through(app_call, 1, v1_repeats)
+    gcp_v2 = through(gcp_call, 2, repeats)
+    gcp_v1 = through(gcp_call, 1, v1_repeats)
+
+    # The floor: one HPKE open of a same-size request, plus LiteRT's set-invoke-get of the image.
+    ring = settings.keyring
+    assert ring is not None
+    envelope = crypto.parse_binary_envelope(v2_body)
+    open_s = median_of(lambda: ring.open(envelope), repeats)
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_content=(folder / engine.manifest.file).read_bytes())
+    interpreter.allocate_tensors()
+    in_index = interpreter.get_input_details()[0]["index"]
+    out_index = interpreter.get_output_details()[0]["index"]
+
+    def invoke() -> None:
+        interpreter.set_tensor(in_index, image)
+        interpreter.invoke()
+        interpreter.get_tensor(out_index)
+
+    invoke_s = median_of(invoke, repeats)
+    floor = open_s + invoke_s
+    ms = 1000
+    return {
+        "model": f"{engine.manifest.name}: conv net, input [1, 224, 224, 3] float32, {engine.manifest.file}",
+        "tensor_bytes": tensor_bytes,
+        "request_bytes": {
+            "v1": len(v1_body),
+            "v2": len(v2_body),
+            "v1_per_tensor_byte": round(len(v1_body) / tensor_bytes, 3),
+            "v2_per_tensor_byte": round(len(v2_body) / tensor_bytes, 5),
+            "v2_overhead": len(v2_body) - tensor_bytes,
+        },
+        "response_bytes": {
+            "v1": len(answer_v1.body),
+            "v2": len(answer_v2.body),
+            "output_bytes": int(output.nbytes),
+            "v2_overhead": len(answer_v2.body) - int(output.nbytes),
+        },
+        "client_encode_ms": {
+            "v1": round(encode_v1 * ms, 2),
+            "v2": round(encode_v2 * ms, 3),
+            "ratio": round(encode_v1 / encode_v2, 1),
+        },
+        "warm_encrypted_ms": {
+            "floor_hpke_open_plus_invoke": round(floor * ms, 3),
+            "hpke_open": round(open_s * ms, 3),
+            "invoke": round(invoke_s * ms, 3),
+            "app_handle_v2": round(handle_v2 * ms, 3),
+            "app_handle_v1": round(handle_v1 * ms, 2),
+            "gcp_entry_v2": round(gcp_v2 * ms, 3),
+            "gcp_entry_v1": round(gcp_v1 * ms, 2),
+            "app_handle_v2_over_floor": round(handle_v2 / floor, 2),
+            "gcp_entry_v2_over_floor": round(gcp_v2 / floor, 2),
+            "gcp_target": "<= 1.5",
+            "v1_over_v2_app": round(handle_v1 / handle_v2, 1),
+            "v1_over_v2_gcp": round(gcp_v1 / gcp_v2, 1),
+        },
+    }
+
+
+def _gcp_test_client(env: dict[str, str]):
+    """functions-framework's real Flask app for ``handlers/gcp/main.py``, cold-started in ``env``."""
+    import functions_framework
+
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)
+    try:
+        sys.modules.pop("main", None)
+        app = functions_framework.create_app(
+            target="predict", source=str(ROOT / "handlers" / "gcp" / "main.py")
+        )
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return app.test_client()
+
+
+def print_table(results: dict[str, object]) -> None:
+    """The image section as a table."""
+    image = results.get("image")
+    if not isinstance(image, dict):
+        return
+    req, resp, enc, warm = (
+        image[k] for k in ("request_bytes", "response_bytes", "client_encode_ms", "warm_encrypted_ms")
+    )
+    rows = [
+        (
+            "request bytes (sealed), 224x224x3 float32 = " + f"{image['tensor_bytes']:,} B",
+            f"{req['v1']:,}",
+            f"{req['v2']:,}",
+        ),
+        ("request bytes / tensor bytes", f"{req['v1_per_tensor_byte']}", f"{req['v2_per_tensor_byte']}"),
+        ("response bytes (10 float32 scores = 40 B)", f"{resp['v1']:,}", f"{resp['v2']:,}"),
+        ("client encode + seal, ms", f"{enc['v1']}", f"{enc['v2']}"),
+        ("warm encrypted, App.handle, ms", f"{warm['app_handle_v1']}", f"{warm['app_handle_v2']}"),
+        (
+            "warm encrypted, GCP entry point in process, ms",
+            f"{warm['gcp_entry_v1']}",
+            f"{warm['gcp_entry_v2']}",
+        ),
+        ("floor: HPKE open of the request + LiteRT invoke, ms", "", f"{warm['floor_hpke_open_plus_invoke']}"),
+        ("App.handle / floor", "", f"{warm['app_handle_v2_over_floor']}"),
+        ("GCP entry point / floor (target <= 1.5)", "", f"{warm['gcp_entry_v2_over_floor']}"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"\n{'224x224x3 image':<{width}}  {'v1 (JSON)':>12}  {'v2 (tensors)':>12}")
+    for label, v1, v2 in rows:
+        print(f"{label:<{width}}  {v1:>12}  {v2:>12}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -93,6 +335,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5000)
     parser.add_argument("--cold-runs", type=int, default=7)
     parser.add_argument("--json", type=Path, help="write the results here too")
+    parser.add_argument(
+        "--image", action=argparse.BooleanOptionalAction, default=True, help="the 224x224x3 image section"
+    )
+    parser.add_argument(
+        "--image-repeats", type=int, default=30, help="requests per image median (default 30)"
+    )
     args = parser.parse_args()
 
     import importlib.util
@@ -184,7 +432,11 @@ def main() -> None:
             {"tensorflow_ms": round(tf_s * 1000, 1), "speedup": round(tf_s / core_s, 1), "target": ">= 15"}
         )
 
+    if args.image:
+        results["image"] = image_results(keys, args.image_repeats)
+
     print(json.dumps(results, indent=2))
+    print_table(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 

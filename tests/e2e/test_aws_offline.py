@@ -17,8 +17,8 @@ import pytest
 from fixtures.requests import ENCRYPTED, PLAINTEXT, ROWS, make_keys, seal
 
 from core.engine import Engine
-from litefaas.client import Client, PlaintextDisabledError
-from litefaas.local.aws import OSLS_BIN, lambda_port, launch_spec
+from litefaas.client import Client, InvalidPayloadError, PlaintextDisabledError
+from litefaas.local.aws import BINARY_MEDIA_HOOK, OSLS_BIN, binary_media_types, lambda_port, launch_spec
 from litefaas.local.process import free_port
 from litefaas.paths import ROOT
 
@@ -179,6 +179,26 @@ def test_direct_invoke_through_the_lambda_api(server, keys, engine):
     outputs = sealed.open(payload["body"])["outputs"]
     expected = engine.predict({"features": np.asarray(ROWS[:2], dtype=np.float32)})["probability"]
     assert outputs == expected.tolist()
+
+
+def test_version_2_binary_bodies_reach_the_handler_intact(server, engine):
+    # GIVEN the launch spec's hook, which makes serverless-offline honour binaryMediaTypes
+    assert f"--import={BINARY_MEDIA_HOOK.as_uri()}" in server.spec.env["NODE_OPTIONS"]
+    assert json.loads(server.spec.env["OFFLINE_BINARY_MEDIA_TYPES"]) == binary_media_types()
+    assert {"application/litefaas", "application/vnd.litefaas.tensors"} <= set(binary_media_types())
+    rows = np.asarray((ROWS * 40)[:1024], dtype=np.float32)  # every byte value shows up somewhere
+    with Client(server.spec.base_url) as client:
+        # WHEN sealed version-2 bodies (raw bytes, not UTF-8) go through the HTTP API
+        for batch in (rows[:1], rows):
+            result = client.predict_tensors({"features": batch})
+            # THEN the handler opened them, and the sealed binary answer (isBase64Encoded) came back as bytes
+            expected = engine.predict({"features": batch})["probability"]
+            np.testing.assert_array_equal(result["probability"], expected)
+        # AND a 224x224x3 float32 tensor arrives whole: the model refuses its shape once it has opened it
+        image = np.random.default_rng(1).random((1, 224, 224, 3), dtype=np.float32)
+        with pytest.raises(InvalidPayloadError) as caught:
+            client.predict_tensors({"features": image})
+    assert caught.value.encrypted and "shape" in caught.value.message
 
 
 def test_one_warm_python_process(server):
