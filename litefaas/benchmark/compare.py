@@ -214,6 +214,8 @@ def _costs(document: Mapping[str, Any], options: Options) -> dict[str, Any]:
     out: dict[str, Any] = {"trace": trace, "by_model": {}, "high_concurrency": {}}
     for name, (latency, cold_ms) in latencies.items():
         for key, level in (("by_model", options.concurrency), ("high_concurrency", HIGH_CONCURRENCY)):
+            if key == "high_concurrency" and options.quick and name not in ("mlp-v1", "image-v2"):
+                continue
             out[key][name] = patterns_cost(
                 latency,
                 memory_mb=options.memory_mb,

@@ -163,7 +163,9 @@ def drive(calls: Iterator[Call], requests: int, concurrency: int, make_client: C
     return run
 
 
-def v2_calls(url: str, tensors: Callable[[int], dict[str, Any]], check: Callable[[dict[str, Any]], bool]):
+def v2_calls(
+    url: str, tensors: Callable[[int], dict[str, Any]], check: Callable[[dict[str, Any]], bool]
+) -> tuple[Iterator[Call], dict[str, int]]:
     """Sealed version-2 requests (each with its own response key and id) and their checks."""
     from core import crypto
     from core.encoding import b64u_encode
@@ -247,7 +249,7 @@ def measure_models(
     }
     advance = step(f"models: starting {len(hosts)} functions-framework hosts", 1)
     started = time.perf_counter()
-    servers = start_hosts(hosts)
+    servers: dict[str, Any] = start_hosts(hosts)
     host_start_ms = round((time.perf_counter() - started) * 1000, 1)
     advance(1)
     rows = np.asarray(ROWS, dtype=np.float32)

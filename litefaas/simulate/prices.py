@@ -86,7 +86,7 @@ class Usage:
     given, it replaces the rule applied to ``durations_s`` and ``busy_s``."""
 
 
-def _billed(durations_s: Any, billing: dict[str, Any]) -> float:
+def _billed(durations_s: Any, billing: Mapping[str, Any]) -> float:
     import numpy as np
 
     step = billing.get("granularity_ms", 1) / 1000.0
@@ -171,7 +171,7 @@ def billed_seconds(
         return _billed(durations_s, billing), 1 if len(durations_s) else 0
 
     def length(start: float, last_end: float) -> float:
-        return max(minimum, math.ceil((last_end - start) / step - 1e-9) * step)
+        return float(max(minimum, math.ceil((last_end - start) / step - 1e-9) * step))
 
     cap = max(1, int(concurrency))
     # an instance: [running end times (heap), period start, last end in the period]
@@ -214,8 +214,8 @@ def billed_seconds(
 
 
 def traffic_cost(
-    times_s: Sequence[float],
-    durations_s: Sequence[float],
+    times_s: Sequence[float] | Any,  # or a numpy array
+    durations_s: Sequence[float] | Any,
     table: dict[str, Any],
     *,
     memory_mb: float,
