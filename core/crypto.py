@@ -157,7 +157,7 @@ class Envelope:
 
     kid: str
     suite: str
-    ct: bytes = field(repr=False)
+    ct: bytes | memoryview = field(repr=False)
     info: bytes | None = field(default=None, repr=False)
 
 
@@ -386,7 +386,8 @@ def parse_binary_envelope(body: bytes) -> Envelope:
     if suite is None or not KID_PATTERN.fullmatch(kid):
         raise DecryptionFailed()
     header = bytes(body[:end])
-    return Envelope(kid=kid, suite=suite, ct=body[end:], info=REQUEST_INFO_V2 + header)
+    ciphertext = memoryview(body)[end:]  # no copy of a body that may hold megabytes of tensors
+    return Envelope(kid=kid, suite=suite, ct=ciphertext, info=REQUEST_INFO_V2 + header)
 
 
 def seal_binary_request(public_key_raw: bytes, kid: str, suite: str, plaintext: bytes) -> bytes:

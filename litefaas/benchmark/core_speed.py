@@ -15,8 +15,9 @@
    ``model.tflite_import.build_from_tflite`` into ``build/bench/core_speed/image224``. Request
    bytes over tensor bytes and the client's encode time, version 1 (sealed JSON) against version 2
    (sealed tensors); the warm encrypted request through ``App.handle`` and through the GCP entry
-   point in process (functions-framework's Flask app) against the floor: one HPKE open of a
-   request of the same size plus LiteRT's invoke of the same image.
+   point in process (functions-framework's Flask app, called as its WSGI server calls it)
+   against the floor: one HPKE open of a request of the same size plus LiteRT's invoke of the
+   same image.
 
 Request logs are off (level WARNING) for 2 to 4, as the ratios are about the request
 path; ``handle_with_json_request_log_us`` adds the cost of one JSON log line per request.
@@ -25,6 +26,7 @@ path; ``handle_with_json_request_log_us`` adds the cost of one JSON log line per
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import statistics
@@ -205,11 +207,25 @@ def image_results(keys, repeats: int) -> dict[str, object]:
         reply = app.handle("POST", "/predict", {"Content-Type": content_type}, body)
         assert reply.status == 200
 
-    gcp = _gcp_test_client(env)
+    gcp = _gcp_wsgi_app(env)
 
     def gcp_call(content_type: str, body: bytes) -> None:
-        reply = gcp.post("/predict", headers={"Content-Type": content_type}, data=body)
-        assert reply.status_code == 200, reply.status_code
+        """One request handed to the WSGI app as gunicorn hands it: an environ and a body stream."""
+        statuses: list[str] = []
+        environ = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/predict",
+            "SERVER_NAME": "127.0.0.1",
+            "SERVER_PORT": "8080",
+            "SERVER_PROTOCOL": "HTTP/1.1",
+            "CONTENT_TYPE": content_type,
+            "CONTENT_LENGTH": str(len(body)),
+            "wsgi.input": io.BytesIO(body),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr,
+        }
+        answer = b"".join(gcp(environ, lambda status, headers, exc_info=None: statuses.append(status)))
+        assert statuses[0].startswith("200") and answer, statuses
 
     v1_repeats = max(5, repeats // 4)
     handle_v2 = through(app_call, 2, repeats)
@@ -275,7 +291,7 @@ def image_results(keys, repeats: int) -> dict[str, object]:
     }
 
 
-def _gcp_test_client(env: dict[str, str]):
+def _gcp_wsgi_app(env: dict[str, str]):
     """functions-framework's real Flask app for ``handlers/gcp/main.py``, cold-started in ``env``."""
     import functions_framework
 
@@ -292,7 +308,7 @@ def _gcp_test_client(env: dict[str, str]):
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-    return app.test_client()
+    return app
 
 
 def print_table(results: dict[str, object]) -> None:
