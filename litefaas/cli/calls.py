@@ -14,12 +14,20 @@ from typing import TYPE_CHECKING, Any
 
 from core.protocol import DEFAULT_MAX_BATCH
 from litefaas.cli.base import Commands, print_json, read_text, write_private
+from litefaas.cli.outputs import (
+    describe_outputs,
+    labels_of,
+    output_lines,
+    partial_lines,
+    save_outputs,
+    summary_lines,
+)
 from litefaas.errors import CommandError
 
 if TYPE_CHECKING:
     import httpx
 
-    from litefaas.client import KeyInfo, Outputs, PartialFailure
+    from litefaas.client import KeyInfo
 
 http_transport: httpx.BaseTransport | None = None
 """Where ``predict`` and ``encrypt --keys URL`` send HTTP; None = the network (tests put an app here)."""
@@ -32,7 +40,6 @@ PREDICT_INPUTS_HELP = (
     "version 1: rows as .json, .csv or - (JSON on stdin); version 2: x.npy (the model's single input)"
     " or x.npz (one array per input name), or image files (.jpg .jpeg .png .webp) for the model's image input"
 )
-TOP_CLASSES = 3
 
 
 def register(commands: Commands) -> None:
@@ -272,12 +279,17 @@ def run_encrypt(args: argparse.Namespace) -> int:
         body, secrets = client.build_request(inputs, client.select_key(keys, args.kid, args.suite))
     except client.ClientError as exc:
         raise CommandError(str(exc)) from None
-    if args.secrets_out is None:
-        print("litefaas encrypt: no --secrets-out, so the answer cannot be decrypted", file=sys.stderr)
-    else:
-        write_private(args.secrets_out, json.dumps(secrets.to_json()) + "\n")
+    keep_secrets(args.secrets_out, secrets)
     print(body.decode())
     return 0
+
+
+def keep_secrets(path: Path | None, secrets: Any) -> None:
+    """Write what opens the answer (0600), or say that without it the answer stays sealed."""
+    if path is None:
+        print("litefaas encrypt: no --secrets-out, so the answer cannot be decrypted", file=sys.stderr)
+    else:
+        write_private(path, json.dumps(secrets.to_json()) + "\n")
 
 
 def run_encrypt_v2(args: argparse.Namespace) -> int:
@@ -296,10 +308,7 @@ def run_encrypt_v2(args: argparse.Namespace) -> int:
         body, secrets = client.build_tensor_request(tensors, key, outputs=args.output)
     except client.ClientError as exc:
         raise CommandError(str(exc)) from None
-    if args.secrets_out is None:
-        print("litefaas encrypt: no --secrets-out, so the answer cannot be decrypted", file=sys.stderr)
-    else:
-        write_private(args.secrets_out, json.dumps(secrets.to_json()) + "\n")
+    keep_secrets(args.secrets_out, secrets)
     write_binary(args.out, body)
     return 0
 
@@ -362,90 +371,6 @@ def run_decrypt(args: argparse.Namespace) -> int:
     return EXIT_REMOTE_ERROR if "error" in answer else 0
 
 
-def output_lines(outputs: Outputs) -> list[str]:
-    """One JSON line per row: the row's outputs, or ``{name: outputs}`` for several output tensors."""
-    if isinstance(outputs, dict):
-        rows = len(next(iter(outputs.values()), []))
-        return [json.dumps({name: batch[i].tolist() for name, batch in outputs.items()}) for i in range(rows)]
-    return [json.dumps(row.tolist()) for row in outputs]
-
-
-def partial_lines(failure: PartialFailure) -> list[str]:
-    """One JSON line per row of a partly failed fan-out: its outputs, or ``null`` if it has no answer."""
-    lines = ["null"] * failure.rows
-    for shard in failure.succeeded:
-        lines[shard.start : shard.stop] = output_lines(shard.outputs)
-    return lines
-
-
-def describe_outputs(outputs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Each output's datatype and shape."""
-    from core.tensors import datatype_of
-
-    described = {}
-    for name, value in outputs.items():
-        if hasattr(value, "dtype"):
-            described[name] = {"datatype": datatype_of(value.dtype), "shape": list(value.shape)}
-        else:
-            described[name] = {"datatype": "BYTES", "shape": [len(value)]}
-    return described
-
-
-def save_outputs(path: Path, outputs: Mapping[str, Any]) -> None:
-    """The outputs in a new ``.npz`` (one array per output name)."""
-    import numpy as np
-
-    if path.exists():
-        raise CommandError(f"{path} already exists; refusing to overwrite it")
-    arrays = {
-        name: value if hasattr(value, "dtype") else np.array(value, dtype=bytes)
-        for name, value in outputs.items()
-    }
-    try:
-        with open(path, "xb") as handle:
-            np.savez(handle, **arrays)  # type: ignore[arg-type]
-    except OSError as exc:
-        raise CommandError(f"cannot write {path}: {exc.strerror}") from None
-
-
-def _label(labels: Sequence[str], index: int) -> str:
-    return labels[index] if 0 <= index < len(labels) and labels[index] else f"class {index}"
-
-
-def top_classes(row: Any, labels: Sequence[str], k: int = TOP_CLASSES) -> str:
-    """``label (score), …`` for a row's ``k`` highest scores."""
-    import numpy as np
-
-    order = np.argsort(-np.asarray(row, dtype=np.float64), kind="stable")[:k]
-    return ", ".join(f"{_label(labels, int(i))} ({float(row[i]):.4f})" for i in order)
-
-
-def _is_scores(value: Any) -> bool:
-    return hasattr(value, "dtype") and value.dtype.kind == "f" and value.ndim == 2 and value.shape[1] > 1
-
-
-def summary_lines(
-    outputs: Mapping[str, Any], labels: Sequence[str], row_names: Sequence[str] | None = None
-) -> list[str]:
-    """Names, shapes and datatypes of the outputs; for an [N, K] float output, each row's top classes."""
-    lines = []
-    for name, info in describe_outputs(outputs).items():
-        lines.append(f"{name}: {info['datatype']} {info['shape']}")
-        value = outputs[name]
-        if _is_scores(value):
-            for index, row in enumerate(value):
-                where = row_names[index] if row_names and index < len(row_names) else f"row {index}"
-                lines.append(f"  {where}: {top_classes(row, labels)}")
-        elif hasattr(value, "dtype") and value.ndim == 2 and value.shape[1] == 1 and len(value) <= 100:
-            lines.extend(f"  row {index}: {float(row[0]):.6g}" for index, row in enumerate(value))
-    return lines
-
-
-def _labels(model: Mapping[str, Any]) -> list[str]:
-    labels = model.get("labels")
-    return [str(label) for label in labels] if isinstance(labels, list) else []
-
-
 def _predict_version(sources: Sequence[str]) -> str:
     suffixes = {Path(source).suffix.lower() for source in sources}
     if suffixes <= set(IMAGE_SUFFIXES):
@@ -503,7 +428,7 @@ def run_predict_v2(
             + ", ".join(f"{n} {i['datatype']} {i['shape']}" for n, i in describe_outputs(result).items())
         )
         return 0
-    print("\n".join(summary_lines(result, _labels(model), row_names)))
+    print("\n".join(summary_lines(result, labels_of(model), row_names)))
     return 0
 
 

@@ -10,7 +10,6 @@ is version 1's plaintext JSON; a plaintext version-2 request's error is a framed
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
@@ -26,14 +25,12 @@ from core.protocol import (
     ENCRYPTED_TYPE_V2,
     PLAINTEXT_TYPE,
     PLAINTEXT_TYPE_V2,
-    REQUEST_ID_BYTES,
-    RESPONSE_KEY_BYTES,
 )
 from core.tensors import BYTES, datatype_of, frame_tensors, read_tensors, split_frame
 from litefaas.client.errors import ClientError, ProtocolError, remote_error
 from litefaas.client.keysets import KeyInfo
 from litefaas.client.sharding import PartialFailure, ShardFailure, ShardResult
-from litefaas.client.wire import RequestSecrets, read_document
+from litefaas.client.wire import RequestSecrets, fresh_secrets, read_document
 
 Tensor: TypeAlias = npt.NDArray[Any] | Sequence[bytes]
 Tensors: TypeAlias = Mapping[str, Tensor]
@@ -131,10 +128,7 @@ def build_tensor_request(
 
     Each call draws a fresh response key and request id; ``ts`` is ``now`` (default: the clock).
     """
-    key = public_key if isinstance(public_key, KeyInfo) else KeyInfo.from_json(public_key)
-    if response_key_bytes not in RESPONSE_KEY_BYTES:
-        raise ClientError("response_key_bytes must be 16 or 32")
-    secrets = RequestSecrets(os.urandom(response_key_bytes), os.urandom(REQUEST_ID_BYTES))
+    key, secrets = fresh_secrets(public_key, response_key_bytes)
     message = frame_request(
         tensors,
         outputs,

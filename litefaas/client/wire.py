@@ -88,6 +88,16 @@ def build_plaintext_request(inputs: Inputs) -> bytes:
     return _dump_request({"inputs": wire_inputs(inputs)})
 
 
+def fresh_secrets(
+    public_key: KeyInfo | Mapping[str, Any], response_key_bytes: int
+) -> tuple[KeyInfo, RequestSecrets]:
+    """The key to seal to, and a fresh response key and request id for one request."""
+    key = public_key if isinstance(public_key, KeyInfo) else KeyInfo.from_json(public_key)
+    if response_key_bytes not in RESPONSE_KEY_BYTES:
+        raise ClientError("response_key_bytes must be 16 or 32")
+    return key, RequestSecrets(os.urandom(response_key_bytes), os.urandom(REQUEST_ID_BYTES))
+
+
 def build_request(
     inputs: Inputs,
     public_key: KeyInfo | Mapping[str, Any],
@@ -99,10 +109,7 @@ def build_request(
 
     Each call draws a fresh response key and request id; ``ts`` is ``now`` (default: the clock).
     """
-    key = public_key if isinstance(public_key, KeyInfo) else KeyInfo.from_json(public_key)
-    if response_key_bytes not in RESPONSE_KEY_BYTES:
-        raise ClientError("response_key_bytes must be 16 or 32")
-    secrets = RequestSecrets(os.urandom(response_key_bytes), os.urandom(REQUEST_ID_BYTES))
+    key, secrets = fresh_secrets(public_key, response_key_bytes)
     plaintext = _dump_request(
         {
             "inputs": wire_inputs(inputs),
