@@ -7,6 +7,9 @@ normal artifact (``manifest.json`` and ``.tflite`` files) whose input and output
 tensors, so ``core`` serves it unchanged; ``chain.json`` lists the segments in order.
 
 TensorFlow is imported lazily: the planning functions run without it.
+
+Over 500 lines on purpose: planning the cuts, converting each segment and verifying the chain
+all walk the same layer graph, and splitting them would pass that graph around three modules.
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ file, string tensors) before anything is written, compresses it with ai-edge-qua
 (weight-only int8, dynamic-range int8, float16 weights), measures every variant against
 the original and writes the artifact folder atomically, the original kept as a variant.
 No TensorFlow is needed here: LiteRT and the quantizer work on the flatbuffer itself.
+
+Over 500 lines on purpose: reading, refusing, compressing, measuring and writing share the
+``TFLiteModel`` they build and run in that order; the sections below follow the pipeline.
 """
 
 from __future__ import annotations
