@@ -32,7 +32,7 @@ def main() -> int:
     args = parser.parse_args()
 
     from litefaas.paths import trace_search_path
-    from litefaas.simulate import policies, traces, workload
+    from litefaas.simulate import catalog, traces, workload
     from litefaas.simulate.prices import load_prices
     from litefaas.simulate.runner import Options, simulate
 
@@ -51,7 +51,7 @@ def main() -> int:
         apps = workload.build(trace, seed=0)
         built = time.perf_counter()
         timings = {"load_s": loaded - started, "arrivals_s": built - loaded}
-        for policy in policies.parse(names):
+        for policy in catalog.parse(names):
             t0 = time.perf_counter()
             simulate(apps, [policy], trace.horizon_s, Options(), prices)
             timings[policy.name] = time.perf_counter() - t0

@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from litefaas.cli.console import make_console
+    from litefaas.simulate import catalog, recommend, report, traces, workload
     from litefaas.simulate import policies as policy_module
-    from litefaas.simulate import recommend, report, traces, workload
     from litefaas.simulate.prices import PriceError, load_prices
     from litefaas.simulate.runner import Options, simulate
 
@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if args.memory_mb <= 0:
         raise CommandError("--memory-mb must be positive")
     try:
-        chosen = policy_module.parse(names)
+        chosen = catalog.parse(names)
         path = traces.resolve(str(args.trace), trace_search_path())
         trace = traces.load_trace(path, args.functions, args.seed, args.memory_mb)
         latency = workload.load_latency(args.latency_from, args.provider) if args.latency_from else None

@@ -50,7 +50,8 @@ def binary_media_types(service_file: Path | None = None) -> list[str]:
     try:
         import yaml  # type: ignore[import-untyped]
 
-        document = yaml.safe_load((service_file or ROOT / "providers" / "aws.yml").read_text(encoding="utf-8"))
+        path = service_file or ROOT / "providers" / "aws.yml"
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
         types = document["apiGateway"]["binaryMediaTypes"]
     except (ImportError, OSError, ValueError, KeyError, TypeError, AttributeError):
         return fallback

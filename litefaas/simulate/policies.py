@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -329,29 +328,3 @@ class Kpa(Policy):
         ends = workload.times + workload.durations_s
         schedule = kpa_schedule(workload.times, ends, context.horizon_s, context.concurrency, self.settings)
         return _KpaApp(schedule, self.settings.tick_s)
-
-
-def parse(names: list[str]) -> list[Policy]:
-    """Policies from their names (``fixed-10m``, ``provisioned-2``, ``histogram``, ``kpa``, ``litefaas``)."""
-    from litefaas.simulate.litefaas_policy import Litefaas
-
-    policies: list[Policy] = []
-    for name in names:
-        fixed = re.fullmatch(r"fixed-(\d+(?:\.\d+)?)([smh])", name)
-        provisioned = re.fullmatch(r"provisioned-(\d+)", name)
-        if fixed:
-            unit = {"s": 1, "m": 60, "h": 3600}[fixed.group(2)]
-            policies.append(FixedKeepAlive(float(fixed.group(1)) * unit, name))
-        elif provisioned:
-            policies.append(Provisioned(int(provisioned.group(1))))
-        elif name == "histogram":
-            policies.append(Histogram())
-        elif name == "kpa":
-            policies.append(Kpa())
-        elif name == "litefaas":
-            policies.append(Litefaas())
-        else:
-            raise PolicyError(f"unknown policy {name!r} (known: {POLICY_HELP})")
-    if len({p.name for p in policies}) != len(policies):
-        raise PolicyError("a policy is named twice")
-    return policies

@@ -75,16 +75,7 @@ def imports_of(name: str) -> set[str]:
     return found
 
 
-# Known and named: ``policies.parse`` imports the litefaas policy lazily, which subclasses the
-# policies' classes. The simulator's internals were left as they are in this reorganisation; moving
-# ``parse`` to a module of its own removes the edge (and this entry).
-KNOWN_CYCLE_EDGES = {("litefaas.simulate.policies", "litefaas.simulate.litefaas_policy")}
-GRAPH = {
-    name: {
-        target for target in imports_of(name) if target in MODULES and (name, target) not in KNOWN_CYCLE_EDGES
-    }
-    for name in MODULES
-}
+GRAPH = {name: {target for target in imports_of(name) if target in MODULES} for name in MODULES}
 EXTERNAL = {name: {target.split(".")[0] for target in imports_of(name)} for name in MODULES}
 
 

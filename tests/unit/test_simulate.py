@@ -13,7 +13,7 @@ import pytest
 
 from litefaas.cli.simulate import register
 from litefaas.paths import trace_search_path
-from litefaas.simulate import policies, recommend, traces, workload
+from litefaas.simulate import catalog, policies, recommend, traces, workload
 from litefaas.simulate.engine import run_app
 from litefaas.simulate.prices import PriceError, load_prices
 from litefaas.simulate.runner import Options, simulate
@@ -52,7 +52,7 @@ def write_2019(
 def run_policies(inv: Path, names: list[str], concurrency: int = 1, cold_start_s: float = 1.0) -> dict:
     trace = traces.load_trace(inv)
     apps = workload.build(trace, seed=0, rule="even")
-    return simulate(apps, policies.parse(names), trace.horizon_s, Options(cold_start_s, concurrency), PRICES)
+    return simulate(apps, catalog.parse(names), trace.horizon_s, Options(cold_start_s, concurrency), PRICES)
 
 
 # Trace A: one call in minutes 0, 5, 20, 45 and 50 ("even": at second 30 of the minute), i.e. at
@@ -126,7 +126,7 @@ def test_histogram_learns_after_twenty_idle_times(tmp_path):
     #   6361; 6330 warm on it; the same from 6331 and 6631 (the last pre-warm [6847, 6961] unused).
     #   Instances [30, 6031] + [6247, 6331] + [6547, 6631] + [6847, 6961] = 6283 s; 1 cold start.
     inv = write_2019(tmp_path, {5 * k: 1 for k in range(23)})
-    result = run_policy_objects(inv, policies.parse(["fixed-10m", "histogram"]))
+    result = run_policy_objects(inv, catalog.parse(["fixed-10m", "histogram"]))
     assert result["fixed-10m"]["cold_starts"] == result["histogram"]["cold_starts"] == 1
     assert result["fixed-10m"]["wasted_memory_gb_s"] == pytest.approx(7178.0)
     assert result["histogram"]["wasted_memory_gb_s"] == pytest.approx(6260.0)
@@ -647,7 +647,7 @@ def ten_function_day(folder: Path) -> dict:
     trace = traces.load_trace(folder / "azure2019_10fn_inv.csv")
     apps = workload.build(trace, seed=0)
     names = ["fixed-10m", "histogram", "litefaas"]
-    return simulate(apps, policies.parse(names), trace.horizon_s, Options(), PRICES)["policies"]
+    return simulate(apps, catalog.parse(names), trace.horizon_s, Options(), PRICES)["policies"]
 
 
 def test_ten_function_day_fixture(fixtures_dir):
@@ -675,7 +675,7 @@ def test_hundred_function_day_litefaas_beats_histogram():
     trace = traces.load_trace(SHARED / "azure2019_100fn_inv.csv")
     apps = workload.build(trace, seed=0)
     names = ["fixed-10m", "histogram", "litefaas"]
-    result = simulate(apps, policies.parse(names), trace.horizon_s, Options(), PRICES)["policies"]
+    result = simulate(apps, catalog.parse(names), trace.horizon_s, Options(), PRICES)["policies"]
     fixed, histogram, ours = result["fixed-10m"], result["histogram"], result["litefaas"]
     assert histogram["cold_starts"] < fixed["cold_starts"]
     assert ours["cold_starts"] < histogram["cold_starts"]
