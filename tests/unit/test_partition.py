@@ -89,18 +89,13 @@ def two(seed, tmp_path_factory):
 
 
 def run_partition_cli(*argv: str) -> int:
-    """``litefaas partition …`` through its registrar, as ``litefaas.cli`` runs a command."""
+    """``litefaas partition …`` as ``litefaas.cli`` runs a command: tool and build errors exit 2."""
+    from litefaas.cli.base import run
     from litefaas.cli.partition import register
-    from litefaas.errors import CommandError
 
     root = argparse.ArgumentParser(prog="litefaas")
     register(root.add_subparsers(dest="command"))
-    args = root.parse_args(["partition", *argv])
-    try:
-        return int(args.handler(args))
-    except CommandError as exc:
-        print(f"litefaas partition: {exc}")
-        return 2
+    return run(root, ["partition", *argv])
 
 
 @pytest.fixture(scope="module")
@@ -266,10 +261,10 @@ class TestSegments:
         common = ["--model", str(folder / "seed.keras"), "--calibration", str(folder / "cal.npz")]
         out = tmp_path / "out"
         assert run_partition_cli(*common, "--max-segment-bytes", "5000", "--out", str(out)) == 2
-        assert "largest segment weighs 8,256 bytes" in capsys.readouterr().out
+        assert "largest segment weighs 8,256 bytes" in capsys.readouterr().err
         # the weights fit 9,000 bytes, the converted file of dense_64 does not: caught after conversion
         assert run_partition_cli(*common, "--max-segment-bytes", "9000", "--out", str(out)) == 2
-        assert "segment 2's int8 file is" in capsys.readouterr().out
+        assert "segment 2's int8 file is" in capsys.readouterr().err
         assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
     def test_what_cannot_be_cut(self, seed, tmp_path, capsys):
@@ -278,9 +273,9 @@ class TestSegments:
         (tmp_path / "sm" / "saved_model.pb").write_bytes(b"")
         out = str(tmp_path / "out")
         assert run_partition_cli("--model", str(tmp_path / "sm"), "--segments", "2", "--out", out) == 2
-        assert "a SavedModel has no layers" in capsys.readouterr().out
+        assert "a SavedModel has no layers" in capsys.readouterr().err
         assert run_partition_cli("--model", str(folder / "seed.keras"), "--segments", "2", "--out", out) == 2
-        assert "--calibration" in capsys.readouterr().out
+        assert "--calibration" in capsys.readouterr().err
 
 
 class Router(httpx.BaseTransport):
