@@ -164,7 +164,8 @@ class App:
             try:
                 text = (self.settings.model_dir / labels_file).read_text(encoding="utf-8")
             except (OSError, UnicodeDecodeError):
-                raise ConfigError("LITEFAAS_MODEL_DIR", f"cannot read the labels file {labels_file}") from None
+                problem = f"cannot read the labels file {labels_file}"
+                raise ConfigError("LITEFAAS_MODEL_DIR", problem) from None
             info["labels"] = text.splitlines()
         return info
 

@@ -356,7 +356,14 @@ def test_osls_package_offline_writes_a_template_cfn_lint_accepts(bundles, dist, 
     routes = sorted(
         r["Properties"]["RouteKey"] for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"
     )
-    assert routes == ["GET /health", "GET /keys", "OPTIONS /health", "OPTIONS /keys", "OPTIONS /predict", "POST /predict"]
+    assert routes == [
+        "GET /health",
+        "GET /keys",
+        "OPTIONS /health",
+        "OPTIONS /keys",
+        "OPTIONS /predict",
+        "POST /predict",
+    ]
     assert resources["PredictLambdaFunctionUrl"]["Properties"]["AuthType"] == "NONE"
     assert resources["PredictLogGroup"]["Properties"]["RetentionInDays"] == 14
     statements = resources["IamRoleLambdaExecution"]["Properties"]["Policies"][0]["PolicyDocument"][
