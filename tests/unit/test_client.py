@@ -106,6 +106,7 @@ def test_round_trip_every_suite(app, transport, suite):
 
 @pytest.mark.parametrize("suite", ALL_SUITES)
 def test_async_round_trip_every_suite(app, suite):
+    """Concurrent async predictions in every suite return the model's outputs, and health answers ok."""
     transport = AsyncInProcessTransport(app)
 
     async def scenario():
@@ -122,6 +123,7 @@ def test_async_round_trip_every_suite(app, suite):
 
 @pytest.mark.parametrize("key_bytes", [16, 32])
 def test_response_key_sizes(app, keys, transport, key_bytes):
+    """A 16- or 32-byte response key is sent as asked and still opens the sealed answer."""
     key = KeyInfo.from_json(keys.public["keys"][0])
     body, secrets = build_request(ROWS[:2], key, response_key_bytes=key_bytes)
     assert len(secrets.response_key) == key_bytes
@@ -147,6 +149,7 @@ def test_every_request_is_fresh(keys, function, transport):
 
 
 def test_keys_fetched_once_and_refreshed_on_demand(function, transport):
+    """The key set is fetched once for many predictions and again only on refresh_keys()."""
     function.predict(ROWS[:1])
     function.predict(ROWS[:1])
     assert [seen.path for seen in transport.seen].count("/api/keys") == 1
@@ -155,6 +158,7 @@ def test_keys_fetched_once_and_refreshed_on_demand(function, transport):
 
 
 def test_numpy_inputs(app, function):
+    """A float64 array or a list of float32 rows predicts the same as the plain rows."""
     batch = np.asarray(ROWS[:4], dtype=np.float64)
     np.testing.assert_array_equal(function.predict(batch).outputs, expected_outputs(app, ROWS[:4]))
     rows = [np.float32(row) for row in ROWS[:2]]
@@ -162,12 +166,14 @@ def test_numpy_inputs(app, function):
 
 
 def test_multi_input_mapping_is_sent_by_name(keys):
+    """A mapping of inputs is sent by name, each value as nested lists."""
     key = KeyInfo.from_json(keys.public["keys"][0])
     body, _ = build_request({"a": np.zeros((2, 3)), "b": [np.ones(2), [1, 2]]}, key)
     assert opened_request(keys, body)["inputs"] == {"a": [[0.0] * 3] * 2, "b": [[1.0, 1.0], [1, 2]]}
 
 
 def test_stale_request(app, keys):
+    """A request an hour old is refused as a sealed 408 stale_request."""
     key = KeyInfo.from_json(keys.public["keys"][0])
     body, secrets = build_request(ROWS[:1], key, now=time.time() - 3600)
     with pytest.raises(StaleRequestError) as caught:
@@ -192,6 +198,7 @@ def test_replayed_request(keys, transport):
 
 
 def test_invalid_payload_says_which_row(function):
+    """A short row is refused as a sealed 422 naming the row and the feature count."""
     rows = [ROWS[0], ROWS[1][:29]]
     with pytest.raises(InvalidPayloadError) as caught:
         function.predict(rows)
@@ -201,6 +208,7 @@ def test_invalid_payload_says_which_row(function):
 
 
 def test_plaintext_mode(app, transport):
+    """A plaintext client sends one JSON request to /predict, without fetching keys."""
     with Client(URL, plaintext=True, transport=transport) as client:
         result = client.predict(ROWS[:3])
     np.testing.assert_array_equal(result.outputs, expected_outputs(app, ROWS[:3]))
@@ -211,6 +219,7 @@ def test_plaintext_mode(app, transport):
 
 
 def test_plaintext_refused_where_disabled(app, keys):
+    """Plaintext to a function that disables it raises a plain 403 PlaintextDisabledError."""
     closed = InProcessTransport(app_with(app.engine, keys.private_json))
     with (
         Client(URL, plaintext=True, transport=closed) as client,
@@ -221,6 +230,7 @@ def test_plaintext_refused_where_disabled(app, keys):
 
 
 def test_tampered_response_is_a_protocol_error(app, keys):
+    """A tampered answer, or one read with another request's secrets, is a ProtocolError."""
     key = KeyInfo.from_json(keys.public["keys"][0])
     body, secrets = build_request(ROWS[:1], key)
     status, content_type, answer = post(app, body)
@@ -237,6 +247,8 @@ def test_tampered_response_is_a_protocol_error(app, keys):
 
 
 def test_tampering_in_transit_reaches_the_caller_as_protocol_error(app):
+    """An answer altered in transit raises ProtocolError from predict()."""
+
     def flip_last_char(request: httpx.Request) -> httpx.Response:
         answer = InProcessTransport(app).handle_request(request)
         document = json.loads(answer.read())
@@ -259,17 +271,20 @@ def test_tampering_in_transit_reaches_the_caller_as_protocol_error(app):
     ],
 )
 def test_answers_outside_the_protocol(status, content_type, body, why):
+    """An answer that is not a litefaas answer raises ProtocolError saying why."""
     secrets = RequestSecrets(bytes(16), bytes(16))
     with pytest.raises(ProtocolError, match=why):
         read_response(status, content_type, body, secrets)
 
 
 def test_plaintext_request_does_not_accept_a_sealed_answer():
+    """A sealed answer to a plaintext request is a ProtocolError."""
     with pytest.raises(ProtocolError, match="answered sealed"):
         read_response(200, ENCRYPTED, b"{}", None)
 
 
 def test_unknown_kid_is_decryption_failed(app, keys):
+    """Sealing to a key the function does not hold gives a plain 400 DecryptionFailedError."""
     stranger = make_keys().public
     stranger["keys"][0]["kid"] = "k0"
     with (
@@ -313,6 +328,7 @@ def test_rotation_refreshes_the_key_set_once(app):
 
 
 def test_a_pinned_key_set_is_not_refreshed(app, keys):
+    """A key set given to the client is used as is: a failure does not fetch /keys."""
     transport = InProcessTransport(app_with(app.engine, keys.private_json))
     with (
         Client(URL, keyset=make_keys().public, transport=transport) as client,
@@ -323,11 +339,14 @@ def test_a_pinned_key_set_is_not_refreshed(app, keys):
 
 
 def test_health(function, app):
+    """health() returns status ok and the model's public identity."""
     health = function.health()
     assert health["status"] == "ok" and health["model"].items() >= app.engine.manifest.public_info().items()
 
 
 def test_network_error_is_typed():
+    """A refused connection raises NetworkError naming the key fetch that failed."""
+
     def refuse(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
@@ -339,6 +358,7 @@ def test_network_error_is_typed():
 
 
 def test_every_protocol_code_has_a_typed_error():
+    """Every protocol error code maps to its RemoteError subclass; unknown codes to RemoteError."""
     assert set(REMOTE_ERRORS) == set(ERRORS_BY_CODE)
     for code, error in ERRORS_BY_CODE.items():
         raised = remote_error(error.status, code, "m", encrypted=False)
@@ -347,6 +367,7 @@ def test_every_protocol_code_has_a_typed_error():
 
 
 def test_key_set_parsing_and_selection(keys):
+    """Unknown suites are skipped, keys are chosen by suite, and malformed key sets are refused."""
     parsed = parse_keyset({"keys": [*keys.public["keys"], {"kid": "future", "suite": "s", "public_key": ""}]})
     assert [key.kid for key in parsed] == ["k0", "k1", "k2"]
     assert select_key(parsed).kid == "k0"
@@ -358,6 +379,7 @@ def test_key_set_parsing_and_selection(keys):
 
 
 def test_bad_inputs_fail_before_sending(keys):
+    """Non-finite, non-numeric or malformed inputs and a bad key size raise ClientError locally."""
     key = KeyInfo.from_json(keys.public["keys"][0])
     for bad in ([[float("nan")] * 30], [[object()]], "rows", 3):
         with pytest.raises(ClientError):
@@ -368,6 +390,7 @@ def test_bad_inputs_fail_before_sending(keys):
 
 
 def test_secrets_never_show_in_repr_or_errors(keys):
+    """Request secrets and input values never appear in a repr or an error message."""
     key = KeyInfo.from_json(keys.public["keys"][0])
     _, secrets = build_request(ROWS[:1], key)
     text = repr(secrets)

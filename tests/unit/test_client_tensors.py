@@ -96,6 +96,7 @@ def test_predict_tensors_every_suite(app, suite):
 
 
 def test_a_lone_array_goes_to_the_single_input_and_outputs_can_be_chosen(app):
+    """A bare array feeds the only input, outputs can be named, and model info is fetched once."""
     transport = InProcessTransport(app)
     with Client(URL, transport=transport) as client:
         result = client.predict_tensors(features(3), outputs=["probability"])
@@ -106,6 +107,7 @@ def test_a_lone_array_goes_to_the_single_input_and_outputs_can_be_chosen(app):
 
 
 def test_plaintext_client_sends_the_plaintext_media_type(app):
+    """A plaintext client sends a framed version-2 plaintext request carrying only the inputs."""
     transport = InProcessTransport(app)
     with Client(URL, plaintext=True, transport=transport) as client:
         result = client.predict_tensors({"features": features(4)})
@@ -116,6 +118,7 @@ def test_plaintext_client_sends_the_plaintext_media_type(app):
 
 
 def test_plaintext_refused_is_a_plain_json_error(keys, engine):
+    """Plaintext tensors to a function that disables plaintext raise a plain 403 error."""
     off = App(Settings.from_env({"LITEFAAS_PRIVATE_KEYS": keys.private_json}), engine)
     with (
         Client(URL, plaintext=True, transport=InProcessTransport(off)) as client,
@@ -126,6 +129,7 @@ def test_plaintext_refused_is_a_plain_json_error(keys, engine):
 
 
 def test_sealed_errors_are_typed_and_marked_encrypted(app):
+    """A wrong datatype, output or input name raises a sealed 422 InvalidPayloadError saying which."""
     with Client(URL, transport=InProcessTransport(app)) as client:
         with pytest.raises(InvalidPayloadError) as wrong_dtype:
             client.predict_tensors({"features": features(2).astype(np.float64)})
@@ -140,6 +144,7 @@ def test_sealed_errors_are_typed_and_marked_encrypted(app):
 
 
 def test_plaintext_framed_error_is_typed_and_not_encrypted(app):
+    """A framed plaintext error is typed and marked not encrypted."""
     with (
         Client(URL, plaintext=True, transport=InProcessTransport(app)) as client,
         pytest.raises(InvalidPayloadError) as caught,
@@ -149,6 +154,7 @@ def test_plaintext_framed_error_is_typed_and_not_encrypted(app):
 
 
 def test_errors_before_decryption_are_plain_json(app, keys):
+    """Sealing to a foreign key gives a plain 400 DecryptionFailedError."""
     foreign = make_keys()
     with (
         Client(URL, keyset=foreign.public, transport=InProcessTransport(app)) as client,
@@ -159,6 +165,7 @@ def test_errors_before_decryption_are_plain_json(app, keys):
 
 
 def test_replayed_body_is_a_sealed_409(app):
+    """A version-2 body sent twice is refused the second time with a sealed ReplayedRequestError."""
     key = Client(URL, transport=InProcessTransport(app)).key()
     body, secrets = build_tensor_request({"features": features(1)}, key)
     first = app.handle("POST", "/predict", {"Content-Type": ENCRYPTED_TYPE_V2}, body)
@@ -170,6 +177,7 @@ def test_replayed_body_is_a_sealed_409(app):
 
 
 def test_answers_outside_the_protocol(app):
+    """Each kind of answer outside the version-2 protocol raises ProtocolError saying why."""
     key = Client(URL, transport=InProcessTransport(app)).key()
     _, secrets = build_tensor_request({"features": features(1)}, key)
     _, other = build_tensor_request({"features": features(1)}, key)
@@ -198,6 +206,7 @@ def test_answers_outside_the_protocol(app):
 
 
 def test_rotation_refreshes_the_key_set_once(keys, engine):
+    """After a key rotation the client fetches the key set once more and the prediction succeeds."""
     old = make_keys()
     transport = InProcessTransport(
         App(Settings.from_env({"LITEFAAS_PRIVATE_KEYS": old.private_json}), engine)
@@ -211,6 +220,7 @@ def test_rotation_refreshes_the_key_set_once(keys, engine):
 
 
 def test_fan_out_splits_along_axis_0_under_the_body_limit(app):
+    """Fan-out splits rows into requests under the body limit and joins the outputs in order."""
     transport = InProcessTransport(app)
     x = np.asarray((ROWS * 20)[:100], dtype=np.float32)  # 100 rows of 120 bytes
     limit = REQUEST_OVERHEAD_BYTES + 160 + 120 * 10  # ten rows a request
@@ -223,6 +233,7 @@ def test_fan_out_splits_along_axis_0_under_the_body_limit(app):
 
 
 def test_fan_out_respects_max_batch_and_reports_partial_failure(keys, engine):
+    """Fan-out keeps shards within max_batch; larger batches raise PayloadTooLargeError."""
     small = App(
         Settings.from_env({"LITEFAAS_PRIVATE_KEYS": keys.private_json, "LITEFAAS_MAX_BATCH": "4"}), engine
     )
@@ -254,6 +265,7 @@ class FailingShard(InProcessTransport):
 
 
 def test_a_failing_shard_is_retried_then_reported(app, keys):
+    """Failing shards are retried, then reported with their row ranges and the shards that succeeded."""
     transport = FailingShard(app)
     transport.private_json = keys.private_json
     x = features(8)  # 8 rows, max_batch 3: shards of 2, 3, 3
@@ -269,6 +281,7 @@ def test_a_failing_shard_is_retried_then_reported(app, keys):
 
 
 def test_rows_per_request_counts_raw_bytes():
+    """Rows per request follow the raw tensor bytes under the body limit, capped by batch and at least 1."""
     x = normalize_tensors({"a": np.zeros((10, 224, 224, 3), np.float32), "b": np.zeros((10, 4), np.int64)})
     per_row = 224 * 224 * 3 * 4 + 32
     assert (
@@ -292,6 +305,7 @@ def test_rows_per_request_counts_raw_bytes():
     ],
 )
 def test_bad_tensors_fail_before_sending(app, tensors, words):
+    """Malformed tensors raise ClientError and no predict request is sent."""
     transport = InProcessTransport(app)
     with Client(URL, transport=transport) as client, pytest.raises(ClientError, match=words):
         client.predict_tensors(tensors)
@@ -299,6 +313,7 @@ def test_bad_tensors_fail_before_sending(app, tensors, words):
 
 
 def test_any_dtype_travels_raw(keys):
+    """Any dtype or byte order is framed as its own little-endian bytes with request metadata."""
     # the framed bytes are the array's own, little-endian, whatever its dtype or byte order
     x = np.arange(6, dtype=">i4").reshape(2, 3)
     key = Client(URL, keyset=keys.public).key()
@@ -311,6 +326,7 @@ def test_any_dtype_travels_raw(keys):
 
 
 def test_predict_images_sends_files_to_the_image_input(digits_app, keys, digits):
+    """Image files go to the image input as BYTES, by name or as a bare list, and are classified."""
     pixels, labels = digits
     files = [render(row, 64, "PNG") for row in pixels]
     transport = InProcessTransport(digits_app)
@@ -326,6 +342,7 @@ def test_predict_images_sends_files_to_the_image_input(digits_app, keys, digits)
 
 
 def test_predict_images_plaintext_and_fan_out(keys, digits):
+    """Plaintext image predictions give the same outputs with or without fan-out."""
     pixels, _labels = digits
     env = {"LITEFAAS_ALLOW_PLAINTEXT": "1", "LITEFAAS_MODEL_DIR": str(DIGITS)}
     plain = App(Settings.from_env(env), Engine.from_dir(DIGITS))
@@ -337,6 +354,7 @@ def test_predict_images_plaintext_and_fan_out(keys, digits):
 
 
 def test_an_image_to_a_model_without_an_image_input_is_a_sealed_422(app):
+    """An image sent to a model with no image input is a sealed 422 naming the datatype it takes."""
     png = render(np.zeros((8, 8, 1), np.float32), 16, "PNG")
     with (
         Client(URL, transport=InProcessTransport(app)) as client,
@@ -349,6 +367,7 @@ def test_an_image_to_a_model_without_an_image_input_is_a_sealed_422(app):
 
 @pytest.mark.parametrize("suite", ALL_SUITES)
 def test_async_predict_tensors_and_images(app, digits_app, digits, suite):
+    """The async client predicts tensors and images, concurrently and with fan-out, in every suite."""
     pixels, _ = digits
     files = [render(row, 32, "PNG") for row in pixels[:2]]
 
@@ -370,6 +389,8 @@ def test_async_predict_tensors_and_images(app, digits_app, digits, suite):
 
 
 def test_async_errors_are_typed(app):
+    """The async client raises the same typed sealed errors as the sync one."""
+
     async def scenario():
         async with AsyncClient(URL, transport=AsyncInProcessTransport(app)) as client:
             await client.predict_tensors({"features": features(1).astype(np.float16)})
@@ -380,6 +401,7 @@ def test_async_errors_are_typed(app):
 
 
 def test_v1_predict_is_unchanged(app):
+    """predict() still sends a version-1 JSON envelope and returns the model's outputs."""
     transport = InProcessTransport(app)
     with Client(URL, transport=transport) as client:
         result = client.predict(ROWS[:2])
@@ -389,6 +411,7 @@ def test_v1_predict_is_unchanged(app):
 
 
 def test_framed_plaintext_success_reads_outputs_by_name():
+    """A framed plaintext answer reads outputs by name with their dtypes and the model's identity."""
     body = frame_tensors({"model": {"name": "m"}}, "outputs", {"a": np.ones((2, 2), np.uint8), "b": [b"xy"]})
     result = read_tensor_response(200, PLAINTEXT_TYPE_V2, body, None)
     assert result["a"].dtype == np.uint8 and result["b"] == [b"xy"] and result.model == {"name": "m"}

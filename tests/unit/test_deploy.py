@@ -128,6 +128,7 @@ def azure_commands(
 
 
 def test_gcp_deploys_with_gcloud_gen2_and_secret_manager(tools, dist, tmp_path):
+    """GCP provisions APIs, account and secret, then deploys the unpacked bundle with gcloud gen2."""
     record = tools("gcloud")
     work = tmp_path / "work"
     code = run_deploy(dist, work, "--cloud", "gcp", f"--param=gcpProject={PROJECT}")
@@ -149,6 +150,7 @@ def test_gcp_deploys_with_gcloud_gen2_and_secret_manager(tools, dist, tmp_path):
 
 
 def test_gcp_stage_region_and_scaling_are_parameters(tools, dist, tmp_path):
+    """Stage, region, scaling, CPU, project and secret name reach the gcloud deploy command."""
     record = tools("gcloud")
     work = tmp_path / "work"
     params = ["memorySize=2048", "timeout=30", "minInstances=1", "maxInstances=5", "concurrency=8"]
@@ -171,6 +173,7 @@ def test_gcp_stage_region_and_scaling_are_parameters(tools, dist, tmp_path):
 
 
 def test_gcp_without_gcloud_on_path_fails_clearly(tools, dist, tmp_path, capsys):
+    """Without gcloud on PATH the GCP deploy exits 2 naming the missing tool, running nothing."""
     record = tools("az")  # another cloud's tool is no help
     assert shutil.which("gcloud") is None
     code = run_deploy(dist, tmp_path / "work", "--cloud", "gcp", f"--param=gcpProject={PROJECT}")
@@ -181,6 +184,7 @@ def test_gcp_without_gcloud_on_path_fails_clearly(tools, dist, tmp_path, capsys)
 
 
 def test_dry_run_prints_the_provider_commands_and_runs_none(tools, dist, tmp_path, capsys):
+    """A dry run prints every provider command, from enabling APIs to the URL, and runs none."""
     record = tools()  # no gcloud needed to see what would run
     work = tmp_path / "work"
     code = run_deploy(dist, work, "--cloud", "gcp", "--dry-run", f"--param=gcpProject={PROJECT}")
@@ -197,6 +201,7 @@ def test_dry_run_prints_the_provider_commands_and_runs_none(tools, dist, tmp_pat
 
 
 def test_azure_deploys_with_the_azure_cli_and_a_key_vault_reference(tools, dist, tmp_path):
+    """Azure runs the exact az commands: group, template, Key Vault secret, zip deploy."""
     record = tools("az", "func")
     work = tmp_path / "work"
     code = run_deploy(dist, work, "--cloud", "azure")
@@ -206,6 +211,7 @@ def test_azure_deploys_with_the_azure_cli_and_a_key_vault_reference(tools, dist,
 
 
 def test_azure_publishes_with_core_tools_from_the_unpacked_app(tools, dist, tmp_path):
+    """azurePublisher=func publishes the unpacked app with func, passing the parameters through."""
     record = tools("az", "func")
     work = tmp_path / "work"
     params = ["--param=azurePublisher=func", "--param=minInstances=2", "--param=azureFunctionApp=lf-prod"]
@@ -225,6 +231,7 @@ def test_azure_publishes_with_core_tools_from_the_unpacked_app(tools, dist, tmp_
 
 
 def test_azure_with_func_needs_func_on_path(tools, dist, tmp_path, capsys):
+    """azurePublisher=func without func on PATH exits 2 naming it, running nothing."""
     record = tools("az")
     code = run_deploy(dist, tmp_path / "work", "--cloud", "azure", "--param=azurePublisher=func")
     assert code == 2
@@ -233,6 +240,7 @@ def test_azure_with_func_needs_func_on_path(tools, dist, tmp_path, capsys):
 
 
 def test_a_failing_provider_command_fails_the_deploy(tools, dist, tmp_path, monkeypatch, capsys):
+    """A provider command that fails stops the deploy at once with exit 2 and its exit code."""
     record = tools("az")
     monkeypatch.setenv("LITEFAAS_TEST_EXIT", "3")
     code = run_deploy(dist, tmp_path / "work", "--cloud", "azure")
@@ -245,6 +253,7 @@ def test_a_failing_provider_command_fails_the_deploy(tools, dist, tmp_path, monk
 
 
 def test_aws_dry_run_packages_offline_and_prints_the_osls_deploy(tools, dist, tmp_path, capsys):
+    """An AWS dry run packages offline and prints the secret check and the osls deploy command."""
     work = tmp_path / "work"
     code = run_deploy(dist, work, "--cloud", "aws", "--arch", "x86_64", "--stage", "prod", "--dry-run")
     out = capsys.readouterr().out
@@ -269,6 +278,7 @@ def test_a_private_key_in_the_template_is_refused(tools, dist, tmp_path, monkeyp
 
 
 def test_a_private_key_in_a_provider_command_is_refused(tools, dist, tmp_path, monkeypatch, capsys):
+    """A private key in a provider command stops the deploy before any command runs."""
     record = tools("gcloud")
     monkeypatch.setenv("LITEFAAS_LOG_LEVEL", make_keys().private_json)
     code = run_deploy(dist, tmp_path / "work", "--cloud", "gcp", f"--param=gcpProject={PROJECT}")
@@ -278,6 +288,7 @@ def test_a_private_key_in_a_provider_command_is_refused(tools, dist, tmp_path, m
 
 
 def test_unknown_cloud_and_bad_parameters(capsys):
+    """An unknown cloud exits 2; parameters must be NAME=VALUE, and architecture goes by --arch."""
     with pytest.raises(SystemExit) as exited:
         package_cmd.main(["deploy", "--cloud", "oracle"])
     assert exited.value.code == 2

@@ -54,6 +54,7 @@ def accuracy(engine, pixels, labels):
 
 
 def test_the_committed_artifact_declares_an_image_input_and_its_labels(engine):
+    """The committed artifact declares its 8x8 image input, its 10 outputs and its labels file."""
     manifest = engine.manifest
     assert [(s.name, s.shape, s.dtype) for s in manifest.inputs] == [(INPUT, (None, 8, 8, 1), "float32")]
     assert [(s.name, s.shape) for s in manifest.outputs] == [(OUTPUT, (None, 10))]
@@ -66,6 +67,7 @@ def test_the_committed_artifact_declares_an_image_input_and_its_labels(engine):
 
 
 def test_the_compression_table_has_four_variants_and_the_selected_one_is_served(engine):
+    """All four variants are small and accurate, and the one selected is the one served."""
     rows = json.loads((ARTIFACT / "compression.json").read_text(encoding="utf-8"))
     assert [row["variant"] for row in rows] == ["float32", "float16", "dynamic_range", "int8"]
     selected = [row for row in rows if row["selected"]]
@@ -75,6 +77,7 @@ def test_the_compression_table_has_four_variants_and_the_selected_one_is_served(
 
 
 def test_accuracy_on_held_out_tensors(engine, held_out):
+    """The served model classifies at least 97% of held-out digits correctly."""
     # measured 0.9806 (353 of 360) on every variant
     assert accuracy(engine, *held_out) >= 0.97
 
@@ -88,6 +91,7 @@ def test_accuracy_on_the_same_digits_drawn_dark_on_light_as_image_files(engine, 
 
 
 def test_a_drawing_at_any_size_reads_back_close_to_its_8x8_digit(held_out):
+    """A digit drawn small or large decodes to about the same 8x8 tensor, within 0..16."""
     pixels, _ = held_out
     small, large = through_images(pixels[:50], "PNG", 64), through_images(pixels[:50], "PNG", 280)
     assert small.shape == (50, 8, 8, 1) and small.dtype == np.float32
@@ -104,6 +108,7 @@ def _predict_v2(app, keys, tensors):
 
 @pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
 def test_an_image_sent_as_a_file_answers_what_it_answers_as_a_prepared_tensor(app, keys, held_out, fmt):
+    """Image files answer exactly what the same images as prepared tensors answer."""
     pixels, labels = held_out
     files = [render(row, 96, fmt) for row in pixels[:6]]
     status, header, as_files = _predict_v2(app, keys, {INPUT: files})
@@ -117,6 +122,7 @@ def test_an_image_sent_as_a_file_answers_what_it_answers_as_a_prepared_tensor(ap
 
 
 def test_plaintext_version_2_takes_files_too(app, held_out):
+    """A plaintext version-2 request takes image files and classifies them."""
     pixels, labels = held_out
     from core.tensors import frame_tensors
 
@@ -132,6 +138,7 @@ def test_plaintext_version_2_takes_files_too(app, held_out):
     [(b"not an image at all", "not a JPEG, PNG or WebP"), ("truncated", "corrupt or truncated")],
 )
 def test_a_corrupt_file_is_a_sealed_422_naming_its_row(app, keys, held_out, bad, words):
+    """A corrupt or truncated image is a sealed 422 naming its row and the reason."""
     good = render(held_out[0][0], 64, "PNG")
     broken = good[: len(good) // 2] if bad == "truncated" else bad
     status, header, outputs = _predict_v2(app, keys, {INPUT: [good, good, broken]})
@@ -141,6 +148,7 @@ def test_a_corrupt_file_is_a_sealed_422_naming_its_row(app, keys, held_out, bad,
 
 
 def test_health_shows_the_image_declaration_and_the_labels(app):
+    """/health shows the model's labels and its input's image declaration."""
     response = app.handle("GET", "/health", {}, b"")
     model = json.loads(response.body)["model"]
     assert model["name"] == "digits_cnn" and model["labels"] == LABELS
@@ -149,6 +157,7 @@ def test_health_shows_the_image_declaration_and_the_labels(app):
 
 @pytest.mark.tensorflow
 def test_build_digits_writes_a_servable_artifact(tmp_path: Path):
+    """build_digits writes four servable variants, labels and manifest, leaving no temp folder."""
     from model.digits import build_digits
 
     out = tmp_path / "digits"
@@ -165,6 +174,7 @@ def test_build_digits_writes_a_servable_artifact(tmp_path: Path):
 
 
 def test_image_options_make_a_checked_declaration():
+    """Image options make a declaration checked against the inputs and against each other."""
     from model.errors import BuildError
     from model.pipeline import image_declaration, image_fields
 
@@ -188,6 +198,7 @@ def test_image_options_make_a_checked_declaration():
 
 @pytest.mark.tensorflow
 def test_an_imported_tflite_model_carries_the_image_declaration_it_is_given(tmp_path: Path):
+    """An imported .tflite keeps the image declaration given for its input."""
     from model.tflite_import import build_from_tflite
 
     out = tmp_path / "imported"
@@ -203,6 +214,7 @@ def _build_args(*argv):
 
 
 def test_build_image_flags_become_the_manifest_declaration():
+    """build's --image-* flags become the input's image declaration; none give none."""
     from litefaas.cli.images import image_options
 
     args = _build_args(
@@ -253,6 +265,7 @@ def test_build_image_flags_become_the_manifest_declaration():
     ],
 )
 def test_bad_image_flags_are_refused_with_a_reason(argv, words):
+    """Incomplete, malformed or conflicting --image-* flags are refused saying why."""
     from litefaas.cli.images import image_options
     from litefaas.errors import ToolError
     from model.errors import BuildError
@@ -262,6 +275,7 @@ def test_bad_image_flags_are_refused_with_a_reason(argv, words):
 
 
 def test_build_example_takes_no_model_of_its_own(capsys):
+    """build --example with --from exits 2: a built-in model takes no source model."""
     from litefaas.cli.main import main
 
     assert main(["build", "--example", "digits", "--from", "m.keras"]) == 2
@@ -269,6 +283,7 @@ def test_build_example_takes_no_model_of_its_own(capsys):
 
 
 def test_a_bundle_of_an_image_model_vendors_a_slimmed_pillow_and_the_labels(artifact_dir):
+    """Only image models bundle Pillow, without AVIF or font support, and their labels file."""
     from litefaas.packaging.bundle import has_image_input, model_files
     from litefaas.packaging.slimming import SLIMMING
     from litefaas.packaging.targets import litert_runtime, read_pins

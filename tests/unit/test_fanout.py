@@ -155,11 +155,13 @@ class TestPlanning:
         ],
     )
     def test_shard_sizes(self, rows, fan_out, max_rows, sizes):
+        """Shards are near-equal and within max_rows, as many as fan_out asks but never more than the rows."""
         shards = plan_shards(rows, fan_out, max_rows)
         assert [stop - start for start, stop in shards] == sizes
 
     @given(st.integers(1, 100_000), st.integers(1, 64), st.integers(1, 2048))
     def test_shards_cover_every_row_once_within_the_cap(self, rows, fan_out, max_rows):
+        """Shards tile the rows once, in order, within the cap, and differ in size by one at most."""
         shards = plan_shards(rows, fan_out, max_rows)
         assert shards[0][0] == 0 and shards[-1][1] == rows
         assert all(a[1] == b[0] for a, b in itertools.pairwise(shards))
@@ -168,6 +170,7 @@ class TestPlanning:
         assert len(shards) == min(rows, max(fan_out, -(-rows // max_rows)))
 
     def test_bad_arguments(self):
+        """No rows, a fan-out below 1 or not an int, or negative retries raise ClientError."""
         for rows, fan_out in ((0, 1), (5, 0)):
             with pytest.raises(ClientError):
                 plan_shards(rows, fan_out, 10)
@@ -177,6 +180,7 @@ class TestPlanning:
                     function.predict(ROWS[:2], **kwargs)
 
     def test_rows_per_request_keeps_the_body_under_the_limit(self, keys):
+        """Rows per request honour max_batch, and a body of that many rows fits the body limit."""
         assert rows_per_request(ROWS) == 1024
         assert rows_per_request(ROWS, max_batch=64) == 64
         wide = np.full((1, 128), -1.2345678901234567e-05)
@@ -186,6 +190,7 @@ class TestPlanning:
         assert len(body) <= 1024 * 1024
 
     def test_rows_of_a_mapping(self):
+        """A mapping's rows are counted, sized and sliced across all inputs, which must agree."""
         inputs = {"a": np.zeros((6, 2)), "b": [[1, 2, 3]] * 6}
         assert row_count(inputs) == 6
         assert rows_per_request(inputs, max_batch=10_000, max_body_bytes=1024 * 1024) == (786_432 - 512) // (
@@ -197,6 +202,7 @@ class TestPlanning:
             row_count({"a": [[1]], "b": [[1], [2]]})
 
     def test_join_keeps_shard_order_and_named_outputs(self):
+        """Joined shard answers keep shard order for every named output."""
         model = {"name": "m", "version": "1", "sha256": "x"}
         parts = [
             PredictResult({"y": np.array([[0.0], [1.0]]), "z": np.array([[5.0], [6.0]])}, model),
@@ -207,6 +213,7 @@ class TestPlanning:
         assert joined.outputs["z"].ravel().tolist() == [5.0, 6.0, 7.0]
 
     def test_join_refuses_answers_of_different_models_or_sizes(self):
+        """Shard answers from different models, or short of rows, cannot be joined."""
         one = PredictResult(np.zeros((1, 1)), {"sha256": "a"})
         other = PredictResult(np.zeros((1, 1)), {"sha256": "b"})
         with pytest.raises(client_module.ProtocolError, match="different models"):
@@ -218,6 +225,7 @@ class TestPlanning:
 class TestFanOut:
     @pytest.mark.parametrize("fan_out", [1, 2, 4, 8])
     def test_reassembled_in_order(self, keys, engine, fan_out):
+        """Shards answered out of order are joined in row order, one sealed request each."""
         rows = batch(300)
         transport = ShuffledTransport(make_app(keys, engine))
         with Client(URL, transport=transport) as function:
@@ -228,6 +236,7 @@ class TestFanOut:
         assert all(seen.content_type == "application/litefaas+json" for seen in predict_requests(transport))
 
     def test_list_rows_and_one_shard_per_row_at_most(self, keys, engine):
+        """A list of rows fans out to one shard per row at most."""
         transport = InProcessTransport(make_app(keys, engine))
         with Client(URL, transport=transport) as function:
             result = function.predict(ROWS[:3], fan_out=8)
@@ -235,6 +244,7 @@ class TestFanOut:
         assert len(predict_requests(transport)) == 3
 
     def test_shards_never_exceed_the_max_batch(self, keys, engine):
+        """Shards are split further to stay within max_batch, and the outputs are whole."""
         app = make_app(keys, engine, LITEFAAS_MAX_BATCH="64")
         transport = InProcessTransport(app)
         rows = batch(300)
@@ -244,6 +254,7 @@ class TestFanOut:
         assert len(predict_requests(transport)) == 5  # max(2, ceil(300 / 64)), 60 rows each
 
     def test_without_fan_out_the_batch_goes_whole(self, keys, engine):
+        """Without fan-out an oversized batch is sent whole, once, and refused with 413."""
         app = make_app(keys, engine, LITEFAAS_MAX_BATCH="64")
         transport = InProcessTransport(app)
         with Client(URL, transport=transport) as function, pytest.raises(PayloadTooLargeError):
@@ -260,6 +271,7 @@ class TestFanOut:
         assert len(predict_requests(transport)) == 2 == len(request_ids)
 
     def test_retry_after_a_5xx_uses_a_fresh_id(self, keys, engine, request_ids):
+        """A shard that fails with a 5xx is retried with a new request id and then answered."""
         rows = batch(400)
         rows[250, 0] = MARKER  # in the third of four shards; its first attempt fails
         app = make_app(keys, FlakyEngine(engine, failures=1))
@@ -286,6 +298,7 @@ class TestFanOut:
         assert len(app.replay) == (5 if after_answer else 4)
 
     def test_a_replayed_id_is_refused(self, keys, engine):
+        """The same sealed body sent twice is answered 200 then refused 409."""
         # why a retry must never resend the same body
         transport = InProcessTransport(make_app(keys, engine))
         with Client(URL, transport=transport) as function:
@@ -321,6 +334,7 @@ class TestFanOut:
         assert len(set(request_ids)) == len(request_ids) == 6
 
     def test_a_bad_row_fails_its_shard_only(self, keys, engine):
+        """A malformed row fails only its shard, once, with the row named within it."""
         rows = batch(300).tolist()
         rows[220] = rows[220][:29]
         transport = InProcessTransport(make_app(keys, engine))
@@ -332,6 +346,7 @@ class TestFanOut:
         assert "row 20: expected 30 features, got 29" in str(caught.value)
 
     def test_every_shard_failing_raises_the_typed_error(self, keys, engine):
+        """When every shard fails with the same error, that typed error is raised, not PartialFailure."""
         transport = InProcessTransport(make_app(keys, engine))
         with (
             Client(URL, transport=transport, plaintext=True) as function,
@@ -340,6 +355,7 @@ class TestFanOut:
             function.predict(batch(10), fan_out=2)
 
     def test_network_down_exhausts_the_retries(self, keys, request_ids):
+        """With the network down each shard is tried 1 + retries times, each time with a new id."""
         attempts = []
 
         def refuse(request):
@@ -357,6 +373,7 @@ class TestFanOut:
 
 class TestAsync:
     def test_reassembled_in_order(self, keys, engine):
+        """The async client joins fanned-out shards in row order, one request each."""
         rows = batch(300)
         transport = AsyncInProcessTransport(make_app(keys, engine))
 
@@ -369,6 +386,7 @@ class TestAsync:
         assert len(predict_requests(transport)) == 4
 
     def test_retry_and_partial_failure(self, keys, engine, request_ids):
+        """The async client retries a failing shard and reports a shard that keeps failing."""
         rows = batch(300)
         rows[10, 0] = MARKER  # first shard: fails once, then answers
         transport = AsyncInProcessTransport(make_app(keys, FlakyEngine(engine, failures=1)))
@@ -404,6 +422,7 @@ class TestCommandLine:
         return argparse.Namespace(**{**values, **extra})
 
     def test_predict_fans_out(self, keys, engine, tmp_path, capsys, monkeypatch):
+        """litefaas predict fans rows out and prints one output per row, in order."""
         rows = batch(50)
         source = tmp_path / "rows.json"
         source.write_text(json.dumps(rows.tolist()))
@@ -417,6 +436,7 @@ class TestCommandLine:
     def test_partial_failure_prints_null_for_the_missing_rows(
         self, keys, engine, tmp_path, capsys, monkeypatch
     ):
+        """On partial failure predict prints null for unanswered rows, names them, and exits 1."""
         rows = batch(30).tolist()
         rows[15] = rows[15][:5]
         source = tmp_path / "rows.json"

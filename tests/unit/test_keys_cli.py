@@ -76,11 +76,13 @@ def test_keys_generate(tmp_path, capsys, suite):
 
 
 def test_keys_generate_defaults_to_the_default_suite(tmp_path, capsys):
+    """keys generate without --suite makes a key of the default suite."""
     code, out, _ = run(capsys, "keys", "generate", "--kid", "a", "--out", tmp_path / "ring.json")
     assert code == 0 and json.loads(out)["keys"][0]["suite"] == crypto.DEFAULT_SUITE
 
 
 def test_keys_generate_refuses_to_overwrite(tmp_path, capsys):
+    """keys generate exits 2 and leaves an existing file untouched."""
     ring = tmp_path / "ring.json"
     ring.write_text("keep me")
     code, out, err = run(capsys, "keys", "generate", "--kid", "a", "--out", ring)
@@ -91,6 +93,7 @@ def test_keys_generate_refuses_to_overwrite(tmp_path, capsys):
 
 @pytest.mark.parametrize(("option", "value"), [("--kid", "no spaces"), ("--suite", "rot13")])
 def test_keys_generate_checks_kid_and_suite(tmp_path, capsys, option, value):
+    """A bad --kid or --suite exits 2 naming the option, and no file is written."""
     ring = tmp_path / "ring.json"
     argv = {"--kid": "a", "--out": ring, option: value}
     code, out, err = run(capsys, "keys", "generate", *[part for pair in argv.items() for part in pair])
@@ -100,6 +103,7 @@ def test_keys_generate_checks_kid_and_suite(tmp_path, capsys, option, value):
 
 
 def test_keys_public(deployed, capsys):
+    """keys public prints the same public set that keys generate printed."""
     ring, public, _ = deployed
     code, out, _ = run(capsys, "keys", "public", "--in", ring)
     assert code == 0
@@ -111,6 +115,7 @@ def test_keys_public(deployed, capsys):
 
 
 def test_keys_public_names_a_bad_file_without_its_content(tmp_path, capsys):
+    """A bad key file is reported by key index and kid, never by its secret content."""
     ring = tmp_path / "ring.json"
     ring.write_text(json.dumps([{"kid": "a", "suite": crypto.DEFAULT_SUITE, "private_key": "c2VjcmV0"}]))
     code, _, err = run(capsys, "keys", "public", "--in", ring)
@@ -150,6 +155,7 @@ def test_encrypt_then_decrypt(deployed, tmp_path, capsys, engine, monkeypatch, k
 
 
 def test_encrypt_reads_csv_with_a_header(deployed, tmp_path, capsys, engine):
+    """encrypt reads a CSV with a header row and trailing blank lines."""
     _, public, app = deployed
     rows = tmp_path / "rows.csv"
     lines = [",".join(f"f{i}" for i in range(30))] + [",".join(map(repr, row)) for row in ROWS[:4]]
@@ -159,6 +165,7 @@ def test_encrypt_reads_csv_with_a_header(deployed, tmp_path, capsys, engine):
 
 
 def test_encrypt_reads_stdin(deployed, tmp_path, capsys, engine, monkeypatch):
+    """encrypt --input - reads the inputs document from stdin."""
     _, public, app = deployed
     monkeypatch.setattr(sys, "stdin", io.StringIO(json.dumps({"inputs": ROWS[:2]})))
     code, answer = encrypt_answer_decrypt(capsys, tmp_path, app, public, "-")
@@ -166,6 +173,7 @@ def test_encrypt_reads_stdin(deployed, tmp_path, capsys, engine, monkeypatch):
 
 
 def test_decrypt_prints_a_sealed_error_and_exits_1(deployed, tmp_path, capsys):
+    """decrypt prints a sealed error answer and exits 1."""
     _, public, app = deployed
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps([ROWS[0][:29]]))
@@ -176,6 +184,7 @@ def test_decrypt_prints_a_sealed_error_and_exits_1(deployed, tmp_path, capsys):
 
 
 def test_decrypt_passes_a_plaintext_error_through(tmp_path, capsys):
+    """decrypt prints a plaintext JSON error as is and exits 1."""
     secrets = tmp_path / "secrets.json"
     secrets.write_text(json.dumps({"response_key": "A" * 22, "id": "A" * 22}))
     response = tmp_path / "response.json"
@@ -185,6 +194,7 @@ def test_decrypt_passes_a_plaintext_error_through(tmp_path, capsys):
 
 
 def test_decrypt_with_other_secrets_fails(deployed, tmp_path, capsys):
+    """An answer read with another request's secrets exits 2 with nothing on stdout."""
     _, public, app = deployed
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps(ROWS[:1]))
@@ -199,6 +209,7 @@ def test_decrypt_with_other_secrets_fails(deployed, tmp_path, capsys):
 
 
 def test_encrypt_refuses_to_overwrite_secrets(deployed, tmp_path, capsys):
+    """encrypt exits 2 and keeps an existing secrets file."""
     _, public, _ = deployed
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps(ROWS[:1]))
@@ -219,6 +230,7 @@ def test_encrypt_refuses_to_overwrite_secrets(deployed, tmp_path, capsys):
     ],
 )
 def test_bad_input_files(deployed, tmp_path, capsys, name, content, message):
+    """An unreadable or malformed input file exits 2 with a message saying why."""
     _, public, _ = deployed
     path = tmp_path / name
     if content is not None:
@@ -228,6 +240,7 @@ def test_bad_input_files(deployed, tmp_path, capsys, name, content, message):
 
 
 def test_predict(deployed, tmp_path, capsys, engine, monkeypatch):
+    """predict prints one output per line, sealed or in plaintext."""
     _, _, app = deployed
     monkeypatch.setattr(keys_cmd, "http_transport", InProcessTransport(app))
     rows = tmp_path / "rows.json"
@@ -240,6 +253,7 @@ def test_predict(deployed, tmp_path, capsys, engine, monkeypatch):
 
 
 def test_predict_remote_error(deployed, tmp_path, capsys, monkeypatch):
+    """A function's error exits 1 with its code and message on stderr."""
     _, _, app = deployed
     monkeypatch.setattr(keys_cmd, "http_transport", InProcessTransport(app))
     rows = tmp_path / "rows.json"
@@ -250,6 +264,7 @@ def test_predict_remote_error(deployed, tmp_path, capsys, monkeypatch):
 
 
 def test_help_imports_nothing_heavy():
+    """Building the CLI parser imports neither httpx, numpy, cryptography nor the client."""
     probe = (
         "import sys; from litefaas.cli import main; main.parser()\n"
         "print(sorted(m for m in ('httpx', 'numpy', 'cryptography', 'litefaas.client') if m in sys.modules))"
@@ -272,6 +287,7 @@ def digits_app(tmp_path):
 
 
 def test_predict_npy_sends_version_2_and_prints_a_summary(deployed, tmp_path, capsys, engine, monkeypatch):
+    """A .npy input is sent as one version-2 request and its outputs printed under a summary."""
     _, _, app = deployed
     transport = InProcessTransport(app)
     monkeypatch.setattr(keys_cmd, "http_transport", transport)
@@ -288,6 +304,7 @@ def test_predict_npy_sends_version_2_and_prints_a_summary(deployed, tmp_path, ca
 
 
 def test_predict_npz_writes_the_outputs_asked_for(deployed, tmp_path, capsys, engine, monkeypatch):
+    """A .npz input with --output and --out writes only the named outputs to a new .npz file."""
     _, _, app = deployed
     monkeypatch.setattr(keys_cmd, "http_transport", InProcessTransport(app))
     x = tmp_path / "x.npz"
@@ -310,6 +327,7 @@ def test_predict_npz_writes_the_outputs_asked_for(deployed, tmp_path, capsys, en
 
 
 def test_predict_image_files_prints_top_classes_with_labels(digits_app, tmp_path, capsys, monkeypatch):
+    """Image files print, per file, the top three classes by label."""
     from model.digits import digits_split, render
 
     monkeypatch.setattr(keys_cmd, "http_transport", InProcessTransport(digits_app))
@@ -334,6 +352,7 @@ def test_predict_image_files_prints_top_classes_with_labels(digits_app, tmp_path
 
 
 def test_an_image_to_a_model_without_an_image_input_is_a_remote_422(deployed, tmp_path, capsys, monkeypatch):
+    """An image sent to a model with no image input exits 1 with the function's 422."""
     from model.digits import render
 
     _, _, app = deployed
@@ -353,11 +372,13 @@ def test_an_image_to_a_model_without_an_image_input_is_a_remote_422(deployed, tm
     ],
 )
 def test_predict_input_kinds_are_checked(tmp_path, capsys, inputs, message):
+    """Several non-image files, or a file of unknown type, exit 2 saying why."""
     code, _, err = run(capsys, "predict", "--url", URL, "--input", *[tmp_path / name for name in inputs])
     assert code == 2 and message in err
 
 
 def test_out_and_output_are_for_version_2(deployed, tmp_path, capsys):
+    """--out with a version-1 input exits 2 saying it is for version 2."""
     rows = tmp_path / "rows.json"
     rows.write_text(json.dumps(ROWS[:1]))
     code, _, err = run(capsys, "predict", "--url", URL, "--input", rows, "--out", tmp_path / "o.npz")
@@ -398,6 +419,7 @@ def test_encrypt_then_decrypt_v2(deployed, tmp_path, capsys, engine, monkeypatch
 
 
 def test_encrypt_v2_errors_and_a_sealed_error_answer(deployed, tmp_path, capsys):
+    """encrypt --v2 needs --input-name and --out; decrypt --v2 handles error answers and wrong secrets."""
     _, public, app = deployed
     x = tmp_path / "x.npy"
     np.save(x, np.zeros((1, 29), np.float32))

@@ -25,6 +25,7 @@ class TestPlanning:
     """Balancing needs no TensorFlow."""
 
     def test_the_largest_segment_is_as_small_as_it_can_be(self):
+        """For each segment count, the cuts minimise the heaviest segment."""
         costs = [61, 3968, 8256, 65]  # the seed MLP's int8 weight bytes per layer
         assert plan_cuts(costs, [1, 2, 3], 1) == ()
         assert plan_cuts(costs, [1, 2, 3], 2) == (2,)
@@ -33,15 +34,18 @@ class TestPlanning:
         assert segment_costs(costs, (2, 3)) == [4029, 8256, 65]
 
     def test_ties_go_to_the_most_even_split(self):
+        """Among cuts with the same heaviest segment, the most even split wins."""
         assert plan_cuts([5, 5, 10], [1, 2], 2) == (2,)
         assert plan_cuts([1, 1, 1, 1], [1, 2, 3], 2) == (2,)
 
     def test_only_allowed_positions_are_used(self):
+        """Cuts fall only at allowed positions; asking for more segments is a BuildError."""
         assert plan_cuts([1, 1, 1, 1, 1], [4], 2) == (4,)
         with pytest.raises(BuildError, match="at most 2 segments"):
             plan_cuts([1, 1, 1, 1, 1], [4], 3)
 
     def test_fewest_segments_under_a_limit(self):
+        """The fewest segments under a byte limit are chosen; a layer over it is a BuildError."""
         costs = [61, 3968, 8256, 65]
         assert plan_for_limit(costs, [1, 2, 3], 20_000) == ()
         assert plan_for_limit(costs, [1, 2, 3], 9_000) == (2,)
@@ -127,6 +131,7 @@ def run_segments(folder: Path, inputs: np.ndarray) -> np.ndarray:
 @pytest.mark.tensorflow
 class TestCutting:
     def test_the_seed_can_be_cut_between_any_two_layers(self, seed):
+        """The seed MLP can be cut after any layer, with each layer's weight bytes and FLOPs."""
         from model.partition import cut_positions, layer_costs
 
         model, _, _ = seed
@@ -137,6 +142,7 @@ class TestCutting:
         assert [c.flops for c in costs] == [30, 2 * 30 * 128, 2 * 128 * 64, 2 * 64]
 
     def test_no_cut_inside_a_skip_connection(self):
+        """No cut falls inside a skip connection, which bounds the segment count."""
         import keras
 
         from model.partition import PartitionOptions, cut_positions, partition_model
@@ -152,6 +158,7 @@ class TestCutting:
             partition_model(model, None, None, PartitionOptions(out=Path("unused"), segments=4))
 
     def test_sequential_model_in_float32(self, tmp_path):
+        """A Sequential model cuts by FLOPs into float32 segments that match the whole model."""
         import keras
 
         from model.data import Dataset
@@ -180,6 +187,7 @@ class TestCutting:
 @pytest.mark.tensorflow
 class TestSegments:
     def test_chain_manifest_lists_the_segments_in_order(self, two):
+        """chain.json lists the segments in order with their layers, tensors and the chain's I/O."""
         chain = read_chain(two)
         assert chain["kind"] == "chain" and chain["variant"] == "int8"
         segments = chain["segments"]
@@ -191,6 +199,7 @@ class TestSegments:
         assert chain["outputs"] == [{"name": "probability", "shape": [None, 1], "dtype": "float32"}]
 
     def test_each_segment_is_an_artifact_core_serves(self, two):
+        """Each segment is a loadable artifact whose manifest matches chain.json and its neighbour."""
         chain = read_chain(two)
         for entry in chain["segments"]:
             manifest, content = load_artifact(two / entry["folder"])  # checks the sha256
@@ -209,6 +218,7 @@ class TestSegments:
         assert len(first.raw["feature_names"]) == 30 and second.raw["label"]["output"] == "probability"
 
     def test_float32_chain_equals_the_whole_model(self, two, seed, tmp_path):
+        """A float32 chain gives the whole model's outputs within 1e-5."""
         from model.partition import PartitionOptions, partition_model
 
         model, split, _ = seed
@@ -223,6 +233,7 @@ class TestSegments:
         assert set(read_chain(tmp_path / "f32")["verification"]) == {"rows", "float32"}
 
     def test_int8_chain_is_within_the_int8_models_own_error(self, two, seed):
+        """The int8 chain stays within the whole int8 model's own error against Keras."""
         model, split, _ = seed
         rows = split.test.inputs["features"]
         keras_outputs = model.predict(rows, verbose=0)
@@ -234,6 +245,7 @@ class TestSegments:
         assert report["passed"] and report["tolerance"] == pytest.approx(tolerance, rel=1e-6)
 
     def test_three_segments_from_the_command_line(self, three, capsys):
+        """The CLI writes three verified segments and chain.json, nothing else."""
         chain = read_chain(three)
         assert [s["layers"] for s in chain["segments"]] == [
             ["standardize", "dense_128"],
@@ -249,6 +261,7 @@ class TestSegments:
         ]
 
     def test_max_segment_bytes_chooses_the_count(self, seed, tmp_path):
+        """--max-segment-bytes picks the fewest segments whose files fit the limit."""
         _, _, folder = seed
         common = ["--model", str(folder / "seed.keras"), "--calibration", str(folder / "cal.npz")]
         out = tmp_path / "fits"
@@ -257,6 +270,7 @@ class TestSegments:
         assert len(chain["segments"]) == 2 and max(s["bytes"] for s in chain["segments"]) <= 12_000
 
     def test_limits_that_cannot_be_met(self, seed, tmp_path, capsys):
+        """An unmeetable byte limit exits 2 saying why, and leaves no output or temporary folder."""
         _, _, folder = seed
         common = ["--model", str(folder / "seed.keras"), "--calibration", str(folder / "cal.npz")]
         out = tmp_path / "out"
@@ -268,6 +282,7 @@ class TestSegments:
         assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
     def test_what_cannot_be_cut(self, seed, tmp_path, capsys):
+        """A SavedModel, or a cut without --calibration, exits 2 saying why."""
         _, _, folder = seed
         (tmp_path / "sm").mkdir()
         (tmp_path / "sm" / "saved_model.pb").write_bytes(b"")
@@ -336,6 +351,7 @@ class TestChainThroughFunctions:
                 assert not any(needle in sent for needle in needles)
 
     def test_a_large_batch_is_split_to_fit_each_function(self, three):
+        """A batch over a function's max batch is split at every hop and the chain still matches."""
         urls, router = segment_apps(three)
         rows = np.tile(np.asarray(ROWS, dtype=np.float32), (20, 1))  # 1,280 rows
         with ChainClient(urls, transport=router) as chain:
@@ -347,6 +363,7 @@ class TestChainThroughFunctions:
         assert all(response.status_code == 200 for *_, response in router.exchanges)
 
     def test_an_error_names_the_segment(self, three):
+        """A segment's error is raised as SegmentError naming the segment, its URL and the cause."""
         # GIVEN a chain miswired: the second function serves segment 3 (it takes 64 values, not 128)
         urls, router = segment_apps(three, order=[1, 3, 2])
         with ChainClient(urls, transport=router) as chain, pytest.raises(SegmentError) as caught:
@@ -358,6 +375,7 @@ class TestChainThroughFunctions:
         assert "does not match [N, 64] at axis 1" in str(error)
 
     def test_the_chain_manifest_catches_a_wrong_model(self, three):
+        """A segment serving the wrong model is a SegmentError; a URL count unlike chain.json's is refused."""
         chain = read_chain(three)
         chain["segments"][1]["sha256"] = "0" * 64
         urls, router = segment_apps(three)

@@ -40,6 +40,7 @@ def key_file(tmp_path, name="keys.json", mode=0o600, text=None):
 
 
 def test_keys_push_creates_then_adds_a_version(aws, tmp_path, capsys):
+    """keys push creates the secret, then adds a version; nothing printed holds key material."""
     path, keys = key_file(tmp_path)
     assert cli.main(["keys", "push", "--cloud", "aws", "--stage", "prod", "--keys", str(path)]) == 0
     value = aws.get_secret_value(SecretId="litefaas-prod-private-keys")
@@ -57,6 +58,7 @@ def test_keys_push_creates_then_adds_a_version(aws, tmp_path, capsys):
 
 
 def test_deploy_check_names_the_missing_secret_then_passes(aws):
+    """A missing secret fails the deploy check naming the fix; once pushed the check passes."""
     runner = provision.Runner(dry_run=False, out=io.StringIO())
     with pytest.raises(
         PackageError, match="secret litefaas-dev-private-keys does not exist in eu-west-1: push"
@@ -67,6 +69,7 @@ def test_deploy_check_names_the_missing_secret_then_passes(aws):
 
 
 def test_remove_with_keys_schedules_the_deletion(aws):
+    """remove --with-keys schedules the secret's deletion, and deploy then refuses it."""
     aws.create_secret(Name="s", SecretString="[]")
     provision_aws.delete_keys("s", REGION, provision.Runner(dry_run=False, out=io.StringIO()))
     assert "DeletedDate" in aws.describe_secret(SecretId="s")
@@ -76,6 +79,7 @@ def test_remove_with_keys_schedules_the_deletion(aws):
 
 
 def test_a_group_readable_or_public_key_set_is_refused(aws, tmp_path, capsys):
+    """A group-readable file or a public key set is refused and no secret is created."""
     readable, _ = key_file(tmp_path, "readable.json", mode=0o640)
     assert cli.main(["keys", "push", "--cloud", "aws", "--keys", str(readable)]) == 2
     assert "readable or writable by group or others (mode 0640)" in capsys.readouterr().err
@@ -90,6 +94,7 @@ def test_a_group_readable_or_public_key_set_is_refused(aws, tmp_path, capsys):
 
 
 def test_key_material_in_an_argv_is_refused():
+    """A command carrying private key material in its arguments is refused, even in a dry run."""
     keys = make_keys()
     needles = known_private_keys({"LITEFAAS_PRIVATE_KEYS": keys.private_json})
     runner = provision.Runner(dry_run=True, out=io.StringIO(), needles=needles)

@@ -67,6 +67,7 @@ def dry_run(tmp_path_factory):
 
 
 def test_template_resource_shapes():
+    """The ARM template pins API versions and wires Flex Consumption, identities and Key Vault."""
     assert TEMPLATE["$schema"].endswith("/deploymentTemplate.json#")
     for item in TEMPLATE["resources"]:
         assert API_VERSIONS[item["type"]] == item["apiVersion"], item["type"]
@@ -109,6 +110,7 @@ def test_template_resource_shapes():
 
 @NEEDS_NODE
 def test_parameters_are_the_ones_serverless_yml_passes(dry_run):
+    """The parameters file gives every required template parameter, typed, and never the keys."""
     document = json.loads((dry_run["work"] / provision_azure.PARAMETERS_FILE).read_text())
     given = {name: item["value"] for name, item in document["parameters"].items()}
     declared = TEMPLATE["parameters"]
@@ -130,6 +132,7 @@ def test_parameters_are_the_ones_serverless_yml_passes(dry_run):
 
 @NEEDS_NODE
 def test_dry_run_prints_every_command_and_the_template(dry_run):
+    """The dry run prints every az command in order, the template and the function's URL."""
     lines = [line for line in dry_run["out"].splitlines() if line.startswith(("az ", "DEPLOYER", "OUTPUTS"))]
     assert [shlex.split(line.partition("$(")[2] or line)[1:3] for line in lines] == [
         ["group", "create"], ["ad", "signed-in-user"], ["deployment", "group"],
@@ -141,6 +144,7 @@ def test_dry_run_prints_every_command_and_the_template(dry_run):
 
 @NEEDS_NODE
 def test_key_material_is_in_no_argv_output_or_template(dry_run):
+    """No key material appears in the work folder, the template or the dry-run output."""
     needles = known_private_keys({"LITEFAAS_PRIVATE_KEYS": dry_run["keys"].private_json})
     out_file = dry_run["work"] / "dry-run.txt"
     out_file.write_text(dry_run["out"])
@@ -148,6 +152,7 @@ def test_key_material_is_in_no_argv_output_or_template(dry_run):
 
 
 def test_keys_are_pushed_from_a_private_copy_removed_after(tmp_path):
+    """Keys are pushed from a 0600 copy in a 0700 folder, deleted once az is done."""
     path = tmp_path / "keys.json"
     path.write_text(make_keys().private_json)
     path.chmod(0o600)
@@ -202,6 +207,7 @@ def az_python() -> str:
 )
 @NEEDS_NODE
 def test_the_real_az_parser_accepts_every_command(dry_run, tmp_path):
+    """The real az parser accepts every command, refusing it only for want of az login."""
     keyset = provision.read_private_keyset(dry_run["key_file"])
     runner = provision.Runner(dry_run=True, out=io.StringIO())
     params = {"azureResourceGroup": "rg-prod"}

@@ -109,6 +109,7 @@ def commands(tmp_path_factory) -> list[list[str]]:
 
 
 def test_every_command_is_covered(commands):
+    """The commands cover every gcloud verb used, and key pushes read the key from stdin."""
     verbs = {" ".join(argv[1:3]) if argv[1] != "iam" else " ".join(argv[1:4]) for argv in commands}
     assert verbs == {
         "services enable", "iam service-accounts describe", "iam service-accounts create",
@@ -122,17 +123,20 @@ def test_every_command_is_covered(commands):
 
 
 def test_the_real_gcloud_parser_accepts_every_command(commands, tmp_path):
+    """The real gcloud parser accepts every command, refusing it only for want of a login."""
     results = parse_all(commands, tmp_path)
     for argv, (code, err) in zip(commands, results, strict=True):
         assert code == 1 and NOT_LOGGED_IN in err, (argv, code, err[-400:])
 
 
 def test_the_parser_check_tells_a_bad_argument_from_a_missing_login(tmp_path):
+    """A misspelt flag exits 2 in the parser, unlike a missing login's exit 1."""
     [(code, err)] = parse_all([["gcloud", "functions", "deploy", "f", "--gen2", "--memroy=512Mi"]], tmp_path)
     assert code == 2 and "unrecognized arguments" in err
 
 
 def test_key_material_never_reaches_the_printed_plan(tmp_path):
+    """A dry-run keys push prints no key material, only a redirect from the key file."""
     keys = make_keys()
     path = tmp_path / "keys.json"
     path.write_text(keys.private_json)
