@@ -23,7 +23,7 @@ $(PY_STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "litefaas needs Python >= 3.11; set PYTHON=python3.x")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=24"
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[build,gcp,azure,images,cli,dev]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[runtime,build,gcp,azure,images,cli,dev]'
 	@touch $@
 
 $(NODE_STAMP): package.json package-lock.json

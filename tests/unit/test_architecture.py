@@ -8,6 +8,7 @@ are left out, as they never run.
 from __future__ import annotations
 
 import ast
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -144,3 +145,18 @@ def test_library_code_never_imports_the_cli():
         and any(t.split(".")[:2] == ["litefaas", "cli"] for t in GRAPH[n])
     ]
     assert offenders == []
+
+
+def test_the_client_imports_no_runtime_or_cli_packages():
+    """``pip install '.[client]'`` is enough: the client loads no LiteRT, provider SDK, TensorFlow or Pillow.
+
+    (httpx itself loads rich where rich is installed, for its own command line: not ours to check.)"""
+    code = (
+        "import sys; import litefaas.client; "
+        "heavy = {'ai_edge_litert', 'tensorflow', 'flask', 'azure', 'matplotlib', 'PIL', 'litefaas.cli'}; "
+        "print(sorted(heavy & ({name.split('.')[0] for name in sys.modules} | set(sys.modules))))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert loaded.stdout.strip() == "[]"
