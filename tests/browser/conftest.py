@@ -1,5 +1,5 @@
 """Browser fixtures shared by the browser tests: Debian's chromium, driven by Playwright with
-``executable_path`` (no browser is downloaded). A test module may define its own of the same name."""
+``executable_path`` (no browser is downloaded)."""
 
 from __future__ import annotations
 

@@ -9,9 +9,7 @@ import itertools
 import json
 import os
 import re
-import signal
 import subprocess
-import sys
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fixtures.serving import serving
 
-from litefaas.local.process import free_port, group_alive
+from litefaas.local.process import free_port
 from litefaas.local.ui import UIServer
 
 pytestmark = pytest.mark.browser
@@ -29,8 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 DIGITS = ROOT / "model" / "artifacts" / "digits_cnn"
 SEED = ROOT / "model" / "artifacts" / "breast_cancer_mlp"
 REPORT = ROOT / "build" / "browser"
-READY = re.compile(r"^(\S+) ready at (\S+)\s+\(pid (\d+);")
-PAGE = re.compile(r"^page ready at (\S+)")
 PROVIDERS = ("aws", "gcp", "azure")
 AWS_BINARY_REASON = (
     "the AWS local host (serverless-offline) does not hand version 2's binary body to the handler intact yet"
@@ -57,40 +54,13 @@ def served(chromium_path: str) -> Iterator[Served]:
         pytest.skip("npm packages not installed (make setup installs them)")
     if not (DIGITS / "manifest.json").is_file():
         pytest.skip("no digits model artifact")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LITEFAAS_")}
-    env["COLUMNS"] = "300"
-    command = [
-        sys.executable, "-m", "litefaas.cli", "serve", "--provider", "all", "--port", str(free_port()),
+    argv = [
+        "--provider", "all", "--port", str(free_port()),
         "--ui", "--ui-port", str(free_port()), "--model", str(DIGITS), "--model", str(SEED),
     ]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    hosts: dict[str, tuple[str, int]] = {}
-    page = ""
-    output: list[str] = []
-    try:
-        assert process.stdout is not None
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            output.append(line)
-            if match := READY.match(line.strip()):
-                hosts[match[1]] = (match[2], int(match[3]))
-            if match := PAGE.match(line.strip()):
-                page = match[1]
-            if line.startswith("Ctrl-C stops every server"):
-                break
-        assert page and len(hosts) == 6, "".join(output)
-        yield Served(process, page, hosts)
-    finally:
-        process.send_signal(signal.SIGINT)
-        tail, _ = process.communicate(timeout=90)
-    assert process.returncode == 0, tail
-    for name, (_, pid) in hosts.items():
-        assert not group_alive(pid), f"{name} left processes behind"
+    with serving(*argv, timeout_s=180) as run:
+        assert run.page and len(run.hosts) == 6, "".join(run.output)
+        yield Served(run.process, run.page, run.hosts)
 
 
 @pytest.fixture

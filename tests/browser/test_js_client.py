@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import statistics
 import threading
 import urllib.error
@@ -26,7 +25,6 @@ import numpy as np
 import pytest
 
 from core import crypto
-from core.encoding import b64u_encode
 from litefaas.client import Client, RemoteError
 
 pytestmark = pytest.mark.browser
@@ -171,16 +169,6 @@ def _origin(server: _PageServer) -> str:
 
 
 @pytest.fixture(scope="module")
-def chromium_path() -> str:
-    path = os.environ.get("LITEFAAS_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    if not path:
-        pytest.skip("Debian's chromium is not installed (make setup installs it)")
-    if not DIST.is_file():
-        pytest.skip("clients/js/dist/litefaas.js is not built (make setup builds it)")
-    return path
-
-
-@pytest.fixture(scope="module")
 def pages() -> Iterator[tuple[_PageServer, _PageServer]]:
     """The page's server (listed in LITEFAAS_CORS_ORIGINS) and another origin that is not."""
     with _page_server() as allowed, _page_server() as other:
@@ -188,23 +176,18 @@ def pages() -> Iterator[tuple[_PageServer, _PageServer]]:
 
 
 @pytest.fixture(scope="module")
-def keys() -> str:
-    entries = [
-        {"kid": f"k{index}", "suite": suite, "private_key": b64u_encode(crypto.generate_private_key(suite))}
-        for index, suite in enumerate(SUITES)
-    ]
-    return json.dumps(entries)
-
-
-@pytest.fixture(scope="module")
 def functions(
-    pages: tuple[_PageServer, _PageServer], keys: str, chromium_path: str
+    pages: tuple[_PageServer, _PageServer], keys: Any, chromium_path: str
 ) -> Iterator[dict[str, str]]:
     """One local host per provider (AWS only where the npm packages are installed), base URL by name."""
     launch_spec, local_server, free_port = _launchers()
     allowed, other = pages
     env = {name: value for name, value in os.environ.items() if not name.startswith("LITEFAAS_")}
-    env |= {"LITEFAAS_PRIVATE_KEYS": keys, "LITEFAAS_CORS_ORIGINS": _origin(allowed), "PYTHONUNBUFFERED": "1"}
+    env |= {
+        "LITEFAAS_PRIVATE_KEYS": keys.private_json,
+        "LITEFAAS_CORS_ORIGINS": _origin(allowed),
+        "PYTHONUNBUFFERED": "1",
+    }
     providers = [
         p for p in PROVIDERS if p != "aws" or (ROOT / "node_modules" / "serverless-offline").is_dir()
     ]
@@ -221,19 +204,6 @@ def functions(
     finally:
         for server in servers:
             server.stop()
-
-
-@pytest.fixture(scope="module")
-def browser(chromium_path: str) -> Iterator[Any]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as playwright:
-        instance = playwright.chromium.launch(
-            executable_path=chromium_path, headless=True, args=["--no-sandbox", "--disable-gpu"]
-        )
-        try:
-            yield instance
-        finally:
-            instance.close()
 
 
 def _open(browser: Any, origin: str) -> Any:

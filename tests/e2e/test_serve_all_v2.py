@@ -3,24 +3,20 @@ on every provider, and a sealed 224x224x3 float32 image through the AWS local ho
 
 from __future__ import annotations
 
-import os
-import re
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fixtures.requests import ROWS
+from fixtures.serving import serving
 
 from core.engine import Engine
 from litefaas.client import Client, InvalidPayloadError
-from litefaas.local.process import free_port, group_alive
+from litefaas.local.process import free_port
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-READY = re.compile(r"^(aws|gcp|azure) ready at (\S+)\s+\(pid (\d+);")
 
 pytestmark = [
     pytest.mark.e2e,
@@ -37,43 +33,13 @@ def litefaas(*argv: object) -> subprocess.CompletedProcess[str]:
 
 def test_predict_npy_answers_on_every_provider(tmp_path):
     # GIVEN `litefaas serve --provider all` (plaintext allowed too) on three free ports
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LITEFAAS_")}
-    env["COLUMNS"] = "300"
-    command = [
-        sys.executable,
-        "-m",
-        "litefaas.cli",
-        "serve",
-        "--provider",
-        "all",
-        "--port",
-        str(port),
-        "--plaintext",
-    ]
-    process = subprocess.Popen(
-        command, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-    servers: dict[str, tuple[str, int]] = {}
-    output: list[str] = []
-    try:
-        deadline = time.monotonic() + 120
-        assert process.stdout is not None
-        while time.monotonic() < deadline:
-            line = process.stdout.readline()
-            if not line:
-                break
-            output.append(line)
-            if match := READY.match(line.strip()):
-                servers[match[1]] = (match[2], int(match[3]))
-            if line.startswith("Ctrl-C stops every server"):
-                break
-        assert set(servers) == {"aws", "gcp", "azure"}, "".join(output)
+    with serving("--provider", "all", "--port", str(free_port()), "--plaintext") as served:
+        assert set(served.hosts) == {"aws", "gcp", "azure"}, "".join(served.output)
         features = np.asarray(ROWS[:6], dtype=np.float32)
         image = tmp_path / "image.npy"
         np.save(image, features)
         expected = Engine.from_dir().predict({"features": features})["probability"]
-        for provider, (url, _) in servers.items():
+        for provider, (url, _) in served.hosts.items():
             # WHEN `litefaas predict --input image.npy --out` runs against it (sealed, version 2)
             out = tmp_path / f"{provider}.npz"
             result = litefaas("predict", "--url", url, "--input", image, "--out", out)
@@ -95,9 +61,3 @@ def test_predict_npy_answers_on_every_provider(tmp_path):
             with Client(url) as client, pytest.raises(InvalidPayloadError) as refused:
                 client.predict_tensors({"features": big})
             assert refused.value.encrypted and "shape" in refused.value.message, provider
-    finally:
-        process.send_signal(signal.SIGINT)
-        tail, _ = process.communicate(timeout=60)
-    assert process.returncode == 0, tail
-    for name, (_, pid) in servers.items():
-        assert not group_alive(pid), f"{name} left processes behind"
