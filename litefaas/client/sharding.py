@@ -5,15 +5,18 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from collections.abc import Mapping, Sequence
+import operator
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from core.protocol import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES
 from litefaas.client.errors import ClientError, NetworkError, ProtocolError, RemoteError
 from litefaas.client.wire import Inputs, Outputs, PredictResult
+
+Result = TypeVar("Result")
 
 _JSON_BYTES_PER_VALUE = 25  # the longest JSON number (-2.2250738585072014e-308) and its comma
 _ROW_OVERHEAD_BYTES = 8
@@ -147,15 +150,19 @@ def join_results(shards: Sequence[tuple[int, int]], parts: Sequence[PredictResul
 
 
 def gather_shards(
-    rows: int, shards: Sequence[tuple[int, int]], outcomes: Sequence[PredictResult | ShardFailure]
-) -> PredictResult:
-    """Join a fan-out's outcomes; raise :class:`PartialFailure` if any shard failed (or, if none
-    succeeded, the first shard's own error)."""
+    rows: int,
+    shards: Sequence[tuple[int, int]],
+    outcomes: Sequence[Result | ShardFailure],
+    join: Callable[..., Result] = join_results,  # type: ignore[assignment]
+    outputs_of: Callable[[Any], Any] = operator.attrgetter("outputs"),
+) -> Result:
+    """Join a fan-out's outcomes with ``join``; raise :class:`PartialFailure` if any shard failed (or,
+    if none succeeded, the first shard's own error). Versions 1 and 2 differ only in ``join``."""
     failed = [o for o in outcomes if isinstance(o, ShardFailure)]
-    answered = [(s, o) for s, o in zip(shards, outcomes, strict=True) if isinstance(o, PredictResult)]
+    answered = [(s, o) for s, o in zip(shards, outcomes, strict=True) if not isinstance(o, ShardFailure)]
     if not failed:
-        return join_results(shards, [o for _, o in answered])
+        return join(shards, [o for _, o in answered])
     if not answered:
         raise failed[0].error
-    succeeded = [ShardResult(start, stop, result.outputs) for (start, stop), result in answered]
+    succeeded = [ShardResult(start, stop, outputs_of(result)) for (start, stop), result in answered]
     raise PartialFailure(rows, succeeded, failed)

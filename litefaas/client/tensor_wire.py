@@ -29,7 +29,7 @@ from core.protocol import (
 from core.tensors import BYTES, datatype_of, frame_tensors, read_tensors, split_frame
 from litefaas.client.errors import ClientError, ProtocolError, remote_error
 from litefaas.client.keysets import KeyInfo
-from litefaas.client.sharding import PartialFailure, ShardFailure, ShardResult
+from litefaas.client.sharding import ShardFailure, gather_shards
 from litefaas.client.wire import RequestSecrets, fresh_secrets, read_document
 
 Tensor: TypeAlias = npt.NDArray[Any] | Sequence[bytes]
@@ -263,16 +263,8 @@ def join_tensor_results(shards: Sequence[tuple[int, int]], parts: Sequence[Tenso
 def gather_tensor_shards(
     rows: int, shards: Sequence[tuple[int, int]], outcomes: Sequence[TensorResult | ShardFailure]
 ) -> TensorResult:
-    """Join a version-2 fan-out's outcomes; :class:`PartialFailure` if any shard failed (or, if none
-    succeeded, the first shard's own error)."""
-    failed = [o for o in outcomes if isinstance(o, ShardFailure)]
-    answered = [(s, o) for s, o in zip(shards, outcomes, strict=True) if isinstance(o, TensorResult)]
-    if not failed:
-        return join_tensor_results(shards, [o for _, o in answered])
-    if not answered:
-        raise failed[0].error
-    succeeded = [ShardResult(start, stop, dict(result)) for (start, stop), result in answered]
-    raise PartialFailure(rows, succeeded, failed)
+    """Join a version-2 fan-out's outcomes, as :func:`~litefaas.client.sharding.gather_shards` does."""
+    return gather_shards(rows, shards, outcomes, join=join_tensor_results, outputs_of=dict)
 
 
 __all__ = [
