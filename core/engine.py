@@ -133,6 +133,12 @@ class Manifest:
         )
 
     @property
+    def batching(self) -> Batching | None:
+        """How a batch runs, as the build measured it with this runtime; None: decide at load."""
+        value = self.raw.get("batching")
+        return value if value in ("resize", "per_row") else None
+
+    @property
     def metadata(self) -> Mapping[str, Any]:
         """The model's own description (TFLite metadata or build options); empty if none."""
         found = self.raw.get("metadata")
@@ -406,8 +412,13 @@ class Engine:
                 raise ModelError(f"unknown backend {backend!r}; known: {', '.join(BACKEND_CHAIN)}")
             try:
                 factory = _interpreter_class(backend)
-                session = _Session(factory, self._content, self.manifest, self.num_threads, None)
-                if session.batching == "per_row" and self._resize_matches(factory, session):
+                recorded = self.manifest.batching
+                session = _Session(factory, self._content, self.manifest, self.num_threads, recorded)
+                if (
+                    recorded is None
+                    and session.batching == "per_row"
+                    and self._resize_matches(factory, session)
+                ):
                     session.batching = "resize"
                 self.batching = session.batching
                 self._local.session = session

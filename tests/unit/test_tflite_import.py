@@ -90,6 +90,22 @@ def test_batch_fixed_at_one_runs_row_by_row_when_it_cannot_be_resized(artifacts)
 
 
 @pytest.mark.tensorflow
+def test_a_cold_start_takes_the_batching_the_build_measured(artifacts, monkeypatch):
+    """The manifest's recorded batching is used at load: no probe of a resized batch at cold start."""
+    # GIVEN artifacts whose build recorded how a batch runs
+    assert _manifest(artifacts["fixed_batch"])["batching"] == "per_row"
+    assert _manifest(artifacts["conv_nosig"])["batching"] == "resize"
+
+    def no_probe(*_: object) -> bool:
+        raise AssertionError("probed at load although the manifest says")
+
+    monkeypatch.setattr(Engine, "_resize_matches", no_probe)
+    # WHEN they are loaded THEN the engine runs as recorded
+    assert Engine.from_dir(artifacts["fixed_batch"]).batching == "per_row"
+    assert Engine.from_dir(artifacts["conv_nosig"]).batching == "resize"
+
+
+@pytest.mark.tensorflow
 @pytest.mark.parametrize(
     "name", ["conv_nosig", "fixed_batch", "uint8_image", "two_in_three_out", "with_metadata"]
 )
