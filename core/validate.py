@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from itertools import chain
 from typing import Any
 
@@ -118,39 +118,6 @@ def _whole_within(values: Array, low: int, high: int) -> Array:
             np.isfinite(values) & (np.floor(values) == values) & (values >= low) & (values <= high)
         )
     return result
-
-
-def arrays_for_model(
-    arrays: Mapping[str, Array], specs: Sequence[TensorSpec], max_batch: int
-) -> dict[str, Array]:
-    """Check ready-made arrays (a binary request) against the model's inputs: every input named
-    once, its dtype, its row shape, the same number of rows, at most ``max_batch``, finite floats."""
-    expected = {spec.name for spec in specs}
-    missing, unknown = expected - arrays.keys(), arrays.keys() - expected
-    if missing or unknown:
-        details = [f"missing {sorted(missing)}"] if missing else []
-        details += [f"unknown {sorted(unknown)}"] if unknown else []
-        raise InvalidPayload("inputs: " + ", ".join(details))
-    checked: dict[str, Array] = {}
-    for spec in specs:
-        array = arrays[spec.name]
-        where = f"inputs.{spec.name}"
-        if array.dtype != np.dtype(spec.dtype):
-            raise InvalidPayload(f"{where}: expected {spec.dtype}, got {array.dtype.name}")
-        if array.ndim < 1 or not _matches(array.shape[1:], spec.row_shape):
-            wanted = ["N", *(d if d >= 0 else "any" for d in spec.row_shape)]
-            raise InvalidPayload(f"{where}: expected shape {wanted}, got {list(array.shape)}")
-        if len(array) == 0:
-            raise InvalidPayload(f"{where}: the batch is empty")
-        if len(array) > max_batch:
-            raise PayloadTooLarge(f"{where}: {len(array)} rows is over the limit of {max_batch}")
-        if array.dtype.kind == "f" and not np.isfinite(array).all():
-            bad_row = int(np.argwhere(~np.isfinite(array.reshape(len(array), -1)))[0][0])
-            raise InvalidPayload(f"{where}: row {bad_row}: values must be finite numbers")
-        checked[spec.name] = array
-    if len({len(a) for a in checked.values()}) > 1:
-        raise InvalidPayload("inputs: every input must have the same number of rows")
-    return checked
 
 
 def _batch_problem(spec: TensorSpec, rows: Any, max_batch: int, named: bool) -> LitefaasError | None:

@@ -13,7 +13,7 @@ from fixtures.tflite_models import LABELS, built_artifacts, litert_direct, made_
 
 from core.engine import Engine, Manifest, ModelError, TensorSpec, load_artifact
 from core.errors import InvalidPayload
-from core.validate import arrays_for_model, inputs_to_arrays
+from core.validate import inputs_to_arrays
 
 
 @pytest.fixture(scope="session")
@@ -380,23 +380,6 @@ def test_integer_and_boolean_inputs_take_whole_numbers_in_range():
         inputs_to_arrays([[True]], flags, 10)
     wide = [TensorSpec("ids", (None, 2), "int64")]
     assert inputs_to_arrays([[2**40, -3]], wide, 10)["ids"].tolist() == [[2**40, -3]]
-
-
-def test_arrays_for_model_checks_ready_arrays():
-    """Ready arrays are checked for dtype, shape, presence, finiteness and equal row counts."""
-    specs = [TensorSpec("a", (None, 3), "float32"), TensorSpec("b", (None, None), "int8")]
-    good = {"a": np.zeros((2, 3), np.float32), "b": np.zeros((2, 5), np.int8)}
-    assert arrays_for_model(good, specs, 4).keys() == {"a", "b"}
-    cases = [
-        ({**good, "b": good["b"].astype(np.int16)}, "expected int8, got int16"),
-        ({**good, "a": np.zeros((2, 4), np.float32)}, r"expected shape \['N', 3\]"),
-        ({"a": good["a"]}, "missing"),
-        ({**good, "a": np.full((2, 3), np.nan, np.float32)}, "row 0: values must be finite"),
-        ({**good, "b": np.zeros((3, 5), np.int8)}, "same number of rows"),
-    ]
-    for arrays, message in cases:
-        with pytest.raises(InvalidPayload, match=message):
-            arrays_for_model(arrays, specs, 4)
 
 
 def test_seed_manifest_still_reads_and_writes_the_same(artifact_dir):
