@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -167,11 +166,9 @@ def v2_calls(
     url: str, tensors: Callable[[int], dict[str, Any]], check: Callable[[dict[str, Any]], bool]
 ) -> tuple[Iterator[Call], dict[str, int]]:
     """Sealed version-2 requests (each with its own response key and id) and their checks."""
-    from core import crypto
-    from core.encoding import b64u_encode
-    from core.protocol import ENCRYPTED_TYPE_V2, REQUEST_ID_BYTES
-    from core.tensors import frame_tensors, read_tensors, split_frame
+    from core.protocol import ENCRYPTED_TYPE_V2
     from litefaas.benchmark.run import fetch_key
+    from litefaas.client import build_tensor_request, read_tensor_response
 
     key = fetch_key(url)
     index = 0
@@ -180,26 +177,18 @@ def v2_calls(
     def make() -> Call:
         nonlocal index
         index += 1
-        response_key, request_id = secrets.token_bytes(16), secrets.token_bytes(REQUEST_ID_BYTES)
-        header = {
-            "response_key": b64u_encode(response_key),
-            "ts": int(time.time()),
-            "id": b64u_encode(request_id),
-        }
-        message = frame_tensors(header, "inputs", tensors(index))
-        body = crypto.seal_binary_request(key.public_key, key.kid, key.suite, message)
+        body, request_secrets = build_tensor_request(tensors(index), key)
         sizes["request"] = len(body)
 
         def call(client: httpx.Client) -> None:
             response = client.post(
                 f"{url}/predict", content=body, headers={"Content-Type": ENCRYPTED_TYPE_V2}
             )
-            response.raise_for_status()
             sizes["response"] = len(response.content)
-            opened, payload = split_frame(
-                crypto.open_binary_response(response_key, request_id, response.content)
+            answer = read_tensor_response(
+                response.status_code, response.headers.get("content-type"), response.content, request_secrets
             )
-            if not check(read_tensors(opened, "outputs", payload)):
+            if not check(answer):
                 raise ValueError("wrong answer")
 
         return call
