@@ -89,14 +89,8 @@ def cold_start(kind: str, keys, runs: int) -> tuple[float, str]:
 
 
 def median_us(function, repeats: int) -> float:
-    for _ in range(min(200, repeats)):
-        function()
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        function()
-        samples.append(time.perf_counter() - started)
-    return statistics.median(samples) * 1e6
+    """Median microseconds of ``function`` after up to 200 warm-up calls."""
+    return median_of(function, repeats, warm=min(200, repeats)) * 1e6
 
 
 def image_model(out: Path = IMAGE_MODEL) -> Path:
