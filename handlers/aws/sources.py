@@ -119,7 +119,7 @@ def _body(event: Event) -> bytes:
 
 def body_fields(response: Response) -> Result:
     """``body`` and ``isBase64Encoded``: JSON as text, anything else base64."""
-    if media_type(response.headers) == PLAINTEXT_TYPE or media_type(response.headers) == ENCRYPTED_TYPE:
+    if media_type(response.headers) in (PLAINTEXT_TYPE, ENCRYPTED_TYPE):
         try:
             return {"body": response.body.decode("utf-8"), "isBase64Encoded": False}
         except UnicodeDecodeError:
