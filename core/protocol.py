@@ -10,6 +10,11 @@ import json
 from typing import Final
 
 PROVIDERS: Final = ("aws", "gcp", "azure")
+
+VERSION_JSON: Final = 1
+"""The JSON envelope's ``v``."""
+VERSION_BINARY: Final = 2
+"""The first byte of a binary request or answer, and a direct invoke's ``"litefaas"``."""
 """The clouds a function is served on, in the order every table lists them."""
 
 # Media types: version 1 (JSON) and version 2 (binary tensors).

@@ -33,6 +33,7 @@ from core.protocol import (
     ENVELOPE_FIELDS,
     PLAINTEXT_TYPE,
     PLAINTEXT_TYPE_V2,
+    VERSION_BINARY,
 )
 
 Event = Mapping[str, Any]
@@ -43,7 +44,6 @@ LAMBDA_PAYLOAD_BYTES = 6 * 1024 * 1024
 ALB_RESPONSE_BYTES = 1024 * 1024
 _ENVELOPE_ALLOWANCE = 16 * 1024
 _FUNCTION_URL_SUFFIX = ".on.aws"
-_BINARY_VERSION = 2
 
 
 def raw_limit(encoded_limit: int) -> int:
@@ -266,7 +266,7 @@ class DirectInvoke:
     @classmethod
     def request(cls, event: Event) -> Request:
         if "litefaas" in event:
-            if event.keys() != {"litefaas", "body"} or event["litefaas"] != _BINARY_VERSION:
+            if event.keys() != {"litefaas", "body"} or event["litefaas"] != VERSION_BINARY:
                 raise BadEvent('a version-2 direct invoke is exactly {"litefaas": 2, "body": "<base64>"}')
             body = _decode_base64(_text(event["body"], "body"))
             return Request("POST", "/predict", {"content-type": _binary_type(body)}, body)
