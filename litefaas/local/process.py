@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 PROC = Path("/proc")
+PORT_FLOOR = 20000
+EPHEMERAL_MARGIN = 2048
+"""Room kept under the ephemeral range for serverless-offline's Lambda port (a fixed offset above)."""
 
 
 @dataclass(frozen=True)
@@ -88,9 +92,34 @@ def signal_group(group: int, signum: int) -> None:
         os.killpg(group, signum)
 
 
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+def free_port(span: int = 3) -> int:
+    """A first port on 127.0.0.1 such that it and the ``span - 1`` after it are free right now.
+
+    Chosen below the kernel's ephemeral range: a port the kernel handed out would be free only until
+    the next outgoing connection took it, or its neighbour, before the server bound it."""
+    ceiling = ephemeral_floor() - EPHEMERAL_MARGIN
+    if ceiling - span <= PORT_FLOOR:
+        ceiling = 65535 - EPHEMERAL_MARGIN
+    rng = random.SystemRandom()
+    for _ in range(200):
+        first = rng.randrange(PORT_FLOOR, ceiling - span)
+        if all(_bindable(port) for port in range(first, first + span)):
+            return first
+    raise OSError(f"no {span} consecutive free ports between {PORT_FLOOR} and {ceiling}")
+
+
+def ephemeral_floor() -> int:
+    """The first port of the kernel's ephemeral range (``ip_local_port_range``), 32768 if unknown."""
+    try:
+        return int((PROC / "sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
