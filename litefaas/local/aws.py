@@ -71,7 +71,11 @@ def _version(package: str) -> str:
 def launch_spec(port: int, env: dict[str, str]) -> LaunchSpec:
     """``osls offline start`` on 127.0.0.1:``port`` (Lambda API on :func:`lambda_port`) with ``env``.
 
-    ``env`` goes on top of this process's environment minus its ``LITEFAAS_*`` variables.
+    ``env`` goes on top of this process's environment minus its ``LITEFAAS_*`` variables. Without
+    Lambda's timeout: serverless-offline starts a Python process for each request in flight, and
+    64 of them starting at once on a small machine outlast the function's 10 s, which in the cloud,
+    where each instance has its own CPU, they do not (it would answer those requests with a
+    plaintext HTTP 200 naming the timeout).
     """
     if not OSLS_BIN.is_file():
         raise ServerError(
@@ -101,6 +105,7 @@ def launch_spec(port: int, env: dict[str, str]) -> LaunchSpec:
         str(lambda_port(port)),
         "--terminateIdleLambdaTime",
         str(IDLE_SECONDS),
+        "--noTimeout",
     ]
     return LaunchSpec(
         argv=argv,

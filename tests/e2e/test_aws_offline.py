@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -208,6 +209,31 @@ def test_one_warm_python_process(server):
         args for args in server.group().values() if "invoke.py" in args and not args.startswith("/bin/sh")
     ]
     assert len(pythons) == 1, pythons
+
+
+BURST = 64
+
+
+def test_a_burst_of_cold_starts_is_answered_not_timed_out(server, keys, engine):
+    """GIVEN the host after its one warm process (the test above) WHEN 64 sealed requests arrive at
+    once, so that serverless-offline starts a Python process for each on this small machine
+    THEN every one is the function's sealed answer: none is cut off by Lambda's timeout, which the
+    local host would answer with a plaintext HTTP 200."""
+    sealed = [seal(keys, inputs=ROWS[index % len(ROWS) : index % len(ROWS) + 1]) for index in range(BURST)]
+
+    async def burst() -> list[httpx.Response]:
+        limits = httpx.Limits(max_connections=BURST)
+        async with httpx.AsyncClient(timeout=120, limits=limits) as client:
+            url = f"{server.spec.base_url}/predict"
+            return await asyncio.gather(*(client.post(url, content=s.body, headers=ENCRYPTED) for s in sealed))
+
+    answers = asyncio.run(burst())
+    assert [answer.status_code for answer in answers] == [200] * BURST
+    for index, (request, answer) in enumerate(zip(sealed, answers, strict=True)):
+        assert answer.headers["content-type"].startswith(ENCRYPTED["Content-Type"]), answer.text[:200]
+        row = ROWS[index % len(ROWS)]
+        expected = engine.predict({"features": np.asarray([row], dtype=np.float32)})["probability"]
+        assert request.open(answer.content)["outputs"] == expected.tolist()
 
 
 def test_sigint_to_node_stops_everything(keys, tmp_path):
