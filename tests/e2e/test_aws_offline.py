@@ -225,7 +225,9 @@ def test_a_burst_of_cold_starts_is_answered_not_timed_out(server, keys, engine):
         limits = httpx.Limits(max_connections=BURST)
         async with httpx.AsyncClient(timeout=120, limits=limits) as client:
             url = f"{server.spec.base_url}/predict"
-            return await asyncio.gather(*(client.post(url, content=s.body, headers=ENCRYPTED) for s in sealed))
+            return await asyncio.gather(
+                *(client.post(url, content=s.body, headers=ENCRYPTED) for s in sealed)
+            )
 
     answers = asyncio.run(burst())
     assert [answer.status_code for answer in answers] == [200] * BURST
