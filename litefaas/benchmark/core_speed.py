@@ -246,6 +246,7 @@ def image_results(keys, repeats: int) -> dict[str, object]:
 
     invoke_s = median_of(invoke, repeats)
     floor = open_s + invoke_s
+    read_once_s, read_chunked_s = body_read(v2_body, repeats * 10)
     ms = 1000
     return {
         "model": f"{engine.manifest.name}: conv net, input [1, 224, 224, 3] float32, {engine.manifest.file}",
@@ -282,7 +283,34 @@ def image_results(keys, repeats: int) -> dict[str, object]:
             "v1_over_v2_app": round(handle_v1 / handle_v2, 1),
             "v1_over_v2_gcp": round(gcp_v1 / gcp_v2, 1),
         },
+        "gcp_body_read_ms": {
+            "entry_point": round(read_once_s * ms, 3),
+            "werkzeug_get_data": round(read_chunked_s * ms, 3),
+        },
     }
+
+
+def body_read(body: bytes, repeats: int) -> tuple[float, float]:
+    """Reading ``body`` from a WSGI request: the GCP entry point's read against werkzeug's
+    ``get_data`` (what it used before), alternating, medians in seconds."""
+    from werkzeug.wrappers import Request
+
+    read = sys.modules["main"]._body  # handlers/gcp/main.py, as functions-framework loaded it
+
+    def request() -> Request:
+        return Request(
+            {
+                "REQUEST_METHOD": "POST",
+                "CONTENT_LENGTH": str(len(body)),
+                "wsgi.input": io.BytesIO(body),
+            }
+        )
+
+    once, chunked = [], []
+    for _ in range(5):
+        once.append(median_of(lambda: read(request(), len(body)), repeats // 5))
+        chunked.append(median_of(lambda: request().get_data(cache=False), repeats // 5))
+    return statistics.median(once), statistics.median(chunked)
 
 
 def _gcp_wsgi_app(env: dict[str, str]):
@@ -331,6 +359,11 @@ def print_table(results: dict[str, object]) -> None:
         ("floor: HPKE open of the request + LiteRT invoke, ms", "", f"{warm['floor_hpke_open_plus_invoke']}"),
         ("App.handle / floor", "", f"{warm['app_handle_v2_over_floor']}"),
         ("GCP entry point / floor (target <= 1.5)", "", f"{warm['gcp_entry_v2_over_floor']}"),
+        (
+            "GCP body read: entry point vs werkzeug get_data, ms",
+            "",
+            f"{image['gcp_body_read_ms']['entry_point']} vs {image['gcp_body_read_ms']['werkzeug_get_data']}",
+        ),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"\n{'224x224x3 image':<{width}}  {'v1 (JSON)':>12}  {'v2 (tensors)':>12}")

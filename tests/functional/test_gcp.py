@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 
 import numpy as np
@@ -113,6 +114,35 @@ def test_oversize_body_is_413(client):
     answer = gcp_call(client, "POST", "/predict", ENCRYPTED, body)
     # THEN the function refuses it before reading it as JSON
     assert error_code(answer) == (413, "payload_too_large")
+
+
+class Trickle(io.BytesIO):
+    """A request body that arrives at most 700 bytes per sized read, as from a slow socket."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        return super().read(size if size is None or size < 0 else min(size, 700))
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        return super().readinto(memoryview(buffer)[:700])
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["content-length", "chunked"])
+def test_a_body_read_in_short_pieces_arrives_whole(client, keys, engine, declared):
+    # GIVEN a sealed batch whose body the server reads a few hundred bytes at a time
+    sealed = seal(keys, inputs=(ROWS * 8)[:64])
+    length = {"Content-Length": str(len(sealed.body))} if declared else {"Transfer-Encoding": "chunked"}
+    environ = {} if declared else {"wsgi.input_terminated": True}  # the server de-chunks it
+    # WHEN functions-framework delivers it to the function
+    response = client.open(
+        "/predict",
+        method="POST",
+        headers={**ENCRYPTED, **length},
+        input_stream=Trickle(sealed.body),
+        environ_overrides=environ,
+    )
+    # THEN the function read every byte: its sealed answer is the engine's
+    assert response.status_code == 200, response.get_data()[:200]
+    assert sealed.open(response.get_data())["outputs"] == expected_outputs(engine, (ROWS * 8)[:64])
 
 
 def test_execution_id_becomes_the_request_id(client, capsys):
