@@ -22,6 +22,7 @@ from reliability.local_servers import LAUNCHERS, PROVIDERS, function_env, skip_u
 
 from core.encoding import b64u_encode
 from core.engine import DEFAULT_MODEL_DIR
+from litefaas.local.aws import LOCAL_TIMEOUT_S
 from litefaas.local.process import free_port
 from litefaas.local.server import LocalServer
 
@@ -126,11 +127,11 @@ def test_a_wrong_configuration_refuses_to_start(provider, case, tmp_path):
 
 def wait_for_answer(server: LocalServer, url: str) -> dict:
     """The first answer to ``url`` (JSON), waiting out the function timeout."""
-    deadline = time.monotonic() + EXIT_WITHIN_S
+    deadline = time.monotonic() + LOCAL_TIMEOUT_S + EXIT_WITHIN_S
     while time.monotonic() < deadline:
         assert server.process is not None and server.process.poll() is None, server.log_tail()
         try:
-            return httpx.get(url, timeout=30).json()
+            return httpx.get(url, timeout=LOCAL_TIMEOUT_S + 15).json()
         except httpx.HTTPError:
             time.sleep(0.2)
     raise AssertionError(f"no answer from {url}")
