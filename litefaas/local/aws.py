@@ -32,8 +32,8 @@ LOCAL_TIMEOUT_S = 30
 """The function's timeout on the local host (serverless.yml's is 10 s). serverless-offline starts a
 Python process for each request in flight: 64 starting at once on two cores outlast 10 s, which
 in the cloud, where each instance has its own CPU, they do not, and serverless-offline answers a
-timeout with a plaintext HTTP 200. Not none: a function whose cold start fails is only ever
-answered by the timeout."""
+timeout with a plaintext HTTP 200. Not unlimited: a function whose cold start fails is answered
+only by the timeout."""
 
 
 def lambda_port(port: int) -> int:
