@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from core import crypto, logs
+from core import crypto, logs, oip
 from core.config import Settings
 from core.encoding import b64u_decode
 from core.engine import Array, Engine
@@ -26,20 +26,31 @@ from core.errors import (
     PlaintextDisabled,
     UnsupportedMediaType,
 )
-from core.http import Response, error_response, header, json_headers, media_type, route_of
+from core.http import Response, error_response, header, json_headers, media_type
 from core.images import image_specs
 from core.keyring_reload import KeyFileWatcher
 from core.protocol import (
     ENCRYPTED_TYPE,
     ENCRYPTED_TYPE_V2,
+    OIP_BINARY_TYPE,
+    OIP_HEADER_LENGTH,
     PLAINTEXT_TYPE,
     PLAINTEXT_TYPE_V2,
     REQUEST_FIELDS,
     REQUEST_ID_BYTES,
     RESPONSE_KEY_BYTES,
-    ROUTES,
 )
 from core.replay import ReplayGuard
+from core.routing import (
+    OIP_INFER,
+    OIP_LIVE,
+    OIP_MODEL,
+    OIP_MODEL_READY,
+    OIP_SERVER,
+    OIP_UNKNOWN,
+    Route,
+    route_of,
+)
 from core.tensors import datatype_of, frame_tensors, join_frame, model_inputs, split_frame, wanted_outputs
 from core.validate import inputs_to_arrays, json_has_no_literals
 
@@ -48,18 +59,32 @@ __all__ = ["App", "Response", "cold_start"]
 _REQUEST_FIELDS_V2 = REQUEST_FIELDS | {"outputs"}
 _PLAINTEXT_FIELDS_V2 = frozenset({"inputs", "outputs"})
 _CORS_MAX_AGE = "600"
+_OIP_ALLOW_HEADERS = f"Content-Type, {OIP_HEADER_LENGTH}"
 
 
 class _Reply:
-    """Where an answer goes: in clear or sealed to the caller's response key, as JSON or framed."""
+    """Where an answer goes: in clear or sealed to the caller's response key, as JSON or framed,
+    or as the Open Inference Protocol answers (``oip``)."""
 
-    __slots__ = ("binary", "fields", "request_id", "response_key")
+    __slots__ = ("binary", "fields", "oip", "request_id", "response_key")
 
     def __init__(self) -> None:
         self.response_key: bytes | None = None
         self.request_id = b""
         self.binary = False
+        self.oip = False
         self.fields: dict[str, Any] = {}
+
+    def error(self, error: LitefaasError) -> Response:
+        """The error in the request's own terms: OIP's ``{"error": message}`` (a bad payload is its
+        ``400``), else the protocol's code and message, sealed where the request was."""
+        if self.oip:
+            status = 400 if isinstance(error, InvalidPayload) else error.status
+            response = Response(status, json_headers(), _dumps({"error": error.message}))
+        else:
+            response = self.respond(error.status, error.to_json())
+        response.headers.update(error.headers)
+        return response
 
     def respond(self, status: int, payload: Mapping[str, Any]) -> Response:
         if self.binary:
@@ -145,6 +170,9 @@ class App:
         keyset = self.keyring.public_keyset() if self.keyring else {"keys": []}
         self._keys = _dumps(keyset)
         self._model_suffix = b',"model":' + _dumps(self._model_info) + b"}"
+        self._oip_server = _dumps(oip.server_metadata())
+        self._oip_model = _dumps(oip.model_metadata(engine.manifest))
+        self._oip_model_ready = _dumps({"name": engine.manifest.name, "ready": True})
         self._single_output = engine.manifest.outputs[0].name if len(engine.manifest.outputs) == 1 else None
         self._key_watcher = (
             KeyFileWatcher(settings.keys_file, settings.keys_reload_s, self.keyring, self.logger)
@@ -229,13 +257,13 @@ class App:
                     f" {response_limit} bytes; send fewer rows or ask for fewer outputs"
                 )
         except LitefaasError as exc:
-            response = reply.respond(exc.status, exc.to_json())
-            response.headers.update(exc.headers)
+            response = reply.error(exc)
             reply.fields["code"] = exc.code
         except Exception as exc:  # noqa: BLE001 - the caller learns nothing, the log gets the place
             response = self._internal_error(reply, exc)
         self._add_cors(headers, response)
-        self._log(route, method, response.status, started, request_id, reply.fields)
+        route_name = route.name if route is not None else "unknown"
+        self._log(route_name, method, response.status, started, request_id, reply.fields)
         return response
 
     def _internal_error(self, reply: _Reply, exc: BaseException) -> Response:
@@ -248,7 +276,7 @@ class App:
             file_name = trace.tb_frame.f_code.co_filename.rsplit("/", 1)[-1]
             reply.fields["where"] = f"{file_name}:{trace.tb_lineno}"
         try:
-            return reply.respond(InternalError.status, InternalError().to_json())
+            return reply.error(InternalError())
         except Exception:  # noqa: BLE001
             return error_response(InternalError())
 
@@ -273,7 +301,7 @@ class App:
             level,
             "request",
             request_id=request_id or os.urandom(8).hex(),
-            route=route if route in ROUTES else "unknown",
+            route=route,
             method=method[:16],
             status=status,
             duration_ms=round(duration_ms, 3),
@@ -293,35 +321,41 @@ class App:
         if origin is not None:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Vary"] = "Origin"
+            if OIP_HEADER_LENGTH in response.headers:
+                response.headers["Access-Control-Expose-Headers"] = OIP_HEADER_LENGTH
 
-    def _preflight(self, route: str, headers: Mapping[str, str]) -> Response | None:
+    def _preflight(self, route: Route, headers: Mapping[str, str]) -> Response | None:
         """A CORS preflight from an allowed origin: ``204`` naming the route's method and headers."""
         if self._allowed_origin(headers) is None or header(headers, "access-control-request-method") is None:
             return None
         cors = {
-            "Access-Control-Allow-Methods": ROUTES[route],
-            "Access-Control-Allow-Headers": "Content-Type",
+            "Access-Control-Allow-Methods": route.method,
+            "Access-Control-Allow-Headers": _OIP_ALLOW_HEADERS if route.oip else "Content-Type",
             "Access-Control-Max-Age": _CORS_MAX_AGE,
             "Cache-Control": "no-store",
         }
         return Response(204, cors, b"")
 
     def _dispatch(
-        self, method: str, route: str, headers: Mapping[str, str], body: bytes, reply: _Reply
+        self, method: str, route: Route | None, headers: Mapping[str, str], body: bytes, reply: _Reply
     ) -> Response:
-        allowed = ROUTES.get(route)
-        if allowed is None:
+        if route is None:
             raise NotFound()
-        if method != allowed:
+        reply.oip = route.oip
+        if route.name == OIP_UNKNOWN:
+            raise NotFound("no such Open Inference Protocol route")
+        if method != route.method:
             preflight = self._preflight(route, headers) if method == "OPTIONS" else None
             if preflight is not None:
                 return preflight
-            raise MethodNotAllowed(allowed)
-        if route == "health":
+            raise MethodNotAllowed(route.method)
+        if route.oip:
+            return self._oip(route, headers, body, reply)
+        if route.name == "health":
             return Response(200, json_headers(), self._health)
         if self._key_watcher is not None:
             self._reload_keys(unknown_kid=False)
-        if route == "keys":
+        if route.name == "keys":
             return Response(200, json_headers(cache="max-age=60"), self._keys)
         return self._predict(headers, body, reply)
 
@@ -345,6 +379,44 @@ class App:
             f"send {ENCRYPTED_TYPE_V2} or {ENCRYPTED_TYPE}"
             f" (or {PLAINTEXT_TYPE_V2} or {PLAINTEXT_TYPE} where plaintext is allowed)"
         )
+
+    def _oip(self, route: Route, headers: Mapping[str, str], body: bytes, reply: _Reply) -> Response:
+        """An Open Inference Protocol route (plaintext: only where plaintext is allowed)."""
+        if not self.settings.allow_plaintext:
+            raise PlaintextDisabled()
+        reply.fields["encrypted"] = False
+        if route.name == OIP_SERVER:
+            return Response(200, json_headers(), self._oip_server)
+        if route.model is None:
+            health = b'{"live":true}' if route.name == OIP_LIVE else b'{"ready":true}'
+            return Response(200, json_headers(), health)
+        manifest = self.engine.manifest
+        if route.model != manifest.name:
+            raise NotFound(f"unknown model {route.model[:64]!r}")
+        if route.version is not None and route.version != manifest.version:
+            raise NotFound(f"model {manifest.name} has no version {route.version[:64]!r}")
+        if route.name == OIP_MODEL:
+            return Response(200, json_headers(), self._oip_model)
+        if route.name == OIP_MODEL_READY:
+            return Response(200, json_headers(), self._oip_model_ready)
+        assert route.name == OIP_INFER
+        return self._oip_infer(headers, body, reply)
+
+    def _oip_infer(self, headers: Mapping[str, str], body: bytes, reply: _Reply) -> Response:
+        if len(body) > self.settings.max_body_bytes:
+            raise PayloadTooLarge(f"body is over the limit of {self.settings.max_body_bytes} bytes")
+        encoding = (header(headers, "content-encoding") or "identity").strip().lower()
+        if encoding != "identity":
+            raise UnsupportedMediaType(f"Content-Encoding {encoding[:32]} is not supported; send it as it is")
+        header_length = header(headers, OIP_HEADER_LENGTH)
+        manifest, max_batch = self.engine.manifest, self.settings.max_batch
+        request = oip.read_infer_request(body, header_length, manifest, max_batch, self._images)
+        outputs = self._run(request.arrays, reply)
+        answer, answer_header_length = oip.infer_response(self._model_info, request, outputs)
+        if answer_header_length is None:
+            return Response(200, json_headers(), answer)
+        binary_headers = json_headers(OIP_BINARY_TYPE) | {OIP_HEADER_LENGTH: str(answer_header_length)}
+        return Response(200, binary_headers, answer)
 
     def _predict_plaintext(self, body: bytes, reply: _Reply) -> Response:
         try:

@@ -55,8 +55,3 @@ def media_type(headers: Mapping[str, str]) -> str:
     """The Content-Type's media type, lower case, without parameters."""
     value = header(headers, "content-type") or ""
     return value.split(";", 1)[0].strip().lower()
-
-
-def route_of(path: str) -> str:
-    """The route a path names; providers may put a prefix (``/api``, a stage) in front."""
-    return path.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]

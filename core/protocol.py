@@ -10,12 +10,16 @@ import json
 from typing import Final
 
 PROVIDERS: Final = ("aws", "gcp", "azure")
+"""The clouds a function is served on, in the order every table lists them."""
+
+SERVER_NAME: Final = "litefaas"
+SERVER_VERSION: Final = "0.1.0"
+"""The project's version: the package's, and what ``GET /v2`` reports."""
 
 VERSION_JSON: Final = 1
 """The JSON envelope's ``v``."""
 VERSION_BINARY: Final = 2
 """The first byte of a binary request or answer, and a direct invoke's ``"litefaas"``."""
-"""The clouds a function is served on, in the order every table lists them."""
 
 # Media types: version 1 (JSON) and version 2 (binary tensors).
 ENCRYPTED_TYPE: Final = "application/litefaas+json"
@@ -25,6 +29,13 @@ PLAINTEXT_TYPE_V2: Final = "application/vnd.litefaas.tensors"
 
 # Routes and the one method each answers.
 ROUTES: Final[dict[str, str]] = {"predict": "POST", "keys": "GET", "health": "GET"}
+
+# The Open Inference Protocol (KServe v2 / Triton HTTP) and Triton's binary tensor data extension.
+OIP_PREFIX: Final = "v2"
+OIP_PLATFORM: Final = "tflite"
+OIP_EXTENSIONS: Final = ("binary_tensor_data",)
+OIP_HEADER_LENGTH: Final = "Inference-Header-Content-Length"
+OIP_BINARY_TYPE: Final = "application/octet-stream"
 
 # Suites (version 1 names) and their RFC 9180 identifiers (kem_id, kdf_id, aead_id) for version 2.
 X25519_AES128: Final = "x25519-sha256-aes128gcm"

@@ -67,7 +67,8 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-def _json_object(text: Buffer) -> dict[str, Any]:
+def json_object(text: Buffer) -> dict[str, Any]:
+    """A UTF-8 JSON object with no duplicate field and no NaN or Infinity; ``ValueError`` otherwise."""
     document = json.loads(
         bytes(text).decode("utf-8"), object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
     )
@@ -86,7 +87,7 @@ def split_frame(message: Buffer) -> tuple[dict[str, Any], memoryview]:
     if end > len(view):
         raise InvalidPayload(f"the header length {length} runs past the end of the message")
     try:
-        header = _json_object(view[_LENGTH.size : end])
+        header = json_object(view[_LENGTH.size : end])
     except (ValueError, RecursionError):
         raise InvalidPayload("the message header is not a UTF-8 JSON object") from None
     return header, view[end:]
@@ -167,6 +168,11 @@ class TensorReader:
             self._offset = start + length
         return items
 
+    @property
+    def offset(self) -> int:
+        """How many bytes have been read."""
+        return self._offset
+
     def finish(self) -> None:
         """Refuse bytes after the last tensor."""
         left = len(self._payload) - self._offset
@@ -221,6 +227,60 @@ def read_tensors(header: Mapping[str, Any], key: str, payload: memoryview) -> di
     return tensors
 
 
+class ModelInputs:
+    """Checks a request's tensors against the model's inputs, one by one, in the request's order.
+
+    Every input once, by name, with the model input's own datatype (no implicit casts), ``shape[0]``
+    the batch (1 to ``max_batch``, the same for all) and the rest the model's row shape. An input
+    declared in ``images`` also takes ``BYTES`` of shape ``[N]``: N encoded images, decoded here.
+    Shared by every format that carries tensors (version 2's frames, OIP's JSON and binary data).
+    """
+
+    def __init__(
+        self, specs: Sequence[TensorSpec], max_batch: int, images: Mapping[str, ImageSpec] | None = None
+    ) -> None:
+        self._specs = specs
+        self._by_name = {spec.name: spec for spec in specs}
+        self._max_batch = max_batch
+        self._images = images or {}
+        self._batch: int | None = None
+        self.arrays: dict[str, Array] = {}
+
+    def check(self, tensor: TensorHeader, where: str) -> None:
+        """Refuse a tensor the model does not take, before its bytes are read."""
+        spec = self._by_name.get(tensor.name)
+        if spec is None:
+            raise InvalidPayload(f"{where}: the model has no input {tensor.name[:64]!r}")
+        if tensor.name in self.arrays:
+            raise InvalidPayload(f"input {tensor.name}: given twice")
+        image = tensor.datatype == BYTES and tensor.name in self._images
+        _check_tensor(tensor, spec, self._max_batch, image)
+        if self._batch is not None and tensor.shape[0] != self._batch:
+            raise InvalidPayload(
+                f"input {tensor.name}: batch {tensor.shape[0]}, other inputs have {self._batch}"
+            )
+        self._batch = tensor.shape[0]
+
+    def add(self, tensor: TensorHeader, value: Array | list[bytes]) -> None:
+        """Take a checked tensor's value (encoded images are decoded to the model's input)."""
+        spec = self._by_name[tensor.name]
+        if not isinstance(value, list):
+            self.arrays[tensor.name] = value
+            return
+        image = self._images.get(tensor.name)
+        if image is None:
+            raise InvalidPayload(f"input {tensor.name}: this model input takes {datatype_of(spec.dtype)}")
+        dtype = np.dtype(spec.dtype)
+        self.arrays[tensor.name] = images_to_batch(value, image, tensor.name, dtype, spec.row_shape)
+
+    def result(self) -> dict[str, Array]:
+        """The arrays, once every model input was given."""
+        missing = [spec.name for spec in self._specs if spec.name not in self.arrays]
+        if missing:
+            raise InvalidPayload(f"missing input(s): {', '.join(missing)}")
+        return self.arrays
+
+
 def model_inputs(
     items: object,
     payload: memoryview,
@@ -228,41 +288,19 @@ def model_inputs(
     max_batch: int,
     images: Mapping[str, ImageSpec] | None = None,
 ) -> dict[str, Array]:
-    """A request header's ``inputs`` read from ``payload`` and checked against the model's inputs.
-
-    Every input once, by name, with the model input's own datatype (no implicit casts), ``shape[0]``
-    the batch (1 to ``max_batch``, the same for all) and the rest the model's row shape. An input
-    declared in ``images`` also takes ``BYTES`` of shape ``[N]``: N encoded images, decoded here.
-    """
-    images = images or {}
+    """A version-2 header's ``inputs`` read from ``payload`` and checked by :class:`ModelInputs`."""
     if not isinstance(items, list):
         raise InvalidPayload("inputs must be a list of tensors")
-    by_name = {spec.name: spec for spec in specs}
+    checker = ModelInputs(specs, max_batch, images)
     reader = TensorReader(payload)
-    arrays: dict[str, Array] = {}
-    batch: int | None = None
     for index, item in enumerate(items):
         tensor = TensorHeader.parse(item, f"inputs[{index}]")
-        spec = by_name.get(tensor.name)
-        if spec is None:
-            raise InvalidPayload(f"inputs[{index}]: the model has no input {tensor.name[:64]!r}")
-        if tensor.name in arrays:
-            raise InvalidPayload(f"input {tensor.name}: given twice")
-        image = images.get(tensor.name) if tensor.datatype == BYTES else None
-        _check_tensor(tensor, spec, max_batch, image is not None)
-        if batch is not None and tensor.shape[0] != batch:
-            raise InvalidPayload(f"input {tensor.name}: batch {tensor.shape[0]}, other inputs have {batch}")
-        batch = tensor.shape[0]
+        checker.check(tensor, f"inputs[{index}]")
         value = reader.read(tensor)
         if isinstance(value, list):
-            if image is None:
-                raise InvalidPayload(f"input {tensor.name}: this model input takes {datatype_of(spec.dtype)}")
             reader.finish_if_last(index == len(items) - 1)
-            value = images_to_batch(value, image, tensor.name, np.dtype(spec.dtype), spec.row_shape)
-        arrays[tensor.name] = value
-    missing = [spec.name for spec in specs if spec.name not in arrays]
-    if missing:
-        raise InvalidPayload(f"missing input(s): {', '.join(missing)}")
+        checker.add(tensor, value)
+    arrays = checker.result()
     reader.finish()
     return arrays
 
