@@ -9,8 +9,9 @@
    ``requestContext.http``, ``rawPath``; ``cookies`` go back into a ``cookie`` header). Answer: as 2.
 4. API Gateway REST API (and HTTP API payload 1.0) -- ``httpMethod``. Answer: ``statusCode``,
    ``headers``, ``multiValueHeaders`` (when the request had them), ``body``, ``isBase64Encoded``.
-5. Direct invoke -- version 2: ``{"litefaas": 2, "body": "<base64>"}``, answered with a base64 body;
-   version 1: the event is the request body itself (an object with any of the envelope's fields,
+5. Direct invoke -- version 2: ``{"litefaas": 2, "body": "<base64>"}``, answered with a base64 body
+   (with ``method``, ``path`` and ``headers`` beside them, any route, such as the Open Inference
+   Protocol's: answered as a Function URL answers, ``body`` base64 unless it is JSON); version 1: the event is the request body itself (an object with any of the envelope's fields,
    or with ``inputs``), answered ``{"statusCode", "headers", "body"}`` where ``body`` is the
    protocol's JSON object itself, not a string.
 
@@ -253,8 +254,15 @@ class Alb:
         return result | body_fields(response)
 
 
+_HTTP_FIELDS = frozenset({"method", "path", "headers"})
+_DIRECT_V2 = (
+    'a version-2 direct invoke is {"litefaas": 2, "body": "<base64>"},'
+    ' with "method", "path" and "headers" for another route'
+)
+
+
 class DirectInvoke:
-    """``lambda:InvokeFunction`` with the request body as the event: ``POST /predict``."""
+    """``lambda:InvokeFunction`` with the request body as the event: ``POST /predict`` (or any route)."""
 
     name: ClassVar[str] = "direct"
     response_limit: ClassVar[int] = raw_limit(LAMBDA_PAYLOAD_BYTES)
@@ -266,10 +274,15 @@ class DirectInvoke:
     @classmethod
     def request(cls, event: Event) -> Request:
         if "litefaas" in event:
-            if event.keys() != {"litefaas", "body"} or event["litefaas"] != VERSION_BINARY:
-                raise BadEvent('a version-2 direct invoke is exactly {"litefaas": 2, "body": "<base64>"}')
+            routed = event.keys() - {"litefaas", "body"}
+            if "body" not in event or event["litefaas"] != VERSION_BINARY or not routed <= _HTTP_FIELDS:
+                raise BadEvent(_DIRECT_V2)
             body = _decode_base64(_text(event["body"], "body"))
-            return Request("POST", "/predict", {"content-type": _binary_type(body)}, body)
+            if not routed:
+                return Request("POST", "/predict", {"content-type": _binary_type(body)}, body)
+            method = _text(event.get("method", "POST"), "method")
+            path = _text(event.get("path", "/predict"), "path")
+            return Request(method, path, _single_headers(event.get("headers")), body)
         content_type = PLAINTEXT_TYPE if "inputs" in event else ENCRYPTED_TYPE
         try:
             encoded = json.dumps(event, separators=(",", ":")).encode()
@@ -279,7 +292,10 @@ class DirectInvoke:
 
     @classmethod
     def response(cls, event: Event, response: Response) -> Result:
-        if "litefaas" in event and media_type(response.headers) in (ENCRYPTED_TYPE_V2, PLAINTEXT_TYPE_V2):
+        if "litefaas" in event and (
+            not _HTTP_FIELDS.isdisjoint(event)
+            or media_type(response.headers) in (ENCRYPTED_TYPE_V2, PLAINTEXT_TYPE_V2)
+        ):
             return proxy_result(response)
         try:
             document = json.loads(response.body)

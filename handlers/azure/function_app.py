@@ -1,10 +1,11 @@
-"""Azure Functions entrypoint, Python v2 programming model: ``/api/predict``, ``/api/keys``, ``/api/health``.
+"""Azure Functions entrypoint, Python v2 programming model: ``/api/predict``, ``/api/keys``, ``/api/health``,
+and the Open Inference Protocol's ``/api/v2/...``.
 
 Each route is its own function, so Azure's route table, metrics and logs name it. The
 ``unmatched_route`` catch-all answers every other path and method with the protocol's 404/405
 JSON instead of Azure's empty 404: the Functions host tries routes in function-name order
 (literal routes first where its routing honours precedence), and ``unmatched_route`` sorts
-after the three routes, so it sees only what they do not take.
+after the other routes, so it sees only what they do not take.
 """
 
 from urllib.parse import urlsplit
@@ -39,6 +40,10 @@ def create_function_app(core_app: App) -> func.FunctionApp:
 
     @function_app.route(route="health", methods=[func.HttpMethod.GET])
     def health(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        return answer(req, context)
+
+    @function_app.route(route="v2/{*oip_path}", methods=[func.HttpMethod.GET, func.HttpMethod.POST])
+    def oip(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
         return answer(req, context)
 
     @function_app.route(route="{*path}")

@@ -6,6 +6,8 @@
 // --provider aws puts that in NODE_OPTIONS), its `load` hook adds the types listed in the
 // OFFLINE_BINARY_MEDIA_TYPES environment variable (a JSON list: serverless.yml's
 // provider.apiGateway.binaryMediaTypes) to the list serverless-offline checks, as it is loaded.
+// A body sent with no Content-Type at all (tritonclient's binary tensor data) is taken as binary too,
+// as a Function URL and an HTTP API base64-encode every body that is not text.
 // Nothing on disk is changed; if serverless-offline's source no longer has that list, a warning
 // is printed and it runs unchanged.
 import { register } from "node:module"
@@ -13,6 +15,8 @@ import { isMainThread } from "node:worker_threads"
 
 const TARGET = "/serverless-offline/src/utils/index.js"
 const LIST = "const possibleBinaryContentTypes = ["
+const TEXT_WHEN_UNTYPED = 'return typeof contentType === "string" &&'
+const BINARY_WHEN_UNTYPED = 'return typeof contentType !== "string" ||'
 
 if (isMainThread) {
   register(import.meta.url)
@@ -38,5 +42,9 @@ export async function load(url, context, nextLoad) {
     return result
   }
   const extra = mediaTypes().map((type) => `${JSON.stringify(type)}, `).join("")
-  return { ...result, source: source.replace(LIST, `${LIST}${extra}`), shortCircuit: true }
+  if (!source.includes(TEXT_WHEN_UNTYPED)) {
+    process.emitWarning(`litefaas: ${TARGET} reads the content type differently; untyped bodies stay text`)
+  }
+  const patched = source.replace(LIST, `${LIST}${extra}`).replace(TEXT_WHEN_UNTYPED, BINARY_WHEN_UNTYPED)
+  return { ...result, source: patched, shortCircuit: true }
 }

@@ -359,10 +359,14 @@ def test_osls_package_offline_writes_a_template_cfn_lint_accepts(bundles, dist, 
     assert routes == [
         "GET /health",
         "GET /keys",
+        "GET /v2",
+        "GET /v2/{proxy+}",
         "OPTIONS /health",
         "OPTIONS /keys",
         "OPTIONS /predict",
+        "OPTIONS /v2/{proxy+}",
         "POST /predict",
+        "POST /v2/{proxy+}",
     ]
     assert resources["PredictLambdaFunctionUrl"]["Properties"]["AuthType"] == "NONE"
     assert resources["PredictLogGroup"]["Properties"]["RetentionInDays"] == 14
