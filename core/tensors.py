@@ -114,7 +114,7 @@ class TensorHeader:
         name, datatype, shape = item["name"], item["datatype"], item["shape"]
         if not isinstance(name, str) or not name:
             raise InvalidPayload(f"{where}: name must be a non-empty string")
-        if datatype != BYTES and datatype not in DATATYPES:
+        if not isinstance(datatype, str) or (datatype != BYTES and datatype not in DATATYPES):
             raise InvalidPayload(f"{where} ({name[:64]}): unknown datatype")
         if (
             not isinstance(shape, list)

@@ -38,7 +38,8 @@ from reliability import tally
 from core import crypto, logs
 from core.encoding import b64u_decode, b64u_encode
 from core.engine import Engine
-from core.protocol import ENCRYPTED_TYPE_V2, PLAINTEXT_TYPE_V2
+from core.protocol import ENCRYPTED_TYPE_V2, OIP_BINARY_TYPE, OIP_HEADER_LENGTH, PLAINTEXT_TYPE_V2
+from core.routing import route_of
 from core.tensors import DATATYPES, join_frame, split_frame
 
 EXAMPLES = int(os.environ.get("LITEFAAS_FUZZ_EXAMPLES", "40"))
@@ -59,6 +60,10 @@ CANARY_MARKS = ("31337.0421", "canary")
 """What must never be seen in clear: the canaries are planted in inputs (numbers and strings)."""
 LEAK_MARKS = ("Traceback", 'File "', "private_key")
 REGRESSIONS = json.loads((FIXTURES / "fuzz_regressions.json").read_text(encoding="utf-8"))
+OIP = "oip"
+"""The code given to an Open Inference Protocol error (``{"error": message}``, no code of its own)."""
+OIP_STATUSES = frozenset({400, 403, 404, 405, 413, 415})
+"""What an OIP route may answer besides 200: ``PROTOCOL.md``'s OIP errors."""
 
 
 @dataclass
@@ -154,8 +159,16 @@ class Outcome:
         return {answer for name, answer in self.answers.items() if name != "aws:direct"}
 
 
+def is_oip(path: str) -> bool:
+    route = route_of(path)
+    return route is not None and route.oip
+
+
 def direct_invoke_applies(request: Sent) -> bool:
-    """A direct invoke carries a JSON object (or a version-2 body) to POST /predict with a standard type."""
+    """A direct invoke carries a JSON object (or a version-2 body) to POST /predict with a standard type,
+    or any request to an OIP route in the routed form."""
+    if is_oip(request.path):
+        return True
     if (request.method, request.path) != ("POST", "/predict") or request.headers not in (
         ENCRYPTED,
         PLAINTEXT,
@@ -199,6 +212,8 @@ def read_answer(
             text = body.decode("utf-8")
             outcome.leaks += find_secrets(f"{name} answer", text, request.secrets)
             document = json.loads(text)
+        elif content_type == OIP_BINARY_TYPE and status == 200 and is_oip(request.path):
+            document = json.loads(body[: int(headers[OIP_HEADER_LENGTH.lower()])])
         else:
             outcome.off_protocol.append(f"{name}: {status} answered as {content_type!r}: {body[:200]!r}")
             return status, None
@@ -207,6 +222,11 @@ def read_answer(
         return status, None
     if status == 200 and "error" not in document:
         return 200, None
+    if is_oip(request.path):
+        message = document.get("error") if isinstance(document, dict) else None
+        if status not in OIP_STATUSES or not isinstance(message, str) or document.keys() != {"error"}:
+            outcome.off_protocol.append(f"{name}: {status} {document!r:.200} is not an OIP error")
+        return status, OIP
     error = document.get("error") if isinstance(document, dict) else None
     code = error.get("code") if isinstance(error, dict) else None
     if PROTOCOL_TABLE.get(code) != status or not isinstance(error.get("message") if error else None, str):
@@ -463,6 +483,9 @@ METHODS = st.one_of(
 )
 PATHS = st.one_of(
     st.sampled_from(["/predict", "/keys", "/health", "/", "/predict/", "/dev/predict", "/PREDICT", "//keys"]),
+    st.sampled_from(
+        ["/v2", "/v2/health/live", "/v2/models/breast_cancer_mlp", "/v2/models/x/infer", "/v2/x"]
+    ),
     st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_./~", max_size=30).map(lambda p: "/" + p),
 )
 CONTENT_TYPES = st.one_of(
@@ -613,7 +636,7 @@ SHAPES = st.lists(
 TENSORS = st.fixed_dictionaries(
     {
         "name": st.sampled_from(["features", "other", ""]),
-        "datatype": st.sampled_from([*DATATYPES, "BYTES", "FP8", "fp32"]),
+        "datatype": st.one_of(st.sampled_from([*DATATYPES, "BYTES", "FP8", "fp32"]), json_values),
         "shape": SHAPES,
     }
 )
@@ -714,6 +737,142 @@ def test_framed_plaintext_where_plaintext_is_allowed(harnesses, mutate, garbage,
     assert outcome.server_errors == outcome.off_protocol == outcome.leaks == []
     assert outcome.agreed, outcome.answers
     assert outcome.codes <= {(422, "invalid_payload"), (413, "payload_too_large"), (200, None)}
+
+
+# --- the Open Inference Protocol -----------------------------------------------------------------
+
+OIP_INFER = "/v2/models/breast_cancer_mlp/infer"
+OIP_CODES = {(400, OIP), (413, OIP), (200, None)}
+
+
+def good_oip_input() -> dict[str, Any]:
+    return {"name": "features", "shape": [1, 30], "datatype": "FP32", "data": [CANARY_NUMBER, *ROWS[0][1:]]}
+
+
+OIP_FIELDS = ("id", "parameters", "inputs", "outputs", "extra")
+OIP_TENSOR_FIELDS = ("name", "shape", "datatype", "parameters", "data", "extra")
+PARAMETERS = st.one_of(
+    st.dictionaries(
+        st.sampled_from(["binary_data_size", "binary_data", "binary_data_output", "sequence_id", "x"]),
+        st.one_of(st.integers(-5, 2**64), st.booleans(), st.text(max_size=5), json_values),
+        max_size=3,
+    ),
+    json_values,
+)
+
+
+@st.composite
+def oip_json_mutations(draw) -> bytes:
+    """A JSON inference request wrong in one way: a top-level or tensor field removed, retyped or added."""
+    document: dict[str, Any] = {"id": "r", "inputs": [good_oip_input()], "outputs": [{"name": "probability"}]}
+    action = draw(st.sampled_from(["top", "tensor", "data", "shape", "parameters", "outputs", "duplicate"]))
+    # an id or a name is echoed back to its caller as OIP asks: no canary there, only in the data
+    value = json.loads(json.dumps(draw(st.one_of(RETYPED, PARAMETERS))).replace("canary", "c"))
+    tensor = document["inputs"][0]
+    if action == "top":
+        name = draw(st.sampled_from(OIP_FIELDS))
+        if draw(st.booleans()):
+            document.pop(name, None)
+        else:
+            document[name] = value
+    elif action == "tensor":
+        name = draw(st.sampled_from(OIP_TENSOR_FIELDS))
+        if draw(st.booleans()):
+            tensor.pop(name, None)
+        else:
+            tensor[name] = value
+    elif action == "data":
+        tensor["data"] = draw(st.one_of(bad_rows(), st.lists(scalars, max_size=40), json_values))
+    elif action == "shape":
+        tensor["shape"] = draw(SHAPES)
+        tensor["datatype"] = draw(st.sampled_from([*DATATYPES, "BYTES", "fp32"]))
+    elif action == "parameters":
+        document["parameters"] = draw(PARAMETERS)
+        tensor["parameters"] = draw(PARAMETERS)
+    elif action == "outputs":
+        document["outputs"] = draw(
+            st.one_of(
+                st.lists(
+                    st.fixed_dictionaries(
+                        {"name": st.sampled_from(["probability", "x", ""])},
+                        optional={"parameters": PARAMETERS},
+                    ),
+                    max_size=3,
+                ),
+                json_values,
+            )
+        )
+    else:
+        document["inputs"] = [tensor, tensor]
+    return dumps(document)
+
+
+@st.composite
+def oip_binary_mutations(draw) -> tuple[dict[str, str], bytes]:
+    """A binary-data request wrong in one way: the header length, a binary_data_size, the bytes after."""
+    size = draw(st.one_of(st.just(120), st.integers(0, 200), st.sampled_from([2**31, 2**64, -1, 1.5, True])))
+    tensor = {
+        "name": "features",
+        "shape": draw(st.sampled_from([[1, 30], [2, 30], [1, 29]])),
+        "datatype": "FP32",
+    }
+    tensor["parameters"] = {"binary_data_size": size}
+    header = dumps({"inputs": [tensor], "parameters": {"binary_data_output": draw(st.booleans())}})
+    data = struct.pack("<f", CANARY_NUMBER) + bytes(draw(st.integers(0, 300)))
+    tail = draw(st.binary(max_size=16))
+    length = draw(
+        st.one_of(
+            st.just(str(len(header))),
+            st.integers(-2, len(header) + 400).map(str),
+            st.sampled_from(["", " ", "1e2", "0x10", "9" * 30, "\u0661", str(2**64)]),
+        )
+    )
+    return {OIP_HEADER_LENGTH: length}, header + data + tail
+
+
+@FUZZ
+@given(body=oip_json_mutations())
+def test_oip_json_requests_mutated(harnesses, body):
+    outcome = harnesses[True].ask_everywhere(
+        lambda: Sent("POST", OIP_INFER, {"Content-Type": "application/json"}, body)
+    )
+    # THEN no provider fails or leaks, every answer is an OIP answer, and all providers agree
+    assert outcome.server_errors == outcome.off_protocol == outcome.leaks == []
+    assert outcome.agreed, outcome.answers
+    assert outcome.codes <= OIP_CODES
+
+
+@FUZZ
+@given(request=oip_binary_mutations())
+def test_oip_binary_requests_mutated(harnesses, request):
+    headers, body = request
+    outcome = harnesses[True].ask_everywhere(lambda: Sent("POST", OIP_INFER, dict(headers), body))
+    # THEN no provider fails or leaks, every answer is an OIP answer, and all providers agree
+    assert outcome.server_errors == outcome.off_protocol == outcome.leaks == []
+    assert outcome.agreed, outcome.answers
+    assert outcome.codes <= OIP_CODES
+
+
+@FUZZ
+@given(
+    method=METHODS,
+    tail=st.lists(
+        st.one_of(
+            st.sampled_from(["models", "breast_cancer_mlp", "versions", "1.0.0", "infer", "ready", "health"]),
+            st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789-_.%", max_size=8),
+        ),
+        max_size=6,
+    ),
+    prefix=st.sampled_from(["", "/api", "/dev", "/v2"]),
+    body=BODIES,
+    plaintext=st.booleans(),
+)
+def test_oip_paths_and_methods(harnesses, method, tail, prefix, body, plaintext):
+    path = "/".join([prefix, "v2", *tail])
+    outcome = harnesses[plaintext].ask_everywhere(lambda: Sent(method, path, {}, body))
+    # THEN no provider fails or leaks, every answer is the protocol's, and all providers agree
+    assert outcome.server_errors == outcome.off_protocol == outcome.leaks == []
+    assert outcome.agreed, outcome.answers
 
 
 # --- regressions ----------------------------------------------------------------------------------
