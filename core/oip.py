@@ -36,7 +36,8 @@ from core.tensors import (
     tensor_bytes,
 )
 
-_REQUEST_FIELDS = frozenset({"id", "parameters", "inputs", "outputs"})
+_REQUEST_FIELDS = frozenset({"id", "parameters", "inputs", "outputs", "model_name", "model_version"})
+"""The specification's four, and the two that KServe's client adds (checked against the route's)."""
 _INPUT_FIELDS = frozenset({"name", "shape", "datatype", "parameters", "data"})
 _OUTPUT_FIELDS = frozenset({"name", "parameters"})
 _HEADER_FIELDS = ("name", "datatype", "shape")
@@ -128,6 +129,9 @@ def read_infer_request(
     unknown = request.keys() - _REQUEST_FIELDS
     if unknown:
         raise InvalidPayload(f"unknown field(s) {', '.join(sorted(unknown))[:200]}")
+    for name, expected in (("model_name", manifest.name), ("model_version", manifest.version)):
+        if name in request and request[name] != expected:
+            raise InvalidPayload(f"{name} is not this route's model {expected}")
     request_id = request.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InvalidPayload("id must be a string")

@@ -191,6 +191,8 @@ def _input(**changes):
         ({"inputs": [_input(extra=1)]}, "a tensor has the fields"),
         ({"inputs": [_input()], "extra": 1}, "unknown field(s) extra"),
         ({"inputs": [_input()], "id": 7}, "id must be a string"),
+        ({"inputs": [_input()], "model_name": "other"}, "model_name is not this route's model"),
+        ({"inputs": [_input()], "model_version": 1}, "model_version is not this route's model"),
         ({"inputs": [_input()], "outputs": [{"name": "nope"}]}, "the model has no output 'nope'"),
         ({"inputs": [_input()], "outputs": [{"name": "probability"}] * 2}, "asked for twice"),
         ({"inputs": [_input()], "parameters": {"sequence_id": 3}}, "keeps no state between requests"),
