@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from core.engine import Engine, ModelError, load_artifact
+from core.oip import model_metadata
 from model.errors import BuildError
 from model.tflite_import import ImportedTensor, read_tflite
 
@@ -107,6 +108,7 @@ def describe_artifact(folder: Path) -> dict[str, Any]:
         "compression": reports,
         "metadata": raw.get("metadata", {}),
         "health": manifest.health_info(),
+        "oip": model_metadata(manifest),
         "batching": batching,
         "servable": problem is None,
         "problem": problem,

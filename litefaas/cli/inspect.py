@@ -135,6 +135,8 @@ def _print(info: dict[str, Any]) -> None:
         console.print(variants)
         for variant, reason in info.get("variants_not_made", {}).items():
             console.print(f"{variant}: not made: {reason}")
+    if info.get("oip"):
+        _print_oip(console, info["oip"])
     metadata = {k: v for k, v in info.get("metadata", {}).items() if isinstance(v, str)}
     if metadata:
         console.print("metadata: " + "; ".join(f"{k}: {v}" for k, v in metadata.items()))
@@ -142,3 +144,19 @@ def _print(info: dict[str, Any]) -> None:
         console.print("[green]litefaas can serve this model[/]")
     else:
         console.print(f"[red]litefaas cannot serve this model:[/] {info['problem']}")
+
+
+def _print_oip(console: Any, oip: dict[str, Any]) -> None:
+    """The model's Open Inference Protocol metadata, as ``GET /v2/models/{name}`` answers it."""
+    from rich.table import Table
+
+    route = f"/v2/models/{oip['name']}"
+    table = Table(title=f"Open Inference Protocol: GET {route}")
+    for column in ("", "name", "datatype", "shape"):
+        table.add_column(column)
+    for kind in ("inputs", "outputs"):
+        for tensor in oip[kind]:
+            table.add_row(kind[:-1], tensor["name"], tensor["datatype"], str(tensor["shape"]))
+    console.print(table)
+    versioned = f"{route}/versions/{oip['versions'][0]}/infer"
+    console.print(f"OIP inference: POST {route}/infer (or {versioned}); platform {oip['platform']}")

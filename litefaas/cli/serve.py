@@ -53,6 +53,16 @@ def _model_dirs(models: list[str] | None) -> list[Path | None]:
     return folders or [None]
 
 
+def _model_name(folder: Path | None) -> str:
+    """The model name a folder's manifest gives (the functions' default model where None)."""
+    import json
+
+    from core.engine import DEFAULT_MODEL_DIR
+
+    manifest = (folder or DEFAULT_MODEL_DIR) / "manifest.json"
+    return str(json.loads(manifest.read_text(encoding="utf-8"))["name"])
+
+
 def run(args: argparse.Namespace) -> int:
     """Start the hosts, print where they listen and the public key set, wait for Ctrl-C or SIGTERM
     (or a host that exits), stop every one."""
@@ -96,10 +106,14 @@ def run(args: argparse.Namespace) -> int:
     try:
         with console.status(f"starting {', '.join(providers)} on 127.0.0.1:{args.port}…"):
             servers = start_all(specs)
+        closed = "" if args.plaintext else "; 403 without --plaintext"
         for server in servers:
             spec = server.spec
             where = f"[cyan]{spec.base_url}[/]  (pid {server.pid}; {spec.description})"
             console.print(f"[bold]{server.name}[/] ready at {where}")
+            oip = f"{spec.base_url}/v2/models/{_model_name(model_of[server.name])}"
+            triton = spec.base_url.removeprefix("http://")
+            console.print(f"  OIP at [cyan]{oip}[/]  (tritonclient url={triton}{closed})")
         if ui is not None:
             ui.config = page_config(servers, model_of)
             ui.start()

@@ -342,3 +342,16 @@ def test_length_prefixed_bytes_must_fill_their_binary_data_size():
     # THEN it is a 400 saying so
     status, error = error_of(response)
     assert status == 400 and "3 bytes of binary_data_size are past its elements" in error
+
+
+def test_inspect_shows_the_oip_metadata(app, artifact_dir, capsys):
+    # GIVEN the seed artifact WHEN `litefaas inspect` describes it, as JSON and as tables
+    from litefaas.cli.main import main
+
+    assert main(["inspect", str(artifact_dir), "--json"]) == 0
+    described = json.loads(capsys.readouterr().out)
+    assert main(["inspect", str(artifact_dir)]) == 0
+    text = capsys.readouterr().out
+    # THEN it gives what GET /v2/models/{name} answers, and the inference route
+    assert described["oip"] == json.loads(app.handle("GET", f"/v2/models/{SEED}", {}, b"").body)
+    assert f"POST /v2/models/{SEED}/infer" in text and "[-1, 30]" in text
