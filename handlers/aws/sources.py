@@ -11,8 +11,9 @@
    ``headers``, ``multiValueHeaders`` (when the request had them), ``body``, ``isBase64Encoded``.
 5. Direct invoke -- version 2: ``{"litefaas": 2, "body": "<base64>"}``, answered with a base64 body
    (with ``method``, ``path`` and ``headers`` beside them, any route, such as the Open Inference
-   Protocol's: answered as a Function URL answers, ``body`` base64 unless it is JSON); version 1: the event is the request body itself (an object with any of the envelope's fields,
-   or with ``inputs``), answered ``{"statusCode", "headers", "body"}`` where ``body`` is the
+   Protocol's: answered as a Function URL answers, ``body`` base64 unless it is JSON); version 1:
+   the event is the request body itself (an object with any of the envelope's fields, or with
+   ``inputs``), answered ``{"statusCode", "headers", "body"}`` where ``body`` is the
    protocol's JSON object itself, not a string.
 
 Bodies whose media type is not JSON (version 2's binary bodies) travel base64-encoded both ways.

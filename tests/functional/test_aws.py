@@ -277,6 +277,40 @@ def test_direct_invoke_errors(handler, event, status, code):
     assert (result["statusCode"], result["body"]["error"]["code"]) == (status, code)
 
 
+def test_a_routed_direct_invoke_reaches_the_oip_routes(open_handler):
+    # GIVEN a direct invoke in the routed form: method, path, headers and a base64 body
+    document = {"inputs": [{"name": "features", "shape": [1, 30], "datatype": "FP32", "data": ROWS[0]}]}
+    event = {
+        "litefaas": 2,
+        "method": "POST",
+        "path": "/v2/models/breast_cancer_mlp/infer",
+        "headers": {"Content-Type": "application/json"},
+        "body": base64.b64encode(json.dumps(document).encode()).decode(),
+    }
+    # WHEN the handler answers it, and a metadata read with no headers
+    result = open_handler(event, None)
+    metadata = open_handler({"litefaas": 2, "method": "GET", "path": "/v2", "body": ""}, None)
+    # THEN both are answered as a Function URL answers: the body as text where it is JSON
+    assert (result["statusCode"], result["isBase64Encoded"]) == (200, False)
+    assert json.loads(result["body"])["outputs"][0]["name"] == "probability"
+    assert json.loads(metadata["body"])["name"] == "litefaas"
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        {"litefaas": 2, "path": "/v2", "body": "", "query": "x"},
+        {"litefaas": 2, "path": "/v2"},
+        {"litefaas": 2, "path": 7, "body": ""},
+        {"litefaas": 2, "path": "/v2", "headers": ["x"], "body": ""},
+        {"litefaas": 1, "path": "/v2", "body": ""},
+    ],
+)
+def test_a_routed_direct_invoke_with_wrong_fields_is_a_clear_error(open_handler, event):
+    result = open_handler(event, None)
+    assert (result["statusCode"], json.loads(result["body"])["error"]["code"]) == (400, "invalid_envelope")
+
+
 @pytest.mark.parametrize(
     "event",
     [None, [], "POST /predict", 42, {}, {"Records": [{"eventSource": "aws:sqs"}]}, {"source": "aws.events"}],

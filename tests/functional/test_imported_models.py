@@ -12,6 +12,7 @@ import json
 
 import numpy as np
 import pytest
+from fixtures.oip import binary_request, json_request, read_response
 from fixtures.providers_gcp_azure import provider_targets
 from fixtures.requests import ENCRYPTED, PLAINTEXT, seal
 from fixtures.tflite_models import SERVABLE, built_artifacts, litert_direct, sample_inputs
@@ -83,3 +84,40 @@ def test_inputs_out_of_a_uint8_range_are_refused_by_every_provider(keys):
         status, _, body = call("POST", "/predict", ENCRYPTED, sealed.body)
         assert status == 422, provider
         assert "whole numbers from 0 to 255" in sealed.open(body)["error"]["message"]
+
+
+@pytest.mark.parametrize("name", SERVABLE)
+def test_oip_json_and_binary_answer_what_litert_answers_on_every_provider(keys, name):
+    # GIVEN an imported model (uint8 or int32 inputs, bool outputs, a fixed batch, no signature)
+    folder = built_artifacts()[name]
+    engine, providers = _providers(keys, folder)
+    manifest = engine.manifest
+    arrays = sample_inputs(manifest, 3, seed=5)
+    expected = litert_direct(folder / manifest.file, manifest.signature, arrays)
+    path = f"/v2/models/{manifest.name}/versions/{manifest.version}/infer"
+    for form, make in (("json", json_request), ("binary", binary_request)):
+        headers, body = make(arrays)
+        for provider, call in providers.items():
+            # WHEN every provider answers it as OIP JSON and as binary tensor data
+            status, response_headers, response_body = call("POST", path, headers, body)
+            assert status == 200, (provider, form, response_body[:300])
+            header, outputs = read_response(response_headers, response_body)
+            # THEN each output has the model's own datatype and LiteRT's values
+            assert [entry["name"] for entry in header["outputs"]] == [spec.name for spec in manifest.outputs]
+            for spec in manifest.outputs:
+                assert outputs[spec.name].dtype == np.dtype(spec.dtype), (provider, form)
+                np.testing.assert_allclose(
+                    outputs[spec.name].astype(np.float64), expected[spec.name].astype(np.float64), atol=1e-6
+                )
+
+
+def test_oip_integers_out_of_range_or_not_whole_are_400(keys):
+    _, providers = _providers(keys, built_artifacts()["uint8_image"])
+    for bad in (256, -1, 1.5):
+        data = [0] * (8 * 8 * 3)
+        data[0] = bad
+        document = {"inputs": [{"name": "image", "shape": [1, 8, 8, 3], "datatype": "UINT8", "data": data}]}
+        for provider, call in providers.items():
+            status, _, body = call("POST", "/v2/models/uint8_image/infer", {}, json.dumps(document).encode())
+            assert status == 400, (provider, bad)
+            assert "UINT8" in json.loads(body)["error"], provider
