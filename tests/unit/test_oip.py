@@ -355,3 +355,21 @@ def test_inspect_shows_the_oip_metadata(app, artifact_dir, capsys):
     # THEN it gives what GET /v2/models/{name} answers, and the inference route
     assert described["oip"] == json.loads(app.handle("GET", f"/v2/models/{SEED}", {}, b"").body)
     assert f"POST /v2/models/{SEED}/infer" in text and "[-1, 30]" in text
+
+
+def test_the_benchmark_sends_three_forms_of_one_image_that_answer_alike():
+    # GIVEN the OIP benchmark's three requests (OIP JSON, OIP binary, version 2) for a batch of digits
+    from litefaas.benchmark.oip_speed import _outputs, _requests
+
+    engine = Engine.from_dir(DIGITS_DIR)
+    app = make_app(engine, LITEFAAS_ALLOW_PLAINTEXT="1", LITEFAAS_MODEL_DIR=str(DIGITS_DIR))
+    pixels = np.random.default_rng(3).random((2, 8, 8, 1), dtype=np.float32)
+    answers = {}
+    for form, (path, headers, body) in _requests("digits_cnn", INPUT, pixels).items():
+        # WHEN the function answers each
+        response = app.handle("POST", path, headers, body)
+        assert response.status == 200, (form, response.body[:200])
+        answers[form] = _outputs(form, response.headers, response.body)
+    # THEN the three answers are the engine's
+    for value in answers.values():
+        np.testing.assert_array_equal(value, engine.predict({INPUT: pixels})["probabilities"])
