@@ -161,9 +161,8 @@ def measure(repeats: int = 200) -> dict[str, Any]:
 
 
 def print_table(results: dict[str, Any]) -> None:
+    from rich.console import Console
     from rich.table import Table
-
-    from litefaas.cli.console import make_console
 
     table = Table(title=f"OIP against version 2, plaintext: {results['model']}")
     for column in (
@@ -191,7 +190,7 @@ def print_table(results: dict[str, Any]) -> None:
             f"{row['app_handle_p50_ms']}",
             f"{row['app_handle_over_v2']}×",
         )
-    make_console().print(table)
+    Console().print(table)
 
 
 def main(argv: list[str] | None = None) -> int:
