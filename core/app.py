@@ -9,8 +9,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from core import crypto, logs, oip
+from core import bhttp, crypto, logs, oblivious, oip
 from core.config import Settings
+from core.crypto.ohttp import UnknownKey
 from core.encoding import b64u_decode
 from core.engine import Array, Engine
 from core.errors import (
@@ -32,6 +33,9 @@ from core.keyring_reload import KeyFileWatcher
 from core.protocol import (
     ENCRYPTED_TYPE,
     ENCRYPTED_TYPE_V2,
+    OHTTP_KEYS_TYPE,
+    OHTTP_REQUEST_TYPE,
+    OHTTP_RESPONSE_TYPE,
     OIP_BINARY_TYPE,
     OIP_HEADER_LENGTH,
     PLAINTEXT_TYPE,
@@ -42,6 +46,7 @@ from core.protocol import (
 )
 from core.replay import ReplayGuard
 from core.routing import (
+    OHTTP_GATEWAY,
     OIP_INFER,
     OIP_LIVE,
     OIP_MODEL,
@@ -64,15 +69,17 @@ _OIP_ALLOW_HEADERS = f"Content-Type, {OIP_HEADER_LENGTH}"
 
 class _Reply:
     """Where an answer goes: in clear or sealed to the caller's response key, as JSON or framed,
-    or as the Open Inference Protocol answers (``oip``)."""
+    or as the Open Inference Protocol answers (``oip``); ``inside``: the request came
+    decapsulated from Oblivious HTTP, so plaintext is allowed whatever the function's setting."""
 
-    __slots__ = ("binary", "fields", "oip", "request_id", "response_key")
+    __slots__ = ("binary", "fields", "inside", "oip", "request_id", "response_key")
 
-    def __init__(self) -> None:
+    def __init__(self, *, inside: bool = False) -> None:
         self.response_key: bytes | None = None
         self.request_id = b""
         self.binary = False
         self.oip = False
+        self.inside = inside
         self.fields: dict[str, Any] = {}
 
     def error(self, error: LitefaasError) -> Response:
@@ -248,7 +255,22 @@ class App:
         started = time.perf_counter()
         reply = _Reply()
         route = route_of(path)
-        method = method.upper()
+        response = self._answer(method.upper(), route, headers, body, reply, response_limit)
+        self._add_cors(headers, response)
+        route_name = route.name if route is not None else "unknown"
+        self._log(route_name, method, response.status, started, request_id, reply.fields)
+        return response
+
+    def _answer(
+        self,
+        method: str,
+        route: Route | None,
+        headers: Mapping[str, str],
+        body: bytes,
+        reply: _Reply,
+        response_limit: int | None = None,
+    ) -> Response:
+        """The answer to one request, outer or decapsulated; every error in the request's own terms."""
         try:
             response = self._dispatch(method, route, headers, body, reply)
             if response_limit is not None and len(response.body) > response_limit:
@@ -261,9 +283,6 @@ class App:
             reply.fields["code"] = exc.code
         except Exception as exc:  # noqa: BLE001 - the caller learns nothing, the log gets the place
             response = self._internal_error(reply, exc)
-        self._add_cors(headers, response)
-        route_name = route.name if route is not None else "unknown"
-        self._log(route_name, method, response.status, started, request_id, reply.fields)
         return response
 
     def _internal_error(self, reply: _Reply, exc: BaseException) -> Response:
@@ -344,13 +363,17 @@ class App:
         reply.oip = route.oip
         if route.name == OIP_UNKNOWN:
             raise NotFound("no such Open Inference Protocol route")
-        if method != route.method:
+        if method not in route.methods:
             preflight = self._preflight(route, headers) if method == "OPTIONS" else None
             if preflight is not None:
                 return preflight
             raise MethodNotAllowed(route.method)
         if route.oip:
             return self._oip(route, headers, body, reply)
+        if route.name == OHTTP_GATEWAY:
+            if reply.inside:
+                raise NotFound("Oblivious HTTP requests do not nest")
+            return self._oblivious(method, headers, body, reply)
         if route.name == "health":
             return Response(200, json_headers(), self._health)
         if self._key_watcher is not None:
@@ -368,7 +391,7 @@ class App:
         if kind == ENCRYPTED_TYPE:
             return self._predict_encrypted(body, reply)
         if kind in (PLAINTEXT_TYPE, PLAINTEXT_TYPE_V2):
-            if not self.settings.allow_plaintext:
+            if not self._plaintext_allowed(reply):
                 raise PlaintextDisabled()
             reply.fields["encrypted"] = False
             if kind == PLAINTEXT_TYPE_V2:
@@ -380,9 +403,68 @@ class App:
             f" (or {PLAINTEXT_TYPE_V2} or {PLAINTEXT_TYPE} where plaintext is allowed)"
         )
 
+    def _plaintext_allowed(self, reply: _Reply) -> bool:
+        return self.settings.allow_plaintext or reply.inside
+
+    def _oblivious(self, method: str, headers: Mapping[str, str], body: bytes, reply: _Reply) -> Response:
+        """The Oblivious HTTP gateway: its key configurations, or one encapsulated request answered."""
+        if self._key_watcher is not None:
+            self._reload_keys(unknown_kid=False)
+        if self.keyring is None:
+            raise NotFound("this function holds no key: it has no Oblivious HTTP gateway")
+        if method == "GET":
+            return Response(
+                200, json_headers(OHTTP_KEYS_TYPE, cache="max-age=60"), self.keyring.gateway.key_configs
+            )
+        if len(body) > self.settings.max_body_bytes:
+            raise PayloadTooLarge(f"body is over the limit of {self.settings.max_body_bytes} bytes")
+        if media_type(headers) != OHTTP_REQUEST_TYPE:
+            raise UnsupportedMediaType(f"send {OHTTP_REQUEST_TYPE}")
+        reply.fields["encrypted"] = True
+        try:
+            decapsulated = self.keyring.gateway.decapsulate(body)
+        except UnknownKey:
+            reply.fields["code"] = "ohttp_key"
+            return oblivious.key_problem()
+        except DecryptionFailed:
+            reply.fields["code"] = DecryptionFailed.code
+            return Response(400, {"Cache-Control": "no-store"}, b"")
+        reply.fields["kid"] = self.keyring.gateway.kid(decapsulated.key_id)
+        inner = self._inner_answer(decapsulated, reply)
+        message = oblivious.encode_answer(inner, self.settings.ohttp_padding)
+        return Response(200, json_headers(OHTTP_RESPONSE_TYPE), decapsulated.sealer.seal(message))
+
+    def _inner_answer(self, decapsulated: crypto.ohttp.Decapsulated, reply: _Reply) -> Response:
+        """The decapsulated Binary HTTP request, routed and answered as a plaintext request is."""
+        inner_reply = _Reply(inside=True)
+        try:
+            request = bhttp.parse_request(decapsulated.message, self.settings.max_body_bytes)
+        except bhttp.MalformedMessage:
+            reply.fields["inner_code"] = InvalidEnvelope.code
+            return inner_reply.error(InvalidEnvelope("the decapsulated request is not a Binary HTTP request"))
+        headers = request.header_map()
+        now = self.clock()
+        date = oblivious.fresh_date(headers, now, self.settings.replay_window_s)
+        route = route_of(request.path)
+        reply.fields["inner_route"] = route.name if route is not None else "unknown"
+        if date is None:
+            reply.fields["inner_code"] = "stale_date"
+            return oblivious.date_problem(now)
+        try:
+            self.replay.check(date, oblivious.replay_id(decapsulated.enc), now)
+        except LitefaasError as exc:
+            reply.fields["inner_code"] = exc.code
+            return inner_reply.error(exc)
+        inner = self._answer(request.method.upper(), route, headers, request.content, inner_reply)
+        reply.fields["inner_status"] = inner.status
+        for name in ("infer_ms", "rows", "code"):
+            if name in inner_reply.fields:
+                reply.fields[f"inner_{name}" if name == "code" else name] = inner_reply.fields[name]
+        return inner
+
     def _oip(self, route: Route, headers: Mapping[str, str], body: bytes, reply: _Reply) -> Response:
         """An Open Inference Protocol route (plaintext: only where plaintext is allowed)."""
-        if not self.settings.allow_plaintext:
+        if not self._plaintext_allowed(reply):
             raise PlaintextDisabled()
         reply.fields["encrypted"] = False
         if route.name == OIP_SERVER:

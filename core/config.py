@@ -29,6 +29,7 @@ NUM_THREADS = "LITEFAAS_NUM_THREADS"
 LOG_LEVEL = "LITEFAAS_LOG_LEVEL"
 KEYS_RELOAD_S = "LITEFAAS_KEYS_RELOAD_S"
 CORS_ORIGINS = "LITEFAAS_CORS_ORIGINS"
+OHTTP_PADDING = "LITEFAAS_OHTTP_PADDING"
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -49,6 +50,7 @@ class Settings:
     keys_file: Path | None = None
     keys_reload_s: int = 10
     cors_origins: frozenset[str] = frozenset()
+    ohttp_padding: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -83,6 +85,7 @@ class Settings:
             keys_file=Path(keys_file) if keys_file else None,
             keys_reload_s=_positive_int(env, KEYS_RELOAD_S, cls.keys_reload_s, minimum=0),
             cors_origins=_origins(env),
+            ohttp_padding=_flag(env, OHTTP_PADDING) if env.get(OHTTP_PADDING, "").strip() else True,
         )
 
 

@@ -37,6 +37,17 @@ OIP_EXTENSIONS: Final = ("binary_tensor_data",)
 OIP_HEADER_LENGTH: Final = "Inference-Header-Content-Length"
 OIP_BINARY_TYPE: Final = "application/octet-stream"
 
+# Oblivious HTTP (RFC 9458): the gateway's media types, padding buckets and problem types (RFC 9457).
+OHTTP_KEYS_TYPE: Final = "application/ohttp-keys"
+OHTTP_REQUEST_TYPE: Final = "message/ohttp-req"
+OHTTP_RESPONSE_TYPE: Final = "message/ohttp-res"
+PROBLEM_TYPE: Final = "application/problem+json"
+PROBLEM_DATE: Final = "https://iana.org/assignments/http-problem-types#date"
+PROBLEM_OHTTP_KEY: Final = "https://iana.org/assignments/http-problem-types#ohttp-key"
+PADDING_MIN_BYTES: Final = 1024
+PADDING_STEP_BYTES: Final = 64 * 1024
+"""Padded sizes: powers of two from 1 KiB to 64 KiB, then multiples of 64 KiB."""
+
 # Suites (version 1 names) and their RFC 9180 identifiers (kem_id, kdf_id, aead_id) for version 2.
 X25519_AES128: Final = "x25519-sha256-aes128gcm"
 X25519_CHACHA20: Final = "x25519-sha256-chacha20poly1305"
@@ -60,6 +71,8 @@ ENVELOPE_FIELDS: Final = frozenset({"v", "kid", "suite", "ct"})
 RESPONSE_FIELDS: Final = frozenset({"v", "nonce", "ct"})
 REQUEST_FIELDS: Final = frozenset({"inputs", "response_key", "ts", "id"})
 KEY_ENTRY_FIELDS: Final = frozenset({"kid", "suite", "private_key"})
+OHTTP_KEY_ID_FIELD: Final = "ohttp_key_id"
+"""A private key entry's optional field: its Oblivious HTTP ``key_id`` (0-255)."""
 
 # HPKE info and AES-GCM associated-data prefixes.
 REQUEST_INFO_V1: Final = b"litefaas/1 request\x00"

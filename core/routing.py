@@ -19,13 +19,16 @@ OIP_MODEL = "v2/models"
 OIP_MODEL_READY = "v2/models/ready"
 OIP_INFER = "v2/models/infer"
 OIP_UNKNOWN = "v2/unknown"
+OHTTP_GATEWAY = "ohttp-gateway"
+_WELL_KNOWN = ".well-known"
 _HEALTH = {"live": OIP_LIVE, "ready": OIP_READY}
 _MODEL_ACTIONS = {"ready": OIP_MODEL_READY, "infer": OIP_INFER}
 
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """A route: its name (one of a fixed set, safe to log), its one method, and the model it names."""
+    """A route: its name (one of a fixed set, safe to log), its method(s) (``Allow``'s form), and
+    the model it names."""
 
     name: str
     method: str
@@ -35,6 +38,10 @@ class Route:
     @property
     def oip(self) -> bool:
         return self.name.startswith(OIP_SERVER)
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        return tuple(self.method.split(", "))
 
 
 def _oip_route(rest: list[str]) -> Route | None:
@@ -67,6 +74,8 @@ def route_of(path: str) -> Route | None:
                 return route
             under_oip = True
     last = segments[-1]
+    if last == OHTTP_GATEWAY and len(segments) >= 2 and segments[-2] == _WELL_KNOWN:
+        return Route(OHTTP_GATEWAY, "GET, POST")
     if last in ROUTES:
         return Route(last, ROUTES[last])
     return Route(OIP_UNKNOWN, "GET") if under_oip else None

@@ -119,7 +119,8 @@ def has_image_input(model_dir: Path) -> bool:
 
 def source_files(cloud: str, model_dir: Path = DEFAULT_MODEL) -> dict[str, Path]:
     """Bundle path -> source file: ``core/``, the cloud's entrypoint, the model artifact."""
-    files = {f"core/{path.name}": path for path in sorted((ROOT / "core").glob("*.py"))}
+    core = ROOT / "core"
+    files = {f"core/{path.relative_to(core).as_posix()}": path for path in sorted(core.rglob("*.py"))}
     files |= _handler_files(cloud)
     files |= model_files(model_dir)
     return files

@@ -22,6 +22,8 @@ from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from core.crypto.hpke_context import Kem, X25519Kem, XWingKem
+from core.crypto.ohttp import Gateway, default_key_id
 from core.encoding import b64u_decode, b64u_encode
 from core.errors import DecryptionFailed, InvalidEnvelope
 from core.protocol import (
@@ -30,6 +32,7 @@ from core.protocol import (
     KEY_ENTRY_FIELDS,
     KID_PATTERN_TEXT,
     MLKEM768_X25519_AES256,
+    OHTTP_KEY_ID_FIELD,
     REQUEST_INFO_V1,
     REQUEST_INFO_V2,
     RESPONSE_AAD_V1,
@@ -83,8 +86,8 @@ def _check_suite(suite: str) -> None:
         raise ValueError(f"unknown suite; expected one of {', '.join(SUITES)}")
 
 
-def _load_private_key(suite: str, private: bytes) -> tuple[PrivateKey, bytes]:
-    """Return the loaded key and its raw public bytes."""
+def _load_private_key(suite: str, private: bytes) -> tuple[PrivateKey, bytes, Kem]:
+    """Return the loaded key, its raw public bytes, and the same key as an HPKE KEM with the exporter."""
     _check_suite(suite)
     if len(private) != _PRIVATE_LEN[suite]:
         raise ValueError(f"{suite} private key must be {_PRIVATE_LEN[suite]} bytes")
@@ -92,10 +95,11 @@ def _load_private_key(suite: str, private: bytes) -> tuple[PrivateKey, bytes]:
         x25519 = X25519PrivateKey.from_private_bytes(private[-_X25519_LEN:])
         x25519_public = x25519.public_key().public_bytes_raw()
         if suite not in _HYBRID_SUITES:
-            return x25519, x25519_public
+            return x25519, x25519_public, X25519Kem(x25519)
         mlkem = MLKEM768PrivateKey.from_seed_bytes(private[:_MLKEM_SEED_LEN])
         mlkem_public = mlkem.public_key().public_bytes_raw()
-        return hpke.MLKEM768X25519PrivateKey(mlkem, x25519), mlkem_public + x25519_public
+        hybrid = hpke.MLKEM768X25519PrivateKey(mlkem, x25519)
+        return hybrid, mlkem_public + x25519_public, XWingKem(mlkem, x25519)
     except ValueError:
         raise ValueError(f"{suite} private key does not load") from None
 
@@ -140,14 +144,19 @@ class PrivateKeyEntry:
     suite: str
     private_key: PrivateKey
     public_key_raw: bytes
+    kem: Kem
+    ohttp_key_id: int
 
     @classmethod
-    def from_raw(cls, kid: str, suite: str, private: bytes) -> PrivateKeyEntry:
+    def from_raw(
+        cls, kid: str, suite: str, private: bytes, ohttp_key_id: int | None = None
+    ) -> PrivateKeyEntry:
         """Load raw private key bytes; ``ValueError`` (without key material) if they do not fit."""
         if not KID_PATTERN.fullmatch(kid):
             raise ValueError("kid must be 1-64 characters of [A-Za-z0-9._-]")
-        private_key, public_key_raw = _load_private_key(suite, private)
-        return cls(kid, suite, private_key, public_key_raw)
+        private_key, public_key_raw, kem = _load_private_key(suite, private)
+        key_id = default_key_id(kid) if ohttp_key_id is None else ohttp_key_id
+        return cls(kid, suite, private_key, public_key_raw, kem, key_id)
 
     def __repr__(self) -> str:
         return f"PrivateKeyEntry(kid={self.kid!r}, suite={self.suite!r})"
@@ -191,7 +200,7 @@ def _parse_key_entry(index: int, item: object) -> PrivateKeyEntry:
     missing = KEY_ENTRY_FIELDS - item.keys()
     if missing:
         raise KeyRingError(f"{where}: missing field(s){_describe_fields(missing)}")
-    extra = item.keys() - KEY_ENTRY_FIELDS
+    extra = item.keys() - KEY_ENTRY_FIELDS - {OHTTP_KEY_ID_FIELD}
     if extra:
         raise KeyRingError(f"{where}: unexpected field(s){_describe_fields(extra)}")
     kid, suite, private_b64 = item["kid"], item["suite"], item["private_key"]
@@ -210,8 +219,11 @@ def _parse_key_entry(index: int, item: object) -> PrivateKeyEntry:
             f"{where} ({kid}): {suite} private_key must decode to {_PRIVATE_LEN[suite]} bytes,"
             f" got {len(private)}"
         )
+    key_id = item.get(OHTTP_KEY_ID_FIELD)
+    if key_id is not None and (type(key_id) is not int or not 0 <= key_id <= 255):
+        raise KeyRingError(f"{where} ({kid}): {OHTTP_KEY_ID_FIELD} must be an integer from 0 to 255")
     try:
-        return PrivateKeyEntry.from_raw(kid, suite, private)
+        return PrivateKeyEntry.from_raw(kid, suite, private, key_id)
     except ValueError:
         raise KeyRingError(f"{where} ({kid}): private_key does not load") from None
 
@@ -229,6 +241,10 @@ class KeyRing:
                 raise KeyRingError(f"key {index}: duplicate kid {entry.kid!r}")
             info = request_info(entry.kid, entry.suite)
             self._by_kid[entry.kid] = (entry, SUITES[entry.suite], info)
+        try:
+            self.gateway = Gateway([(entry.kid, entry.ohttp_key_id, entry.kem) for entry in self._entries])
+        except ValueError as exc:
+            raise KeyRingError(str(exc)) from None
 
     @classmethod
     def from_json(cls, text: str | bytes) -> KeyRing:

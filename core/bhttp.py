@@ -1,0 +1,269 @@
+"""Binary HTTP (RFC 9292): the messages Oblivious HTTP encapsulates, both sides, bounded.
+
+Requests and responses in known-length (framing 0 and 1) and indeterminate-length (2 and 3) form,
+truncated sections (§3.8) and zero padding. Parsing never allocates more than the message holds:
+every declared length is checked against what is left before it is read, each field section is
+bounded in bytes and lines, and anything malformed is :class:`MalformedMessage`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+KNOWN_REQUEST, KNOWN_RESPONSE, INDETERMINATE_REQUEST, INDETERMINATE_RESPONSE = 0, 1, 2, 3
+MAX_SECTION_BYTES = 16 * 1024
+MAX_FIELD_LINES = 128
+_MAX_CONTROL_BYTES = 8 * 1024
+_MAX_INFORMATIONAL = 8
+_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+Fields = list[tuple[str, str]]
+
+
+class MalformedMessage(ValueError):
+    """Bytes that are not a Binary HTTP message within the bounds; the message says where."""
+
+
+def encode_varint(value: int) -> bytes:
+    """A QUIC variable-length integer (RFC 9000 §16)."""
+    if value < 0x40:
+        return bytes([value])
+    if value < 0x4000:
+        return (value | 0x4000).to_bytes(2, "big")
+    if value < 0x4000_0000:
+        return (value | 0x8000_0000).to_bytes(4, "big")
+    if value < 0x4000_0000_0000_0000:
+        return (value | 0xC000_0000_0000_0000).to_bytes(8, "big")
+    raise ValueError("a varint holds at most 2**62 - 1")
+
+
+class _Reader:
+    def __init__(self, data: bytes | memoryview) -> None:
+        self.data = memoryview(data).cast("B")
+        self.offset = 0
+
+    @property
+    def left(self) -> int:
+        return len(self.data) - self.offset
+
+    def varint(self, what: str) -> int:
+        if self.left < 1:
+            raise MalformedMessage(f"{what}: the message ends")
+        size = 1 << (self.data[self.offset] >> 6)
+        if self.left < size:
+            raise MalformedMessage(f"{what}: the message ends inside a variable-length integer")
+        value = int.from_bytes(self.data[self.offset : self.offset + size], "big") & (
+            (1 << (8 * size - 2)) - 1
+        )
+        self.offset += size
+        return value
+
+    def take(self, length: int, what: str) -> bytes:
+        if length > self.left:
+            raise MalformedMessage(f"{what}: {length} bytes declared, {self.left} left")
+        chunk = bytes(self.data[self.offset : self.offset + length])
+        self.offset += length
+        return chunk
+
+    def prefixed(self, what: str, limit: int) -> bytes:
+        length = self.varint(what)
+        if length > limit:
+            raise MalformedMessage(f"{what}: {length} bytes is over the limit of {limit}")
+        return self.take(length, what)
+
+    def padding(self) -> None:
+        if any(self.data[self.offset :]):
+            raise MalformedMessage("the padding after the message is not all zeros")
+        self.offset = len(self.data)
+
+
+def _field_line(reader: _Reader, fields: Fields, budget: list[int], name: bytes) -> None:
+    value = reader.prefixed("field value", MAX_SECTION_BYTES)
+    budget[0] -= len(name) + len(value)
+    if budget[0] < 0 or len(fields) >= MAX_FIELD_LINES:
+        raise MalformedMessage(
+            f"a field section is over {MAX_SECTION_BYTES} bytes or {MAX_FIELD_LINES} lines"
+        )
+    if not name or not set(name) <= _TOKEN:
+        raise MalformedMessage("a field name is not a token")
+    try:
+        text = value.decode("latin-1")
+    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
+        raise MalformedMessage("a field value is not text") from None
+    if any(ch in text for ch in "\r\n\x00"):
+        raise MalformedMessage("a field value holds CR, LF or NUL")
+    fields.append((name.decode("ascii").lower(), text))
+
+
+def _known_fields(reader: _Reader) -> Fields:
+    if reader.left == 0:
+        return []
+    section = _Reader(reader.prefixed("field section", MAX_SECTION_BYTES))
+    fields: Fields = []
+    budget = [MAX_SECTION_BYTES]
+    while section.left:
+        _field_line(section, fields, budget, section.prefixed("field name", MAX_SECTION_BYTES))
+    return fields
+
+
+def _indeterminate_fields(reader: _Reader) -> Fields:
+    if reader.left == 0:
+        return []
+    fields: Fields = []
+    budget = [MAX_SECTION_BYTES]
+    while True:
+        name = reader.prefixed("field name", MAX_SECTION_BYTES)
+        if not name:
+            return fields
+        _field_line(reader, fields, budget, name)
+
+
+def _known_content(reader: _Reader, limit: int) -> bytes:
+    if reader.left == 0:
+        return b""
+    return reader.prefixed("content", limit)
+
+
+def _indeterminate_content(reader: _Reader, limit: int) -> bytes:
+    if reader.left == 0:
+        return b""
+    chunks: list[bytes] = []
+    total = 0
+    while True:
+        chunk = reader.prefixed("content chunk", limit)
+        if not chunk:
+            return b"".join(chunks)
+        total += len(chunk)
+        if total > limit:
+            raise MalformedMessage(f"content: over the limit of {limit} bytes")
+        chunks.append(chunk)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A Binary HTTP request: control data, header fields (lower-case names), content, trailers."""
+
+    method: str
+    scheme: str
+    authority: str
+    path: str
+    headers: Fields = field(default_factory=list)
+    content: bytes = b""
+    trailers: Fields = field(default_factory=list)
+
+    def header_map(self) -> dict[str, str]:
+        """Header fields as one value per name (repeated fields joined as HTTP joins them)."""
+        joined: dict[str, str] = {}
+        for name, value in self.headers:
+            separator = "; " if name == "cookie" else ", "
+            joined[name] = f"{joined[name]}{separator}{value}" if name in joined else value
+        return joined
+
+
+@dataclass(frozen=True)
+class Response:
+    """A Binary HTTP response: its final status, header fields, content and trailers."""
+
+    status: int
+    headers: Fields = field(default_factory=list)
+    content: bytes = b""
+    trailers: Fields = field(default_factory=list)
+
+
+def _control(reader: _Reader, what: str) -> str:
+    value = reader.prefixed(what, _MAX_CONTROL_BYTES)
+    try:
+        text = value.decode("ascii")
+    except UnicodeDecodeError:
+        raise MalformedMessage(f"{what} is not ASCII") from None
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in text):
+        raise MalformedMessage(f"{what} holds a space or a control character")
+    return text
+
+
+def parse_request(message: bytes | memoryview, max_content: int) -> Request:
+    """A Binary HTTP request; :class:`MalformedMessage` unless it is one within the bounds."""
+    reader = _Reader(message)
+    framing = reader.varint("framing indicator")
+    if framing not in (KNOWN_REQUEST, INDETERMINATE_REQUEST):
+        raise MalformedMessage(f"framing indicator {framing} is not a request's")
+    method = _control(reader, "method")
+    if not method or not set(method.encode()) <= _TOKEN:
+        raise MalformedMessage("the method is not a token")
+    scheme, authority, path = (_control(reader, what) for what in ("scheme", "authority", "path"))
+    if not path.startswith("/"):
+        raise MalformedMessage("the path is not an absolute path")
+    known = framing == KNOWN_REQUEST
+    headers = _known_fields(reader) if known else _indeterminate_fields(reader)
+    content = _known_content(reader, max_content) if known else _indeterminate_content(reader, max_content)
+    trailers = _known_fields(reader) if known else _indeterminate_fields(reader)
+    reader.padding()
+    return Request(method, scheme, authority, path, headers, content, trailers)
+
+
+def parse_response(message: bytes | memoryview, max_content: int) -> Response:
+    """A Binary HTTP response (informational responses skipped); :class:`MalformedMessage` otherwise."""
+    reader = _Reader(message)
+    framing = reader.varint("framing indicator")
+    if framing not in (KNOWN_RESPONSE, INDETERMINATE_RESPONSE):
+        raise MalformedMessage(f"framing indicator {framing} is not a response's")
+    known = framing == KNOWN_RESPONSE
+    for _ in range(_MAX_INFORMATIONAL + 1):
+        status = reader.varint("status")
+        if not 100 <= status <= 599:
+            raise MalformedMessage(f"status {status} is not an HTTP status")
+        headers = _known_fields(reader) if known else _indeterminate_fields(reader)
+        if status >= 200:
+            break
+    else:
+        raise MalformedMessage(f"more than {_MAX_INFORMATIONAL} informational responses")
+    content = _known_content(reader, max_content) if known else _indeterminate_content(reader, max_content)
+    trailers = _known_fields(reader) if known else _indeterminate_fields(reader)
+    reader.padding()
+    return Response(status, headers, content, trailers)
+
+
+def _section(fields: Iterable[tuple[str, str]]) -> bytes:
+    lines = []
+    for name, value in fields:
+        name_bytes, value_bytes = name.lower().encode("ascii"), value.encode("latin-1")
+        lines += [encode_varint(len(name_bytes)), name_bytes, encode_varint(len(value_bytes)), value_bytes]
+    encoded = b"".join(lines)
+    return encode_varint(len(encoded)) + encoded
+
+
+def _prefixed(value: bytes) -> bytes:
+    return encode_varint(len(value)) + value
+
+
+def encode_request(request: Request, pad_to: int = 0) -> bytes:
+    """A known-length request, zero-padded to ``pad_to`` bytes where it is shorter."""
+    control = [request.method, request.scheme, request.authority, request.path]
+    message = b"".join(
+        [
+            encode_varint(KNOWN_REQUEST),
+            *(_prefixed(part.encode("ascii")) for part in control),
+            _section(request.headers),
+            _prefixed(request.content),
+            _section(request.trailers),
+        ]
+    )
+    return message + bytes(max(0, pad_to - len(message)))
+
+
+def encode_response(
+    status: int, headers: Mapping[str, str] | Fields, content: bytes, pad_to: int = 0
+) -> bytes:
+    """A known-length response, zero-padded to ``pad_to`` bytes where it is shorter."""
+    fields = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+    message = b"".join(
+        [
+            encode_varint(KNOWN_RESPONSE),
+            encode_varint(status),
+            _section(fields),
+            _prefixed(content),
+            _section([]),
+        ]
+    )
+    return message + bytes(max(0, pad_to - len(message)))
