@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -13,6 +14,7 @@ from core.protocol import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES
 from litefaas.client.base import DEFAULT_RETRIES, USER_AGENT, ClientBase, network_error
 from litefaas.client.errors import ClientError, DecryptionFailedError, ProtocolError
 from litefaas.client.keysets import KeyInfo, parse_keyset
+from litefaas.client.oblivious import AsyncObliviousTransport, gateway_url_of
 from litefaas.client.sharding import ShardFailure, gather_shards, is_retryable, slice_rows
 from litefaas.client.tensor_wire import TensorResult, gather_tensor_shards, slice_tensors
 from litefaas.client.wire import Inputs, PredictResult
@@ -35,12 +37,19 @@ class AsyncClient(ClientBase):
         response_key_bytes: int = 16,
         max_batch: int = DEFAULT_MAX_BATCH,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        oblivious: bool = False,
+        relay_url: str | None = None,
+        gateway_keys: bytes | str | Path | None = None,
     ) -> None:
+        if oblivious:
+            transport = AsyncObliviousTransport(
+                gateway_url_of(base_url), key_config=gateway_keys, relay_url=relay_url, transport=transport
+            )
         super().__init__(
             base_url,
             kid=kid,
             suite=suite,
-            plaintext=plaintext,
+            plaintext=plaintext or oblivious,
             keyset=keyset,
             response_key_bytes=response_key_bytes,
             max_batch=max_batch,

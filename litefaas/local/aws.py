@@ -54,7 +54,7 @@ def binary_media_types(service_file: Path | None = None) -> list[str]:
     file has none (or cannot be read)."""
     fallback = [ENCRYPTED_TYPE_V2, PLAINTEXT_TYPE_V2]
     try:
-        import yaml  # type: ignore[import-untyped]
+        import yaml  # type: ignore[import-untyped,unused-ignore]
 
         path = service_file or ROOT / "providers" / "aws.yml"
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
