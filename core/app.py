@@ -428,7 +428,7 @@ class App:
             return oblivious.key_problem()
         except DecryptionFailed:
             reply.fields["code"] = DecryptionFailed.code
-            return Response(400, {"Cache-Control": "no-store"}, b"")
+            return oblivious.bare_400()
         reply.fields["kid"] = self.keyring.gateway.kid(decapsulated.key_id)
         inner = self._inner_answer(decapsulated, reply)
         message = oblivious.encode_answer(inner, self.settings.ohttp_padding)

@@ -58,6 +58,12 @@ def date_problem(now: float) -> Response:
     return Response(400, headers, DATE_PROBLEM)
 
 
+def bare_400() -> Response:
+    """A body that is not an encapsulated request or does not decapsulate: ``400`` and nothing more
+    (an empty body; the type is named so that no host picks one of its own)."""
+    return Response(400, {"Content-Type": "text/plain", "Cache-Control": "no-store"}, b"")
+
+
 def key_problem() -> Response:
     """RFC 9458 §5.3: an encapsulated request for a key or algorithms the gateway does not offer."""
     return Response(400, {"Content-Type": PROBLEM_TYPE, "Cache-Control": "no-store"}, KEY_PROBLEM)

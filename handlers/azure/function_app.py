@@ -1,5 +1,5 @@
 """Azure Functions entrypoint, Python v2 programming model: ``/api/predict``, ``/api/keys``, ``/api/health``,
-and the Open Inference Protocol's ``/api/v2/...``.
+the Open Inference Protocol's ``/api/v2/...`` and the Oblivious HTTP gateway.
 
 Each route is its own function, so Azure's route table, metrics and logs name it. The
 ``unmatched_route`` catch-all answers every other path and method with the protocol's 404/405
@@ -44,6 +44,12 @@ def create_function_app(core_app: App) -> func.FunctionApp:
 
     @function_app.route(route="v2/{*oip_path}", methods=[func.HttpMethod.GET, func.HttpMethod.POST])
     def oip(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+        return answer(req, context)
+
+    @function_app.route(
+        route=".well-known/ohttp-gateway", methods=[func.HttpMethod.GET, func.HttpMethod.POST]
+    )
+    def ohttp_gateway(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
         return answer(req, context)
 
     @function_app.route(route="{*path}")

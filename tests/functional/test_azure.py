@@ -59,6 +59,7 @@ def test_route_table(function_app):
     assert table == [
         ("health", "health", frozenset({"GET"})),
         ("keys", "keys", frozenset({"GET"})),
+        ("ohttp_gateway", ".well-known/ohttp-gateway", frozenset({"GET", "POST"})),
         ("oip", "v2/{*oip_path}", frozenset({"GET", "POST"})),
         ("predict", "predict", frozenset({"POST"})),
         ("unmatched_route", "{*path}", None),

@@ -357,14 +357,17 @@ def test_osls_package_offline_writes_a_template_cfn_lint_accepts(bundles, dist, 
         r["Properties"]["RouteKey"] for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Route"
     )
     assert routes == [
+        "GET /.well-known/ohttp-gateway",
         "GET /health",
         "GET /keys",
         "GET /v2",
         "GET /v2/{proxy+}",
+        "OPTIONS /.well-known/ohttp-gateway",
         "OPTIONS /health",
         "OPTIONS /keys",
         "OPTIONS /predict",
         "OPTIONS /v2/{proxy+}",
+        "POST /.well-known/ohttp-gateway",
         "POST /predict",
         "POST /v2/{proxy+}",
     ]
