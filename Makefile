@@ -9,6 +9,8 @@ NODE_STAMP := node_modules/.installed
 JS_DIR := clients/js
 JS_STAMP := $(JS_DIR)/node_modules/.installed
 JS_BUNDLE := $(JS_DIR)/dist/litefaas.js
+INTEROP_DIR := tests/interop
+INTEROP_STAMP := $(INTEROP_DIR)/node_modules/.installed
 PYTEST_ARGS ?=
 
 export SLS_TELEMETRY_DISABLED := 1
@@ -17,7 +19,7 @@ export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD := 1
 
 .PHONY: setup test test-fast test-tf lint demo build package bundle-sizes clean
 
-setup: $(PY_STAMP) $(if $(wildcard package.json),$(NODE_STAMP)) $(JS_BUNDLE) chromium
+setup: $(PY_STAMP) $(if $(wildcard package.json),$(NODE_STAMP)) $(JS_BUNDLE) $(INTEROP_STAMP) chromium
 
 $(PY_STAMP): pyproject.toml constraints.txt
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "litefaas needs Python >= 3.11; set PYTHON=python3.x")'
@@ -33,6 +35,11 @@ $(NODE_STAMP): package.json package-lock.json
 # The JavaScript client, bundled into the one ES module a page imports.
 $(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
 	cd $(JS_DIR) && npm ci --no-audit --no-fund
+	@touch $@
+
+# The independent Oblivious HTTP client and gateway of the interop tests (npm packages only).
+$(INTEROP_STAMP): $(INTEROP_DIR)/package.json $(INTEROP_DIR)/package-lock.json
+	cd $(INTEROP_DIR) && npm ci --no-audit --no-fund
 	@touch $@
 
 $(JS_BUNDLE): $(JS_STAMP) $(JS_DIR)/build.mjs $(wildcard $(JS_DIR)/src/*.js)
@@ -72,7 +79,7 @@ demo: setup
 	$(VENV)/bin/litefaas demo
 
 clean:
-	rm -rf $(VENV) node_modules $(JS_DIR)/node_modules $(JS_DIR)/dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules $(JS_DIR)/node_modules $(JS_DIR)/dist $(INTEROP_DIR)/node_modules .pytest_cache .mypy_cache .ruff_cache
 
 # Load (20,000 sealed requests at concurrency 64 per local host), key rotation and killed workers
 # under load, wrong configurations, and the fuzzer with more examples: about 6 minutes on 2 idle

@@ -100,6 +100,21 @@ def register(commands: Commands) -> None:
     predict.add_argument(
         "--plaintext", action="store_true", help="send in clear (where the function allows it)"
     )
+    predict.add_argument(
+        "--oblivious",
+        action="store_true",
+        help="send through Oblivious HTTP (RFC 9458) to the function's gateway: sealed by the standard",
+    )
+    predict.add_argument(
+        "--relay", metavar="URL", help="with --oblivious: an OHTTP relay that forwards to the gateway"
+    )
+    predict.add_argument(
+        "--gateway-keys",
+        type=Path,
+        metavar="FILE",
+        help="with --oblivious: pin the gateway's key configuration (application/ohttp-keys, as "
+        "`litefaas keys generate` writes it) instead of fetching it",
+    )
     predict.add_argument("--kid", help="key to use (default: the first)")
     predict.add_argument("--suite", help="use the first key of this suite")
     predict.add_argument("--timeout", type=float, default=30, help="seconds (default 30)")
@@ -448,6 +463,12 @@ def run_predict(args: argparse.Namespace) -> int:
         raise CommandError("--fan-out must be at least 1")
     if retries < 0 or max_batch < 1:
         raise CommandError("--retries must be 0 or more and --max-batch at least 1")
+    oblivious = getattr(args, "oblivious", False)
+    relay, gateway_keys = getattr(args, "relay", None), getattr(args, "gateway_keys", None)
+    if (relay or gateway_keys) and not oblivious:
+        raise CommandError("--relay and --gateway-keys go with --oblivious")
+    if gateway_keys is not None and not gateway_keys.is_file():
+        raise CommandError(f"--gateway-keys {gateway_keys}: no such file")
     try:
         function = client.Client(
             args.url,
@@ -457,6 +478,9 @@ def run_predict(args: argparse.Namespace) -> int:
             plaintext=args.plaintext,
             transport=http_transport,
             max_batch=max_batch,
+            oblivious=oblivious,
+            relay_url=relay,
+            gateway_keys=gateway_keys,
         )
     except client.ClientError as exc:
         raise CommandError(str(exc)) from None

@@ -9,6 +9,26 @@ from pathlib import Path
 from litefaas.cli.base import Commands, print_json, read_text, write_private
 from litefaas.errors import CommandError
 
+OHTTP_KEYS_HELP = (
+    "also write the public set as Oblivious HTTP key configurations (application/ohttp-keys), for "
+    "clients that pin them (litefaas predict --oblivious --gateway-keys FILE); default: beside --out, "
+    "with the suffix .ohttp-keys"
+)
+
+
+def _write_ohttp_keys(ring: object, target: Path) -> None:
+    """The gateway's ``application/ohttp-keys`` (public), and a line on stderr saying where."""
+    import sys
+
+    from core import crypto
+    from core.protocol import OHTTP_KEYS_TYPE
+
+    assert isinstance(ring, crypto.KeyRing)
+    target.write_bytes(ring.gateway.key_configs)
+    print(
+        f"wrote {target}: the Oblivious HTTP key configurations ({OHTTP_KEYS_TYPE}) to pin", file=sys.stderr
+    )
+
 
 def register(commands: Commands) -> None:
     keys = commands.add_parser("keys", help="make a function's key pair; print public key sets")
@@ -21,9 +41,11 @@ def register(commands: Commands) -> None:
     generate.add_argument(
         "--out", type=Path, required=True, help="private key file to create (never replaced)"
     )
+    generate.add_argument("--ohttp-keys-out", type=Path, metavar="FILE", help=OHTTP_KEYS_HELP)
     generate.set_defaults(handler=run_generate)
     public = actions.add_parser("public", help="print the public key set of a private key file")
     public.add_argument("--in", dest="source", type=Path, required=True, help="private key file")
+    public.add_argument("--ohttp-keys-out", type=Path, metavar="FILE", help=OHTTP_KEYS_HELP)
     public.set_defaults(handler=run_public)
     push = actions.add_parser(
         "push",
@@ -59,9 +81,10 @@ def run_generate(args: argparse.Namespace) -> int:
         raise CommandError(f"--suite must be one of {', '.join(crypto.SUITES)}")
     private = b64u_encode(crypto.generate_private_key(suite))
     ring_json = private_keyset_json([(args.kid, suite, private)])
-    keyset = crypto.KeyRing.from_json(ring_json).public_keyset()
+    ring = crypto.KeyRing.from_json(ring_json)
     write_private(args.out, ring_json + "\n")
-    print_json(keyset)
+    print_json(ring.public_keyset())
+    _write_ohttp_keys(ring, args.ohttp_keys_out or args.out.with_suffix(".ohttp-keys"))
     return 0
 
 
@@ -73,6 +96,8 @@ def run_public(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise CommandError(f"{args.source}: {exc}") from None
     print_json(ring.public_keyset())
+    if args.ohttp_keys_out is not None:
+        _write_ohttp_keys(ring, args.ohttp_keys_out)
     return 0
 
 

@@ -252,6 +252,46 @@ def test_predict(deployed, tmp_path, capsys, engine, monkeypatch):
         np.testing.assert_allclose(lines, expected_outputs(engine, ROWS[:3]), rtol=1e-6)
 
 
+def test_keys_generate_writes_the_ohttp_key_configurations_to_pin(tmp_path, capsys):
+    # GIVEN a key made by keys generate
+    ring = tmp_path / "ring.json"
+    code, _, err = run(capsys, "keys", "generate", "--kid", "k-7", "--out", ring)
+    # THEN beside it is the gateway's application/ohttp-keys, naming that key, and stderr says so
+    from core.crypto.ohttp import decode_key_configs, default_key_id
+
+    configs = decode_key_configs((tmp_path / "ring.ohttp-keys").read_bytes())
+    held = crypto.KeyRing.from_json(ring.read_text())
+    assert code == 0 and "ring.ohttp-keys" in err
+    assert [(c.key_id, c.public_key) for c in configs] == [
+        (default_key_id("k-7"), held.current.public_key_raw)
+    ]
+    code, _, _ = run(capsys, "keys", "public", "--in", ring, "--ohttp-keys-out", tmp_path / "pinned")
+    assert code == 0 and (tmp_path / "pinned").read_bytes() == (tmp_path / "ring.ohttp-keys").read_bytes()
+
+
+def test_predict_oblivious_pinned_and_fetched(deployed, tmp_path, capsys, engine, monkeypatch):
+    # GIVEN a function with plaintext off, and its key configurations in a file
+    ring, _, _ = deployed
+    app = App(Settings.from_env({"LITEFAAS_PRIVATE_KEYS_FILE": str(ring)}), engine)
+    carrier = InProcessTransport(app)
+    monkeypatch.setattr(keys_cmd, "http_transport", carrier)
+    pinned = tmp_path / "gateway.ohttp-keys"
+    pinned.write_bytes(app.keyring.gateway.key_configs)
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps({"inputs": ROWS[:3]}))
+    # WHEN predict sends through Oblivious HTTP, with the keys fetched and then pinned
+    for extra in ([], ["--gateway-keys", pinned]):
+        carrier.seen.clear()
+        code, out, err = run(capsys, "predict", "--url", URL, "--input", rows, "--oblivious", *extra)
+        # THEN the answers are the model's, and only the gateway was called
+        assert code == 0, err
+        np.testing.assert_allclose(
+            [json.loads(line) for line in out.splitlines()], expected_outputs(engine, ROWS[:3]), rtol=1e-6
+        )
+        assert {seen.path for seen in carrier.seen} == {"/.well-known/ohttp-gateway"}
+    assert run(capsys, "predict", "--url", URL, "--input", rows, "--relay", "http://r")[0] == 2
+
+
 def test_predict_remote_error(deployed, tmp_path, capsys, monkeypatch):
     """A function's error exits 1 with its code and message on stderr."""
     _, _, app = deployed
