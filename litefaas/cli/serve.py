@@ -37,6 +37,19 @@ def register(commands: Commands) -> None:
         "origin in LITEFAAS_CORS_ORIGINS",
     )
     parser.add_argument("--ui-port", type=int, default=8400, help="the demo page's port (default 8400)")
+    parser.add_argument(
+        "--relay",
+        type=int,
+        metavar="PORT",
+        help="also start a plain Oblivious HTTP relay on 127.0.0.1:PORT in front of the hosts, one "
+        "resource per host (PORT/aws, /gcp, /azure): a test and demo aid, not a product",
+    )
+    parser.add_argument(
+        "--relay-log",
+        type=Path,
+        metavar="FILE",
+        help="with --relay: write every forward (encapsulated bytes) here",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -72,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     from types import FrameType
 
     from litefaas.cli.console import make_console
-    from litefaas.local.server import LaunchSpec
+    from litefaas.local.relay import Relay
+    from litefaas.local.server import LaunchSpec, ServerError
     from litefaas.local.serving import function_env, launch_spec, start_all
     from litefaas.local.ui import UIServer, page_config
 
@@ -97,6 +111,14 @@ def run(args: argparse.Namespace) -> int:
         if ui is not None:
             ui.stop()
         raise
+    relay = None
+    if args.relay is not None:
+        try:
+            relay = Relay(args.relay, {name: spec.base_url for name, spec in specs.items()}, args.relay_log)
+        except OSError as exc:
+            if ui is not None:
+                ui.stop()
+            raise ServerError(f"--relay {args.relay}: cannot listen on 127.0.0.1 ({exc.strerror})") from None
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: FrameType | None) -> None:
@@ -114,6 +136,10 @@ def run(args: argparse.Namespace) -> int:
             oip = f"{spec.base_url}/v2/models/{_model_name(model_of[server.name])}"
             triton = spec.base_url.removeprefix("http://")
             console.print(f"  OIP at [cyan]{oip}[/]  (tritonclient url={triton}{closed})")
+        if relay is not None:
+            relay.start()
+            for url, target in relay.resources().items():
+                console.print(f"[bold]relay[/] ready at [cyan]{url}[/]  (forwards to {target})")
         if ui is not None:
             ui.config = page_config(servers, model_of)
             ui.start()
@@ -137,6 +163,8 @@ def run(args: argparse.Namespace) -> int:
         console.print("stopped; no process left behind.")
         return 0
     finally:
+        if relay is not None:
+            relay.stop()
         if ui is not None:
             ui.stop()
         for sig, handler in previous.items():
