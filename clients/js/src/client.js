@@ -415,6 +415,7 @@ export class Client {
       const bytes = new Uint8Array(await response.arrayBuffer());
       return { status: response.status, contentType: response.headers.get("content-type"), body: bytes };
     } catch (error) {
+      if (error instanceof ClientError) throw error; // an oblivious fetch's own error, already precise
       if (controller.signal.aborted) throw new NetworkError(`${method} ${url}: no answer within ${this.timeoutMs} ms`);
       throw new NetworkError(`${method} ${url}: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
     } finally {
