@@ -63,6 +63,22 @@ CALL = """async ({ url, method, args, options }) => {
 }"""
 
 
+# Runs in the page: the same calls through Oblivious HTTP, with the key of the given key_id.
+OBLIVIOUS_CALL = """async ({ url, keyIndex }) => {
+  const { ObliviousClient, parseKeyConfigs } = window.litefaas;
+  const keys = new Uint8Array(await (await fetch(`${url}/.well-known/ohttp-gateway`)).arrayBuffer());
+  const config = parseKeyConfigs(keys)[keyIndex];
+  const client = new ObliviousClient(url, { keyId: config.keyId });
+  try {
+    const rows = await client.predict(window.ROWS);
+    const tensors = await client.predictTensors({ features: { datatype: "FP32", shape: [window.ROWS.length, 30], data: Float32Array.from(window.ROWS.flat()) } });
+    return { ok: true, kem: config.kemId, outputs: rows.outputs, model: rows.model, tensors: Array.from(tensors.outputs.probability.data) };
+  } catch (e) {
+    return { ok: false, name: e.name, message: e.message };
+  }
+}"""
+
+
 def _rows() -> list[list[float]]:
     for candidate in (ROOT / "litefaas" / "data", ROOT / "tests" / "fixtures"):
         path = candidate / "breast_cancer_rows.json"
@@ -347,6 +363,46 @@ def test_images_travel_as_bytes_and_a_non_image_input_is_a_sealed_error(
         422,
         "invalid_payload",
         True,
+    )
+
+
+@pytest.mark.parametrize("key_index", [0, 1, 2], ids=["x25519-aes128", "x25519-chacha20", "x-wing"])
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_oblivious_client_in_the_browser_matches_the_python_client(
+    page: Any,
+    pages: tuple[_PageServer, _PageServer],
+    functions: dict[str, str],
+    provider: str,
+    key_index: int,
+) -> None:
+    if provider not in functions:
+        pytest.skip(f"{provider}'s local host is not available (npm packages not installed)")
+    # GIVEN a function with plaintext off, reached through the page's own origin
+    url = f"{_origin(pages[0])}/fn/{provider}"
+    page.evaluate("(rows) => { window.ROWS = rows; }", ROWS)
+    # WHEN the page sends rows and tensors through Oblivious HTTP with one of its keys
+    answer = dict(page.evaluate(OBLIVIOUS_CALL, {"url": url, "keyIndex": key_index}))
+    expected = _python_answer(functions[provider], SUITES[0])
+    # THEN both open to the Python client's outputs
+    assert answer["ok"], answer
+    assert answer["kem"] == (0x647A if key_index == 2 else 0x20)
+    np.testing.assert_array_equal(np.asarray(answer["outputs"], dtype=np.float32), expected.outputs)
+    np.testing.assert_array_equal(np.asarray(answer["tensors"], dtype=np.float32), expected.outputs.ravel())
+    assert answer["model"] == expected.model
+
+
+@pytest.mark.parametrize("provider", ["gcp", "azure"])
+def test_oblivious_client_from_a_listed_origin_calls_the_gateway_directly(
+    page: Any, functions: dict[str, str], provider: str
+) -> None:
+    # GIVEN a function listing the page's origin WHEN the page calls its gateway cross-origin
+    page.evaluate("(rows) => { window.ROWS = rows; }", ROWS)
+    answer = dict(page.evaluate(OBLIVIOUS_CALL, {"url": functions[provider], "keyIndex": 0}))
+    # THEN the preflight lets the encapsulated request through and it answers
+    assert answer["ok"], answer
+    np.testing.assert_array_equal(
+        np.asarray(answer["outputs"], dtype=np.float32),
+        _python_answer(functions[provider], SUITES[0]).outputs,
     )
 
 
