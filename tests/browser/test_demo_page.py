@@ -186,6 +186,29 @@ def test_the_seed_model_form_is_answered_by_every_provider(page: Any) -> None:
         assert card["hex"].startswith('{"v":1') and '"ct":"' in card["hex"]
 
 
+def test_the_switch_sends_through_oblivious_http_to_every_provider(page: Any) -> None:
+    # GIVEN the page with "send through Oblivious HTTP" switched on
+    page.check("#oblivious")
+    # WHEN a drawn digit and the form's row are sent
+    _draw(page, SEVEN)
+    page.click("#send-digit")
+    digit_cards = _wait_answers(page, "#digit-cards")
+    page.click("#send-row")
+    row_cards = _wait_answers(page, "#row-cards")
+    REPORT.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(REPORT / "demo_page_oblivious.png"), full_page=True)
+    page.uncheck("#oblivious")
+    # THEN every provider answers, and the wire carried encapsulated requests of padded sizes
+    for card in digit_cards + row_cards:
+        assert card["state"] == "done", card
+        assert "message/ohttp-req" in card["wire"] and "message/ohttp-res" in card["wire"]
+        assert "89 50 4e 47" not in card["hex"] and '"v":1' not in card["hex"]
+    assert {card["top"] for card in digit_cards} == {"7"}
+    assert len({card["top"] for card in row_cards}) == 1
+    sent = {int(re.search(r"sent([\d,]+) B", card["wire"])[1].replace(",", "")) for card in row_cards}
+    assert len(sent) == 1, sent  # one padded size for the three providers' requests
+
+
 @pytest.mark.parametrize("provider", ["gcp", "azure"])
 def test_a_page_from_another_origin_is_refused(browser: Any, served: Served, provider: str) -> None:
     # GIVEN the same page served from an origin the functions do not list

@@ -1,6 +1,6 @@
 // The demo page: draw a digit (or fill in a row), seal it here, send it to every local function
 // directly, show each answer, its latency and what the network carried.
-import { Client, RemoteError, NetworkError } from "/litefaas.js";
+import { Client, ObliviousClient, RemoteError, NetworkError } from "/litefaas.js";
 
 const $ = (id) => document.getElementById(id);
 const status = $("status");
@@ -54,7 +54,13 @@ class Target {
     this.url = entry.url;
     this.modelKey = entry.model;
     this.wire = {};
-    this.client = new Client(entry.url, { fetch: recordingFetch(this.wire), timeoutMs: 30_000 });
+    this.sealedClient = new Client(entry.url, { fetch: recordingFetch(this.wire), timeoutMs: 30_000 });
+    this.obliviousClient = new ObliviousClient(entry.url, { fetch: recordingFetch(this.wire), timeoutMs: 30_000 });
+  }
+
+  /** The client the page's switch chooses: litefaas's own seal, or Oblivious HTTP. */
+  get client() {
+    return $("oblivious").checked ? this.obliviousClient : this.sealedClient;
   }
 
   async load() {
@@ -116,7 +122,11 @@ class Target {
     row("sent", `${fmtBytes(w.requestBytes)} ${w.requestType.split(";")[0]}`);
     row("received", `${fmtBytes(w.responseBytes)} ${w.responseType.split(";")[0]}`);
     const hex = element("div", "hex");
-    if (w.head[0] === 0x02) {
+    if (w.requestType.startsWith("message/ohttp-req")) {
+      // Oblivious HTTP: key_id, KEM, KDF and AEAD ids in clear; then HPKE enc || ciphertext, padded
+      hex.append(element("span", "hdr", `${hexOf(w.head.slice(0, 7))} `), document.createTextNode(`${hexOf(w.head.slice(7))} …`));
+      hex.title = "Oblivious HTTP: key id and algorithm ids in clear, then the HPKE ciphertext of a padded Binary HTTP request";
+    } else if (w.head[0] === 0x02) {
       // version 2: 0x02, kid length, kid, three suite ids in clear; then HPKE enc || ciphertext
       const header = Math.min(w.head.length, 2 + w.head[1] + 6);
       hex.append(element("span", "hdr", `${hexOf(w.head.slice(0, header))} `), document.createTextNode(`${hexOf(w.head.slice(header))} …`));
