@@ -8,6 +8,7 @@ bounded in bytes and lines, and anything malformed is :class:`MalformedMessage`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
@@ -16,7 +17,9 @@ MAX_SECTION_BYTES = 16 * 1024
 MAX_FIELD_LINES = 128
 _MAX_CONTROL_BYTES = 8 * 1024
 _MAX_INFORMATIONAL = 8
-_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_NOT_VISIBLE = re.compile(rb"[^\x21-\x7e]")
+_LINE_BREAK = re.compile(rb"[\r\n\x00]")
 
 Fields = list[tuple[str, str]]
 
@@ -41,30 +44,34 @@ def encode_varint(value: int) -> bytes:
 class _Reader:
     def __init__(self, data: bytes | memoryview) -> None:
         self.data = memoryview(data).cast("B")
+        self.end = len(self.data)
         self.offset = 0
 
     @property
     def left(self) -> int:
-        return len(self.data) - self.offset
+        return self.end - self.offset
 
     def varint(self, what: str) -> int:
-        if self.left < 1:
+        offset = self.offset
+        if offset >= self.end:
             raise MalformedMessage(f"{what}: the message ends")
-        size = 1 << (self.data[self.offset] >> 6)
-        if self.left < size:
+        first = self.data[offset]
+        if first < 0x40:
+            self.offset = offset + 1
+            return first
+        size = 1 << (first >> 6)
+        if offset + size > self.end:
             raise MalformedMessage(f"{what}: the message ends inside a variable-length integer")
-        value = int.from_bytes(self.data[self.offset : self.offset + size], "big") & (
-            (1 << (8 * size - 2)) - 1
-        )
-        self.offset += size
+        value = int.from_bytes(self.data[offset : offset + size], "big") & ((1 << (8 * size - 2)) - 1)
+        self.offset = offset + size
         return value
 
     def take(self, length: int, what: str) -> bytes:
-        if length > self.left:
-            raise MalformedMessage(f"{what}: {length} bytes declared, {self.left} left")
-        chunk = bytes(self.data[self.offset : self.offset + length])
-        self.offset += length
-        return chunk
+        offset = self.offset
+        if length > self.end - offset:
+            raise MalformedMessage(f"{what}: {length} bytes declared, {self.end - offset} left")
+        self.offset = offset + length
+        return self.data[offset : offset + length].tobytes()
 
     def prefixed(self, what: str, limit: int) -> bytes:
         length = self.varint(what)
@@ -73,9 +80,10 @@ class _Reader:
         return self.take(length, what)
 
     def padding(self) -> None:
-        if any(self.data[self.offset :]):
+        tail = self.data[self.offset :]
+        if len(tail) and tail.tobytes().count(0) != len(tail):
             raise MalformedMessage("the padding after the message is not all zeros")
-        self.offset = len(self.data)
+        self.offset = self.end
 
 
 def _field_line(reader: _Reader, fields: Fields, budget: list[int], name: bytes) -> None:
@@ -85,15 +93,11 @@ def _field_line(reader: _Reader, fields: Fields, budget: list[int], name: bytes)
         raise MalformedMessage(
             f"a field section is over {MAX_SECTION_BYTES} bytes or {MAX_FIELD_LINES} lines"
         )
-    if not name or not set(name) <= _TOKEN:
+    if not _TOKEN.fullmatch(name):
         raise MalformedMessage("a field name is not a token")
-    try:
-        text = value.decode("latin-1")
-    except UnicodeDecodeError:  # pragma: no cover - latin-1 decodes every byte
-        raise MalformedMessage("a field value is not text") from None
-    if any(ch in text for ch in "\r\n\x00"):
+    if _LINE_BREAK.search(value):
         raise MalformedMessage("a field value holds CR, LF or NUL")
-    fields.append((name.decode("ascii").lower(), text))
+    fields.append((name.decode("ascii").lower(), value.decode("latin-1")))
 
 
 def _known_fields(reader: _Reader) -> Fields:
@@ -173,13 +177,9 @@ class Response:
 
 def _control(reader: _Reader, what: str) -> str:
     value = reader.prefixed(what, _MAX_CONTROL_BYTES)
-    try:
-        text = value.decode("ascii")
-    except UnicodeDecodeError:
-        raise MalformedMessage(f"{what} is not ASCII") from None
-    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in text):
-        raise MalformedMessage(f"{what} holds a space or a control character")
-    return text
+    if _NOT_VISIBLE.search(value):
+        raise MalformedMessage(f"{what} holds a space or a control character, or is not ASCII")
+    return value.decode("ascii")
 
 
 def parse_request(message: bytes | memoryview, max_content: int) -> Request:
@@ -189,7 +189,7 @@ def parse_request(message: bytes | memoryview, max_content: int) -> Request:
     if framing not in (KNOWN_REQUEST, INDETERMINATE_REQUEST):
         raise MalformedMessage(f"framing indicator {framing} is not a request's")
     method = _control(reader, "method")
-    if not method or not set(method.encode()) <= _TOKEN:
+    if not _TOKEN.fullmatch(method.encode()):
         raise MalformedMessage("the method is not a token")
     scheme, authority, path = (_control(reader, what) for what in ("scheme", "authority", "path"))
     if not path.startswith("/"):

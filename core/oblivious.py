@@ -8,6 +8,7 @@ through the same dispatch as a plaintext request.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Mapping
@@ -34,13 +35,17 @@ def padded_size(length: int) -> int:
 def fresh_date(headers: Mapping[str, str], now: float, window_s: int) -> int | None:
     """The inner request's ``Date`` in Unix seconds where it is within the window; else None."""
     value = headers.get("date")
-    if value is None:
-        return None
+    seconds = None if value is None or len(value) > 64 else _http_date(value)
+    return seconds if seconds is not None and abs(now - seconds) <= window_s else None
+
+
+@functools.lru_cache(maxsize=64)
+def _http_date(value: str) -> int | None:
+    """An HTTP date in Unix seconds (one string comes in every request of the same second)."""
     try:
-        seconds = int(parsedate_to_datetime(value).timestamp())
+        return int(parsedate_to_datetime(value).timestamp())
     except (TypeError, ValueError, OverflowError, IndexError):
         return None
-    return seconds if abs(now - seconds) <= window_s else None
 
 
 def replay_id(enc: bytes) -> bytes:

@@ -10,6 +10,7 @@ failure to open is :class:`OpenError`; nothing here logs, and key material stays
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import struct
@@ -53,6 +54,8 @@ def _extract(salt: bytes, ikm: bytes) -> bytes:
 
 
 def _expand(prk: bytes, info: bytes, length: int) -> bytes:
+    if length <= _HASH_LEN:
+        return hmac.digest(prk, info + b"\x01", "sha256")[:length]
     blocks, block = [], b""
     for counter in range(1, -(-length // _HASH_LEN) + 1):
         block = hmac.digest(prk, block + info + bytes([counter]), "sha256")
@@ -211,7 +214,7 @@ class Context:
     def seal(self, plaintext: bytes, aad: bytes = b"") -> bytes:
         return self._cipher().encrypt(self._nonce(), plaintext, aad)
 
-    def open(self, ciphertext: bytes, aad: bytes = b"") -> bytes:
+    def open(self, ciphertext: bytes | memoryview, aad: bytes = b"") -> bytes:
         try:
             return self._cipher().decrypt(self._nonce(), ciphertext, aad)
         except (InvalidTag, ValueError, OverflowError):
@@ -226,14 +229,19 @@ def suite_id(kem_id: int, kdf_id: int, aead_id: int) -> bytes:
     return b"HPKE" + struct.pack(">HHH", kem_id, kdf_id, aead_id)
 
 
+@functools.lru_cache(maxsize=256)
+def _schedule_context(sid: bytes, info: bytes) -> bytes:
+    """``mode || psk_id_hash || info_hash``: the same for every request to one key configuration."""
+    psk_id_hash = labeled_extract(sid, b"", b"psk_id_hash", b"")
+    return b"\x00" + psk_id_hash + labeled_extract(sid, b"", b"info_hash", info)
+
+
 def key_schedule(shared_secret: bytes, info: bytes, kem_id: int, kdf_id: int, aead_id: int) -> Context:
     """RFC 9180 §5.1, base mode (no PSK)."""
     if kdf_id != KDF_HKDF_SHA256 or (aead_id not in _AEADS and aead_id != AEAD_EXPORT_ONLY):
         raise OpenError()
     sid = suite_id(kem_id, kdf_id, aead_id)
-    psk_id_hash = labeled_extract(sid, b"", b"psk_id_hash", b"")
-    info_hash = labeled_extract(sid, b"", b"info_hash", info)
-    context = b"\x00" + psk_id_hash + info_hash
+    context = _schedule_context(sid, bytes(info))
     secret = labeled_extract(sid, shared_secret, b"secret", b"")
     key_len = _AEADS[aead_id][1] if aead_id in _AEADS else 0
     return Context(

@@ -198,7 +198,7 @@ class Gateway:
         header, enc = data[: _HEADER.size], data[_HEADER.size : enc_end]
         try:
             context = setup_receiver(key.kem, enc, REQUEST_LABEL + b"\x00" + header, kdf_id, aead_id)
-            message = context.open(data[enc_end:])
+            message = context.open(memoryview(data)[enc_end:])
         except OpenError:
             raise DecryptionFailed() from None
         return Decapsulated(message, ResponseSealer(context, enc, aead_id), enc, key_id)

@@ -18,6 +18,9 @@
    point in process (functions-framework's Flask app, called as its WSGI server calls it)
    against the floor: one HPKE open of a request of the same size plus LiteRT's invoke of the
    same image.
+5. Oblivious HTTP (``--oblivious``, :mod:`litefaas.benchmark.oblivious_speed`): the seed row and the
+   image sealed as version 2 and encapsulated as RFC 9458 with and without padding, through the
+   GCP entry point in process: bytes on the wire and time, Oblivious HTTP over version 2.
 
 Request logs are off (level WARNING) for 2 to 4, as the ratios are about the request
 path; ``handle_with_json_request_log_us`` adds the cost of one JSON log line per request.
@@ -36,6 +39,7 @@ import textwrap
 import time
 from pathlib import Path
 
+from litefaas.benchmark.wsgi import gcp_wsgi_app, wsgi_post
 from litefaas.paths import BUILD, ROOT
 
 IMAGE_MODEL = BUILD / "bench" / "core_speed" / "image224"
@@ -201,25 +205,11 @@ def image_results(keys, repeats: int) -> dict[str, object]:
         reply = app.handle("POST", "/predict", {"Content-Type": content_type}, body)
         assert reply.status == 200
 
-    gcp = _gcp_wsgi_app(env)
+    gcp = gcp_wsgi_app(env)
 
     def gcp_call(content_type: str, body: bytes) -> None:
-        """One request handed to the WSGI app as gunicorn hands it: an environ and a body stream."""
-        statuses: list[str] = []
-        environ = {
-            "REQUEST_METHOD": "POST",
-            "PATH_INFO": "/predict",
-            "SERVER_NAME": "127.0.0.1",
-            "SERVER_PORT": "8080",
-            "SERVER_PROTOCOL": "HTTP/1.1",
-            "CONTENT_TYPE": content_type,
-            "CONTENT_LENGTH": str(len(body)),
-            "wsgi.input": io.BytesIO(body),
-            "wsgi.url_scheme": "http",
-            "wsgi.errors": sys.stderr,
-        }
-        answer = b"".join(gcp(environ, lambda status, headers, exc_info=None: statuses.append(status)))
-        assert statuses[0].startswith("200") and answer, statuses
+        status, answer = wsgi_post(gcp, "/predict", content_type, body)
+        assert status.startswith("200") and answer, status
 
     v1_repeats = max(5, repeats // 4)
     handle_v2 = through(app_call, 2, repeats)
@@ -313,26 +303,6 @@ def body_read(body: bytes, repeats: int) -> tuple[float, float]:
     return statistics.median(once), statistics.median(chunked)
 
 
-def _gcp_wsgi_app(env: dict[str, str]):
-    """functions-framework's real Flask app for ``handlers/gcp/main.py``, cold-started in ``env``."""
-    import functions_framework
-
-    saved = {name: os.environ.get(name) for name in env}
-    os.environ.update(env)
-    try:
-        sys.modules.pop("main", None)
-        app = functions_framework.create_app(
-            target="predict", source=str(ROOT / "handlers" / "gcp" / "main.py")
-        )
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-    return app
-
-
 def print_table(results: dict[str, object]) -> None:
     """The image section as a table."""
     image = results.get("image")
@@ -383,6 +353,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--image-repeats", type=int, default=30, help="requests per image median (default 30)"
+    )
+    parser.add_argument(
+        "--oblivious",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="Oblivious HTTP against version 2's seal (section 5; the image case with --image)",
     )
     args = parser.parse_args()
 
@@ -477,9 +453,18 @@ def main() -> None:
 
     if args.image:
         results["image"] = image_results(keys, args.image_repeats)
+    if args.oblivious:
+        from litefaas.benchmark import oblivious_speed
+
+        image_dir = image_model() if args.image else None
+        results["oblivious"] = oblivious_speed.measure(
+            keys.private_json, max(50, args.repeats // 10), image_dir
+        )
 
     print(json.dumps(results, indent=2))
     print_table(results)
+    if args.oblivious:
+        oblivious_speed.print_table(results["oblivious"])
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
