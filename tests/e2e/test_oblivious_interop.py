@@ -199,3 +199,34 @@ def test_the_relay_forwards_the_body_and_nothing_of_the_caller(tmp_path):
     assert {name.lower() for name in headers} == {"host", "content-type", "content-length", "accept"}
     logged = [json.loads(line) for line in (tmp_path / "relay.log").read_text().splitlines()]
     assert base64.b64decode(logged[0]["request_b64"]) == b"\x01sealed"
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_kserve_client_through_the_oblivious_transport(hosts, engine, provider):
+    # GIVEN KServe's InferenceRESTClient with litefaas's AsyncObliviousTransport, and a host with plaintext off
+    import asyncio
+
+    kserve = pytest.importorskip("kserve", reason="the dev extra installs kserve")
+    from kserve.protocol.infer_type import InferInput, InferRequest
+
+    from litefaas.client.oblivious import AsyncObliviousTransport, gateway_url_of
+
+    rows = np.asarray(ROWS[:3], dtype=np.float32)
+
+    async def infer():
+        transport = AsyncObliviousTransport(gateway_url_of(hosts[provider]))
+        client = kserve.InferenceRESTClient(kserve.RESTConfig(protocol="v2", transport=transport, timeout=30))
+        try:
+            tensor = InferInput("features", list(rows.shape), "FP32")
+            tensor.set_data_from_numpy(rows, binary_data=True)
+            request = InferRequest("breast_cancer_mlp", [tensor])
+            return await client.infer(hosts[provider], request, model_name="breast_cancer_mlp")
+        finally:
+            await client.close()
+
+    # WHEN it infers: an OIP request, encapsulated, to a function that refuses OIP in clear
+    response = asyncio.run(infer())
+    # THEN it works unchanged and answers what LiteRT answers
+    np.testing.assert_array_equal(
+        response.outputs[0].as_numpy(), engine.predict({"features": rows})["probability"]
+    )
