@@ -7,15 +7,21 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from email.utils import formatdate
 from typing import Any
 
 import httpx
 import numpy as np
 
-from core.protocol import ENCRYPTED_TYPE, PLAINTEXT_TYPE
+from core import bhttp
+from core.crypto.ohttp import ClientContext, KeyConfig, encapsulate
+from core.errors import LitefaasError
+from core.oblivious import padded_size
+from core.protocol import ENCRYPTED_TYPE, OHTTP_REQUEST_TYPE, PLAINTEXT_TYPE
 from litefaas.client import (
     ClientError,
     KeyInfo,
+    ProtocolError,
     RequestSecrets,
     build_plaintext_request,
     build_request,
@@ -30,10 +36,27 @@ class Prepared:
     body: bytes
     secrets: RequestSecrets | None
     rows: slice
+    oblivious: ClientContext | None = None
+    """Set for an Oblivious HTTP request: what opens its answer (a version-1 plaintext answer inside)."""
 
     @property
     def content_type(self) -> str:
+        if self.oblivious is not None:
+            return OHTTP_REQUEST_TYPE
         return PLAINTEXT_TYPE if self.secrets is None else ENCRYPTED_TYPE
+
+    def read(self, status: int, content_type: str | None, body: bytes) -> dict[str, Any]:
+        """The answer's document, opened (and decapsulated) as this request needs."""
+        if self.oblivious is None:
+            return read_response(status, content_type, body, self.secrets)
+        if status != 200:
+            raise ProtocolError(f"the gateway answered {status}", status)
+        try:
+            inner = bhttp.parse_response(self.oblivious.open(body), 1 << 30)
+        except (bhttp.MalformedMessage, LitefaasError) as exc:
+            raise ProtocolError(f"the encapsulated answer does not open: {exc}", status) from None
+        inner_type = next((value for name, value in inner.headers if name == "content-type"), None)
+        return read_response(inner.status, inner_type, inner.content, None)
 
 
 @dataclass
@@ -44,6 +67,8 @@ class Run:
     batch: int
     encrypted: bool
     latencies_s: list[float] = field(default_factory=list)
+    request_bytes: int | None = None
+    response_bytes: int | None = None
     errors: int = 0
     error_kinds: dict[str, int] = field(default_factory=dict)
     wall_s: float = 0.0
@@ -71,6 +96,8 @@ class Run:
             "p99_ms": _round(self.percentile_ms(99)),
             "mean_ms": _round(statistics.fmean(self.latencies_s) * 1000 if self.latencies_s else None),
             "throughput_rps": round(len(self.latencies_s) / self.wall_s, 1) if self.wall_s else None,
+            "request_bytes": self.request_bytes,
+            "response_bytes": self.response_bytes,
         }
 
 
@@ -92,6 +119,22 @@ def prepare(rows: np.ndarray, count: int, batch: int, key: KeyInfo | None) -> li
     return prepared
 
 
+def prepare_oblivious(rows: np.ndarray, count: int, config: KeyConfig, authority: str) -> list[Prepared]:
+    """``count`` one-row version-1 plaintext requests to ``/predict``, each padded and
+    encapsulated to the gateway's key configuration (fresh, as the replay guard wants)."""
+    prepared = []
+    for index in range(count):
+        window = slice(index % len(rows), index % len(rows) + 1)
+        fields = [("content-type", PLAINTEXT_TYPE), ("date", formatdate(usegmt=True))]
+        inner = bhttp.Request(
+            "POST", "http", authority, "/predict", fields, build_plaintext_request(rows[window])
+        )
+        message = bhttp.encode_request(inner)
+        body, context = encapsulate(config, message + bytes(padded_size(len(message)) - len(message)))
+        prepared.append(Prepared(body, None, window, context))
+    return prepared
+
+
 Check = Callable[[slice, Any], bool]
 
 
@@ -109,7 +152,12 @@ async def run_load(
 
     An answer counts as an error unless it decrypts (or parses) and ``check`` accepts its outputs.
     """
-    run = Run(concurrency, batch, encrypted=bool(requests and requests[0].secrets is not None))
+    run = Run(
+        concurrency,
+        batch,
+        encrypted=bool(requests and (requests[0].secrets is not None or requests[0].oblivious is not None)),
+        request_bytes=len(requests[0].body) if requests else None,
+    )
     pending = iter(requests)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
@@ -121,11 +169,9 @@ async def run_load(
                     url, content=request.body, headers={"Content-Type": request.content_type}
                 )
                 elapsed = time.perf_counter() - started
-                document = read_response(
-                    response.status_code,
-                    response.headers.get("content-type"),
-                    response.content,
-                    request.secrets,
+                run.response_bytes = len(response.content)
+                document = request.read(
+                    response.status_code, response.headers.get("content-type"), response.content
                 )
                 if check(request.rows, document["outputs"]):
                     run.latencies_s.append(elapsed)

@@ -91,6 +91,19 @@ def comparison_table(document: Mapping[str, Any]) -> Table:
             _wire(result),
             f"{result['errors']} / {result['requests']}",
         )
+    for name, result in document["providers"].items():
+        run = result.get("oblivious")
+        if run:
+            table.add_row(
+                f"{name}: seed MLP, Oblivious HTTP",
+                _ms(run["p50_ms"]),
+                _ms(run["p95_ms"]),
+                _ms(run["p99_ms"]),
+                _num(run["throughput_rps"], 1),
+                "",
+                _wire(run),
+                f"{run['errors']} / {run['requests']}",
+            )
     for name, result in (document.get("models") or {}).items():
         table.add_row(
             f"gcp host: {name}",
@@ -433,6 +446,31 @@ def html_report(document: Mapping[str, Any], figures: Sequence[Figure], notes: S
         "Seed MLP, version 1 (sealed JSON), batch 1; latency at one client, throughput the best over "
         "1, 4, 16 and 64 clients; cold start: a fresh interpreter to its first checked answer (median).",
     )
+    oblivious = _table(
+        [
+            "provider",
+            "sealed p50 (ms)",
+            "Oblivious HTTP p50 (ms)",
+            "Oblivious HTTP / sealed",
+            "bytes sent / received",
+            "errors / requests",
+        ],
+        [
+            [
+                name,
+                _ms(r["p50_ms"]),
+                _ms(r["oblivious"]["p50_ms"]),
+                _num((r["oblivious"]["p50_ms"] or 0) / r["p50_ms"] if r["p50_ms"] else None, 2),
+                _wire(r["oblivious"]),
+                f"{r['oblivious']['errors']} / {r['oblivious']['requests']}",
+            ]
+            for name, r in document["providers"].items()
+            if r.get("oblivious")
+        ],
+        "The same seed-MLP row through each function's Oblivious HTTP gateway (RFC 9458): a version-1 "
+        "plaintext request padded to 1 KiB and encapsulated, one client, against version 1 sealed at one "
+        "client. Through a relay, the function would see the relay's address instead of the caller's.",
+    )
     levels = [
         [name, level, _ms(run["p50_ms"]), _ms(run["p99_ms"]), _num(run["throughput_rps"], 1), run["errors"]]
         for name, r in document["providers"].items()
@@ -578,7 +616,8 @@ figure{{margin:1.5em 0}}figcaption{{color:#444;font-size:.9em}}.note{{color:#555
 section{{margin-bottom:2em}}</style></head>
 <body><h1>litefaas: the function on three providers, compared</h1>
 <section id="summary"><h2>Summary</h2>{_summary(document)}</section>
-<section id="providers"><h2>Providers: the seed MLP on each local host</h2>{providers}{by_clients}</section>
+<section id="providers"><h2>Providers: the seed MLP on each local host</h2>
+{providers}{by_clients}{oblivious}</section>
 <section id="models"><h2>Model shapes</h2>{models}</section>
 <section id="cost"><h2>Cost per million requests by traffic pattern</h2>
 <p>Traffic patterns: isolated requests (one every 5 s, each alone on its instance), steady Poisson

@@ -14,10 +14,11 @@ from typing import Any
 import httpx
 import numpy as np
 
+from core.crypto.ohttp import decode_key_configs
 from core.engine import Engine
 from core.protocol import ENCRYPTED_TYPE
 from litefaas.benchmark.coldstart import ColdStart
-from litefaas.benchmark.load import Prepared, Run, prepare, run_load
+from litefaas.benchmark.load import Prepared, Run, prepare, prepare_oblivious, run_load
 from litefaas.client import KeyInfo, build_request, decrypt_response, parse_keyset, select_key
 
 CONCURRENCY = (1, 4, 16, 64)
@@ -55,12 +56,16 @@ class ProviderResult:
     cold_start: ColdStart | None = None
     by_concurrency: dict[int, Run] = field(default_factory=dict)
     plaintext: Run | None = None
+    oblivious: Run | None = None
+    """Oblivious HTTP: version-1 plaintext requests encapsulated to the gateway, one client."""
     by_batch: dict[int, Run] = field(default_factory=dict)
 
     def runs(self) -> Iterator[Run]:
         yield from self.by_concurrency.values()
         if self.plaintext:
             yield self.plaintext
+        if self.oblivious:
+            yield self.oblivious
         yield from self.by_batch.values()
 
     def to_json(self) -> dict[str, Any]:
@@ -82,6 +87,7 @@ class ProviderResult:
             "first_request_ms": self.first_request_ms,
             "by_concurrency": {str(c): r.summary() for c, r in self.by_concurrency.items()},
             "plaintext": self.plaintext.summary() if self.plaintext else None,
+            "oblivious": self.oblivious.summary() if self.oblivious else None,
             "by_batch": {str(b): r.summary() for b, r in self.by_batch.items()},
         }
 
@@ -156,10 +162,12 @@ def measure_provider(
     key = fetch_key(url)
     result.first_request_ms = first_request_ms(url, key, rows, check)
 
-    def load(requests: list[Prepared], concurrency: int, batch: int, label: str) -> Run:
+    def load(
+        requests: list[Prepared], concurrency: int, batch: int, label: str, route: str = "predict"
+    ) -> Run:
         advance = step(f"{result.name}: {label}", len(requests))
         return asyncio.run(
-            run_load(f"{url}/predict", requests, concurrency, check, batch=batch, progress=advance)
+            run_load(f"{url}/{route}", requests, concurrency, check, batch=batch, progress=advance)
         )
 
     load(prepare(rows, plan.warmup, 1, key), 4, 1, "warm-up")
@@ -171,6 +179,10 @@ def measure_provider(
     plaintext = load(prepare(rows, plan.plaintext_requests, 1, None), 1, 1, "plaintext, concurrency 1")
     if plaintext.error_kinds.get("plaintext_disabled") != plaintext.requests:
         result.plaintext = plaintext
+    gateway = ".well-known/ohttp-gateway"
+    config = decode_key_configs(httpx.get(f"{url}/{gateway}", timeout=30).content)[0]
+    oblivious = prepare_oblivious(rows, plan.plaintext_requests, config, httpx.URL(url).netloc.decode())
+    result.oblivious = load(oblivious, 1, 1, "Oblivious HTTP, concurrency 1", gateway)
     for batch in BATCHES:
         requests = prepare(rows, plan.batch_requests, batch, key)
         result.by_batch[batch] = load(requests, 1, batch, f"batch {batch}")

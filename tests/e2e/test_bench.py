@@ -98,6 +98,8 @@ def test_bench_writes_the_report(tmp_path):
         assert set(result["by_concurrency"]) == {"1", "4", "16", "64"}
         assert set(result["by_batch"]) == {"1", "32", "256"}
         assert result["plaintext"]["errors"] == 0
+        assert result["oblivious"]["errors"] == 0 and result["oblivious"]["requests"] == 12
+        assert result["oblivious"]["request_bytes"] > 1024  # padded to 1 KiB, then encapsulated
         assert result["cold_start_ms"] > 0
     assert (out / "latency_cdf.png").stat().st_size > 0
     assert (out / "throughput.png").stat().st_size > 0
@@ -105,6 +107,7 @@ def test_bench_writes_the_report(tmp_path):
     page = (out / "report.html").read_text()
     assert page.count("<img") == 3 and 'id="summary"' in page and 'href="bench.json"' in page
     assert ">None<" not in page and ">nan<" not in page.lower()
+    assert "Oblivious HTTP p50 (ms)" in page
     assert not listening(port) and not listening(port + 1)
 
 
