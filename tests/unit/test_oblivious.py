@@ -267,3 +267,17 @@ def test_key_config_encoding_round_trips():
     assert decode_key_configs(
         config.encode() and (len(config.encode()).to_bytes(2, "big") + config.encode())
     ) == [config]
+
+
+def test_a_function_without_keys_has_no_gateway(engine):
+    app = App(Settings.from_env({"LITEFAAS_ALLOW_PLAINTEXT": "1", "LITEFAAS_LOG_LEVEL": "WARNING"}), engine)
+    response = app.handle("GET", "/.well-known/ohttp-gateway", {}, b"")
+    assert (response.status, json.loads(response.body)["error"]["code"]) == (404, "not_found")
+
+
+def test_oversized_bodies_are_413_outside(keys, engine):
+    app = make_app(keys, engine, LITEFAAS_MAX_BODY_BYTES="2048")
+    response = app.handle(
+        "POST", "/.well-known/ohttp-gateway", {"Content-Type": OHTTP_REQUEST_TYPE}, bytes(4096)
+    )
+    assert (response.status, json.loads(response.body)["error"]["code"]) == (413, "payload_too_large")
