@@ -281,3 +281,47 @@ def test_oversized_bodies_are_413_outside(keys, engine):
         "POST", "/.well-known/ohttp-gateway", {"Content-Type": OHTTP_REQUEST_TYPE}, bytes(4096)
     )
     assert (response.status, json.loads(response.body)["error"]["code"]) == (413, "payload_too_large")
+
+
+def test_the_request_log_names_the_route_and_never_an_address_or_a_payload(keys, engine):
+    # GIVEN a function whose log lines are captured as it writes them
+    import logging
+
+    from core import logs
+
+    lines: list[str] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record):
+            lines.append(self.format(record))
+
+    capture = Capture()
+    capture.setFormatter(logs.JsonFormatter())
+    logger = logging.getLogger("litefaas.test.oblivious")
+    logger.addHandler(capture)
+    logger.setLevel(logging.INFO)
+    app = App(Settings.from_env({"LITEFAAS_PRIVATE_KEYS": keys.private_json}), engine, logger=logger)
+    # WHEN a request arrives encapsulated, with a forwarding header outside and inside
+    body, _ = _encapsulated(
+        app,
+        _request(
+            "/predict",
+            "POST",
+            content=json.dumps({"inputs": [[31337.0421, *ROWS[0][1:]]]}).encode(),
+            headers=[("content-type", "application/json"), ("x-forwarded-for", "203.0.113.7")],
+        ),
+    )
+    outer = {"Content-Type": OHTTP_REQUEST_TYPE, "X-Forwarded-For": "198.51.100.9"}
+    assert app.handle("POST", "/.well-known/ohttp-gateway", outer, body).status == 200
+    logger.removeHandler(capture)
+    # THEN its one line names the gateway, the inner route and status, and nothing of the caller's
+    (line,) = lines
+    entry = json.loads(line)
+    assert (entry["route"], entry["inner_route"], entry["inner_status"], entry["encrypted"]) == (
+        "ohttp-gateway",
+        "predict",
+        200,
+        True,
+    )
+    for secret in ("203.0.113.7", "198.51.100.9", "31337", "inputs"):
+        assert secret not in line
