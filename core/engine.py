@@ -39,6 +39,9 @@ SERVABLE_DTYPES = frozenset(
     {"float32", "float16", "float64", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "bool"}
 )
 
+STATEFUL_OPS = frozenset({"VAR_HANDLE", "READ_VARIABLE", "ASSIGN_VARIABLE"})
+"""Ops of a model that keeps resource variables from one invoke to the next (streaming models)."""
+
 Array = npt.NDArray[Any]
 Batching = Literal["resize", "per_row"]
 
@@ -137,6 +140,11 @@ class Manifest:
         """How a batch runs, as the build measured it with this runtime; None: decide at load."""
         value = self.raw.get("batching")
         return value if value in ("resize", "per_row") else None
+
+    @property
+    def stateful(self) -> bool:
+        """The build found resource variables in the model (the engine also looks for itself)."""
+        return self.raw.get("stateful") is True
 
     @property
     def metadata(self) -> Mapping[str, Any]:
@@ -330,6 +338,13 @@ class _Session:
         every = list(self.inputs.values())
         return "resize" if all(b.batch_axis and b.resizable for b in every) else "per_row"
 
+    def op_names(self) -> set[str]:
+        """The graph's op names, as the interpreter reports them (empty where it cannot)."""
+        try:
+            return {str(detail.get("op_name")) for detail in self.interpreter._get_ops_details()}
+        except Exception:  # noqa: BLE001 - an interpreter without the listing says nothing
+            return set()
+
     def _set_shape(self, binding: _Binding, shape: tuple[int, ...]) -> bool:
         if self.shapes.get(binding.name) == shape:
             return False
@@ -390,6 +405,9 @@ class Engine:
         self.num_threads = num_threads
         self._local = threading.local()
         self.batching: Batching = "resize"
+        self.stateful = manifest.stateful
+        """Resource variables: every request runs on a fresh interpreter, its rows in order, so that
+        nothing one request leaves in the model's state reaches the next (another caller's)."""
         self.backend, self._factory = self._choose_backend(backends)
         logger.debug("backend chosen: %s, batching: %s", self.backend, self.batching)
 
@@ -414,7 +432,10 @@ class Engine:
                 factory = _interpreter_class(backend)
                 recorded = self.manifest.batching
                 session = _Session(factory, self._content, self.manifest, self.num_threads, recorded)
-                if (
+                self.stateful = self.manifest.stateful or bool(session.op_names() & STATEFUL_OPS)
+                if self.stateful:
+                    session.batching = "per_row"
+                elif (
                     recorded is None
                     and session.batching == "per_row"
                     and self._resize_matches(factory, session)
@@ -462,12 +483,21 @@ class Engine:
         return _Session(factory, self._content, self.manifest, self.num_threads, self.batching)
 
     def predict(self, inputs: Mapping[str, Array]) -> dict[str, Array]:
-        """Run one batch: ``{input_name: array}`` in, ``{output_name: array}`` out, N rows each."""
+        """Run one batch: ``{input_name: array}`` in, ``{output_name: array}`` out, N rows each.
+
+        A stateful model runs each batch on an interpreter no request has used (rows in order: one
+        stream); the one used is dropped, and the next request's is made at once.
+        """
         try:
             session: _Session = self._local.session
         except AttributeError:
             session = self._local.session = self._new_session(self._factory)
-        return session.run(inputs)
+        if not self.stateful:
+            return session.run(inputs)
+        try:
+            return session.run(inputs)
+        finally:
+            self._local.session = self._new_session(self._factory)
 
     def warm_up(self) -> None:
         """Run one zero row through the model so the first request pays no setup."""

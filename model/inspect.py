@@ -61,6 +61,7 @@ def describe_tflite(path: Path, signature: str | None = None) -> dict[str, Any]:
         "servable": problem is None,
         "problem": problem,
         "accepts": {t["name"]: _accepts(t) for t in inputs} if problem is None else {},
+        "stateful": model.stateful,
     }
 
 
@@ -113,6 +114,7 @@ def describe_artifact(folder: Path) -> dict[str, Any]:
         "servable": problem is None,
         "problem": problem,
         "accepts": {t["name"]: _accepts(t) for t in inputs},
+        "stateful": manifest.stateful or selected["stateful"],
     }
 
 

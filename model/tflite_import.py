@@ -34,6 +34,7 @@ import numpy as np
 
 from core.engine import (
     SERVABLE_DTYPES,
+    STATEFUL_OPS,
     Engine,
     Manifest,
     ModelError,
@@ -111,6 +112,11 @@ class TFLiteModel:
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.content).hexdigest()
+
+    @property
+    def stateful(self) -> bool:
+        """Resource variables: state kept from one invoke to the next (a streaming model)."""
+        return not STATEFUL_OPS.isdisjoint(self.ops)
 
     def manifest_tensors(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         return [t.to_json() for t in self.inputs], [t.to_json() for t in self.outputs]
@@ -432,7 +438,7 @@ def _manifest_for(
     model: TFLiteModel, name: str, version: str, variant: str, file_name: str, content: bytes
 ) -> dict[str, Any]:
     inputs, outputs = model.manifest_tensors()
-    return {
+    manifest: dict[str, Any] = {
         "format": 1,
         "name": name,
         "version": version,
@@ -444,6 +450,9 @@ def _manifest_for(
         "inputs": inputs,
         "outputs": outputs,
     }
+    if model.stateful:
+        manifest["stateful"] = True
+    return manifest
 
 
 def build_from_tflite(

@@ -8,6 +8,13 @@ from typing import Any
 
 from litefaas.cli.base import Commands, print_json
 
+STATEFUL_NOTE = (
+    "[yellow]stateful[/]: the model keeps resource variables (VAR_HANDLE, ASSIGN_VARIABLE) from one "
+    "invoke to the next, as streaming models do. litefaas runs every request on an interpreter no "
+    "request has used, its rows in order as one stream, so nothing one caller sends reaches another "
+    "caller's answer; state does not carry between requests: send a stream's chunks in one request."
+)
+
 
 def register(commands: Commands) -> None:
     parser = commands.add_parser(
@@ -140,6 +147,8 @@ def _print(info: dict[str, Any]) -> None:
     metadata = {k: v for k, v in info.get("metadata", {}).items() if isinstance(v, str)}
     if metadata:
         console.print("metadata: " + "; ".join(f"{k}: {v}" for k, v in metadata.items()))
+    if info.get("stateful"):
+        console.print(STATEFUL_NOTE)
     if info["servable"]:
         console.print("[green]litefaas can serve this model[/]")
     else:

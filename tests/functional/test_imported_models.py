@@ -121,3 +121,46 @@ def test_oip_integers_out_of_range_or_not_whole_are_400(keys):
             status, _, body = call("POST", "/v2/models/uint8_image/infer", {}, json.dumps(document).encode())
             assert status == 400, (provider, bad)
             assert "UINT8" in json.loads(body)["error"], provider
+
+
+def test_a_stateful_model_carries_nothing_from_one_request_to_the_next_on_every_provider(keys):
+    # GIVEN a streaming model with a resource variable, imported and served on every provider
+    folder = built_artifacts()["stateful"]
+    engine, providers = _providers(keys, folder)
+    assert engine.manifest.stateful and engine.stateful
+    caller_a = [[1.0, 2.0, 3.0, 4.0], [4.0, 3.0, 2.0, 1.0]]
+    caller_b = [[9.0, 9.0, 9.0, 9.0]]
+    # LiteRT reused as it is, the bug: caller B's answer changes after caller A's request
+    from ai_edge_litert.interpreter import Interpreter
+
+    reused = Interpreter(model_path=str(folder / engine.manifest.file))
+    reused.allocate_tensors()
+    index, out = reused.get_input_details()[0]["index"], reused.get_output_details()[0]["index"]
+    leaked = []
+    for row in [*caller_b, *caller_a, *caller_b]:
+        reused.set_tensor(index, np.asarray([row], dtype=np.float32))
+        reused.invoke()
+        leaked.append(reused.get_tensor(out)[0].tolist())
+    assert leaked[0] != leaked[-1]
+    for provider, call in providers.items():
+        answers = []
+        # WHEN caller B asks, then caller A (two rows, one stream), then caller B again, twice
+        for rows in (caller_b, caller_a, caller_b, caller_b):
+            sealed = seal(keys, inputs=rows)
+            status, _, body = call("POST", "/predict", ENCRYPTED, sealed.body)
+            assert status == 200, (provider, body)
+            answers.append(sealed.open(body)["outputs"])
+        # THEN B's answer never changes, and A's two rows are one stream from a fresh state
+        assert answers[0] == answers[2] == answers[3], provider
+        assert answers[0] == [[18.0, 18.0, 18.0, 18.0]], provider
+        assert answers[1] == [[2.0, 4.0, 6.0, 8.0], [9.0, 8.0, 7.0, 6.0]], provider
+
+
+def test_inspect_says_a_model_is_stateful(capsys):
+    from litefaas.cli.main import main
+
+    folder = built_artifacts()["stateful"]
+    assert main(["inspect", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["stateful"] is True
+    assert main(["inspect", str(folder)]) == 0
+    assert "stateful" in capsys.readouterr().out
