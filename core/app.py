@@ -1,8 +1,13 @@
-"""The provider-neutral entry: (method, path, headers, body) in, (status, headers, body) out."""
+"""The provider-neutral entry: (method, path, headers, body) in, (status, headers, body) out.
+
+Over 500 lines because every route is dispatched here, once: litefaas's three, the Open Inference
+Protocol's and the Oblivious HTTP gateway's, whose inner request comes back through the same
+dispatch. What each format and seal says lives in its own module (``core.tensors``, ``core.oip``,
+``core.crypto``, ``core.bhttp``, ``core.oblivious``); where an answer goes, in ``core.reply``.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -12,7 +17,6 @@ from typing import Any
 from core import bhttp, crypto, logs, oblivious, oip
 from core.config import Settings
 from core.crypto.ohttp import UnknownKey
-from core.encoding import b64u_decode
 from core.engine import Array, Engine
 from core.errors import (
     ConfigError,
@@ -41,10 +45,9 @@ from core.protocol import (
     PLAINTEXT_TYPE,
     PLAINTEXT_TYPE_V2,
     REQUEST_FIELDS,
-    REQUEST_ID_BYTES,
-    RESPONSE_KEY_BYTES,
 )
 from core.replay import ReplayGuard
+from core.reply import Reply, dumps, encode_values, loads
 from core.routing import (
     OHTTP_GATEWAY,
     OIP_INFER,
@@ -56,7 +59,7 @@ from core.routing import (
     Route,
     route_of,
 )
-from core.tensors import datatype_of, frame_tensors, join_frame, model_inputs, split_frame, wanted_outputs
+from core.tensors import datatype_of, frame_tensors, model_inputs, split_frame, wanted_outputs
 from core.validate import inputs_to_arrays, json_has_no_literals
 
 __all__ = ["App", "Response", "cold_start"]
@@ -65,93 +68,6 @@ _REQUEST_FIELDS_V2 = REQUEST_FIELDS | {"outputs"}
 _PLAINTEXT_FIELDS_V2 = frozenset({"inputs", "outputs"})
 _CORS_MAX_AGE = "600"
 _OIP_ALLOW_HEADERS = f"Content-Type, {OIP_HEADER_LENGTH}"
-
-
-class _Reply:
-    """Where an answer goes: in clear or sealed to the caller's response key, as JSON or framed,
-    or as the Open Inference Protocol answers (``oip``); ``inside``: the request came
-    decapsulated from Oblivious HTTP, so plaintext is allowed whatever the function's setting."""
-
-    __slots__ = ("binary", "fields", "inside", "oip", "request_id", "response_key")
-
-    def __init__(self, *, inside: bool = False) -> None:
-        self.response_key: bytes | None = None
-        self.request_id = b""
-        self.binary = False
-        self.oip = False
-        self.inside = inside
-        self.fields: dict[str, Any] = {}
-
-    def error(self, error: LitefaasError) -> Response:
-        """The error in the request's own terms: OIP's ``{"error": message}`` (a bad payload is its
-        ``400``), else the protocol's code and message, sealed where the request was."""
-        if self.oip:
-            status = 400 if isinstance(error, InvalidPayload) else error.status
-            response = Response(status, json_headers(), _dumps({"error": error.message}))
-        else:
-            response = self.respond(error.status, error.to_json())
-        response.headers.update(error.headers)
-        return response
-
-    def respond(self, status: int, payload: Mapping[str, Any]) -> Response:
-        if self.binary:
-            return self.respond_encoded(status, join_frame(payload))
-        return self.respond_encoded(status, _dumps(payload))
-
-    def respond_encoded(self, status: int, plaintext: bytes) -> Response:
-        if self.binary:
-            if self.response_key is None:
-                return Response(status, json_headers(PLAINTEXT_TYPE_V2), plaintext)
-            sealed = crypto.seal_binary_response(self.response_key, self.request_id, plaintext)
-            return Response(status, json_headers(ENCRYPTED_TYPE_V2), sealed)
-        if self.response_key is None:
-            return Response(status, json_headers(), plaintext)
-        sealed_json = crypto.seal_response(self.response_key, self.request_id, plaintext)
-        return Response(status, json_headers(ENCRYPTED_TYPE), _dumps(sealed_json))
-
-    def take_keys(self, response_key: object, request_id: object) -> None:
-        """Seal every later answer to the request's ``response_key``, bound to its ``id``."""
-        if not isinstance(response_key, str) or not isinstance(request_id, str) or len(response_key) > 64:
-            raise InvalidPayload("the decrypted request is not a litefaas request")
-        try:
-            key, rid = b64u_decode(response_key), b64u_decode(request_id)
-        except ValueError:
-            raise InvalidPayload("the decrypted request is not a litefaas request") from None
-        if len(key) not in RESPONSE_KEY_BYTES or len(rid) != REQUEST_ID_BYTES:
-            raise InvalidPayload("the decrypted request is not a litefaas request")
-        self.response_key = key
-        self.request_id = rid
-
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"), allow_nan=False)
-_DECODER = json.JSONDecoder()
-
-
-def _values_encoder() -> Callable[[Any], str]:
-    """Compact JSON for lists and dicts of finite numbers (``ValueError`` on NaN or inf).
-
-    Reuses one C encoder instead of building one per call as ``JSONEncoder.encode`` does:
-    on a batch-1 answer that is a third of the time spent after inference.
-    """
-    make = getattr(json.encoder, "c_make_encoder", None)
-    if make is None:
-        return _ENCODER.encode
-    iterencode = make(
-        None, _ENCODER.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, False
-    )
-    return lambda value: "".join(iterencode(value, 0))
-
-
-_encode_values = _values_encoder()
-
-
-def _dumps(payload: Mapping[str, Any]) -> bytes:
-    return _ENCODER.encode(payload).encode()
-
-
-def _loads(body: bytes) -> Any:
-    """Parse UTF-8 JSON; ``ValueError`` (or ``RecursionError``) when it is not."""
-    return _DECODER.decode(body.decode("utf-8"))
 
 
 class App:
@@ -173,13 +89,13 @@ class App:
         self.replay = ReplayGuard(settings.replay_window_s, settings.replay_cache_size)
         self._model_info = engine.manifest.public_info()
         self._images = image_specs(engine.manifest.raw.get("inputs", []))
-        self._health = _dumps({"status": "ok", "model": self._health_model(), "backend": engine.backend})
+        self._health = dumps({"status": "ok", "model": self._health_model(), "backend": engine.backend})
         keyset = self.keyring.public_keyset() if self.keyring else {"keys": []}
-        self._keys = _dumps(keyset)
-        self._model_suffix = b',"model":' + _dumps(self._model_info) + b"}"
-        self._oip_server = _dumps(oip.server_metadata())
-        self._oip_model = _dumps(oip.model_metadata(engine.manifest))
-        self._oip_model_ready = _dumps({"name": engine.manifest.name, "ready": True})
+        self._keys = dumps(keyset)
+        self._model_suffix = b',"model":' + dumps(self._model_info) + b"}"
+        self._oip_server = dumps(oip.server_metadata())
+        self._oip_model = dumps(oip.model_metadata(engine.manifest))
+        self._oip_model_ready = dumps({"name": engine.manifest.name, "ready": True})
         self._single_output = engine.manifest.outputs[0].name if len(engine.manifest.outputs) == 1 else None
         self._key_watcher = (
             KeyFileWatcher(settings.keys_file, settings.keys_reload_s, self.keyring, self.logger)
@@ -253,7 +169,7 @@ class App:
         answer becomes the protocol's ``413 payload_too_large`` (sealed where the request was).
         """
         started = time.perf_counter()
-        reply = _Reply()
+        reply = Reply()
         route = route_of(path)
         response = self._answer(method.upper(), route, headers, body, reply, response_limit)
         self._add_cors(headers, response)
@@ -267,7 +183,7 @@ class App:
         route: Route | None,
         headers: Mapping[str, str],
         body: bytes,
-        reply: _Reply,
+        reply: Reply,
         response_limit: int | None = None,
     ) -> Response:
         """The answer to one request, outer or decapsulated; every error in the request's own terms."""
@@ -285,7 +201,7 @@ class App:
             response = self._internal_error(reply, exc)
         return response
 
-    def _internal_error(self, reply: _Reply, exc: BaseException) -> Response:
+    def _internal_error(self, reply: Reply, exc: BaseException) -> Response:
         reply.fields["code"] = InternalError.code
         reply.fields["exception"] = exc.__class__.__name__
         trace = exc.__traceback__
@@ -356,7 +272,7 @@ class App:
         return Response(204, cors, b"")
 
     def _dispatch(
-        self, method: str, route: Route | None, headers: Mapping[str, str], body: bytes, reply: _Reply
+        self, method: str, route: Route | None, headers: Mapping[str, str], body: bytes, reply: Reply
     ) -> Response:
         if route is None:
             raise NotFound()
@@ -382,7 +298,7 @@ class App:
             return Response(200, json_headers(cache="max-age=60"), self._keys)
         return self._predict(headers, body, reply)
 
-    def _predict(self, headers: Mapping[str, str], body: bytes, reply: _Reply) -> Response:
+    def _predict(self, headers: Mapping[str, str], body: bytes, reply: Reply) -> Response:
         if len(body) > self.settings.max_body_bytes:
             raise PayloadTooLarge(f"body is over the limit of {self.settings.max_body_bytes} bytes")
         kind = media_type(headers)
@@ -403,10 +319,10 @@ class App:
             f" (or {PLAINTEXT_TYPE_V2} or {PLAINTEXT_TYPE} where plaintext is allowed)"
         )
 
-    def _plaintext_allowed(self, reply: _Reply) -> bool:
+    def _plaintext_allowed(self, reply: Reply) -> bool:
         return self.settings.allow_plaintext or reply.inside
 
-    def _oblivious(self, method: str, headers: Mapping[str, str], body: bytes, reply: _Reply) -> Response:
+    def _oblivious(self, method: str, headers: Mapping[str, str], body: bytes, reply: Reply) -> Response:
         """The Oblivious HTTP gateway: its key configurations, or one encapsulated request answered."""
         if self._key_watcher is not None:
             self._reload_keys(unknown_kid=False)
@@ -434,9 +350,9 @@ class App:
         message = oblivious.encode_answer(inner, self.settings.ohttp_padding)
         return Response(200, json_headers(OHTTP_RESPONSE_TYPE), decapsulated.sealer.seal(message))
 
-    def _inner_answer(self, decapsulated: crypto.ohttp.Decapsulated, reply: _Reply) -> Response:
+    def _inner_answer(self, decapsulated: crypto.ohttp.Decapsulated, reply: Reply) -> Response:
         """The decapsulated Binary HTTP request, routed and answered as a plaintext request is."""
-        inner_reply = _Reply(inside=True)
+        inner_reply = Reply(inside=True)
         try:
             request = bhttp.parse_request(decapsulated.message, self.settings.max_body_bytes)
         except bhttp.MalformedMessage:
@@ -462,7 +378,7 @@ class App:
                 reply.fields[f"inner_{name}" if name == "code" else name] = inner_reply.fields[name]
         return inner
 
-    def _oip(self, route: Route, headers: Mapping[str, str], body: bytes, reply: _Reply) -> Response:
+    def _oip(self, route: Route, headers: Mapping[str, str], body: bytes, reply: Reply) -> Response:
         """An Open Inference Protocol route (plaintext: only where plaintext is allowed)."""
         if not self._plaintext_allowed(reply):
             raise PlaintextDisabled()
@@ -484,7 +400,7 @@ class App:
         assert route.name == OIP_INFER
         return self._oip_infer(headers, body, reply)
 
-    def _oip_infer(self, headers: Mapping[str, str], body: bytes, reply: _Reply) -> Response:
+    def _oip_infer(self, headers: Mapping[str, str], body: bytes, reply: Reply) -> Response:
         if len(body) > self.settings.max_body_bytes:
             raise PayloadTooLarge(f"body is over the limit of {self.settings.max_body_bytes} bytes")
         encoding = (header(headers, "content-encoding") or "identity").strip().lower()
@@ -500,9 +416,9 @@ class App:
         binary_headers = json_headers(OIP_BINARY_TYPE) | {OIP_HEADER_LENGTH: str(answer_header_length)}
         return Response(200, binary_headers, answer)
 
-    def _predict_plaintext(self, body: bytes, reply: _Reply) -> Response:
+    def _predict_plaintext(self, body: bytes, reply: Reply) -> Response:
         try:
-            request = _loads(body)
+            request = loads(body)
         except (ValueError, RecursionError):
             raise InvalidEnvelope("body is not JSON") from None
         if not isinstance(request, dict):
@@ -511,7 +427,7 @@ class App:
             raise InvalidPayload('a plaintext request has exactly one field, "inputs"')
         return self._infer(request["inputs"], reply, json_has_no_literals(body, strings=1))
 
-    def _open(self, envelope: crypto.Envelope, reply: _Reply) -> bytes:
+    def _open(self, envelope: crypto.Envelope, reply: Reply) -> bytes:
         """Decrypt a request with the ring (reloading it for an unknown kid); one error for every failure."""
         if self.keyring is None:
             raise DecryptionFailed()
@@ -526,7 +442,7 @@ class App:
         reply.fields["decrypt_ms"] = (time.perf_counter() - decrypt_started) * 1000
         return plaintext
 
-    def _predict_encrypted(self, body: bytes, reply: _Reply) -> Response:
+    def _predict_encrypted(self, body: bytes, reply: Reply) -> Response:
         plaintext = self._open(crypto.parse_envelope(body), reply)
         request = self._sealable_request(plaintext, reply)
         unknown = request.keys() - REQUEST_FIELDS
@@ -537,7 +453,7 @@ class App:
         # four keys, and the response_key and id values
         return self._infer(request["inputs"], reply, json_has_no_literals(plaintext, strings=6))
 
-    def _predict_encrypted_v2(self, body: bytes, reply: _Reply) -> Response:
+    def _predict_encrypted_v2(self, body: bytes, reply: Reply) -> Response:
         plaintext = self._open(crypto.parse_binary_envelope(body), reply)
         request, payload = split_frame(plaintext)
         reply.take_keys(request.get("response_key"), request.get("id"))
@@ -549,7 +465,7 @@ class App:
         self.replay.check(request["ts"], reply.request_id, self.clock())
         return self._infer_tensors(request, payload, reply)
 
-    def _predict_plaintext_v2(self, body: bytes, reply: _Reply) -> Response:
+    def _predict_plaintext_v2(self, body: bytes, reply: Reply) -> Response:
         request, payload = split_frame(body)
         if "inputs" not in request or not request.keys() <= _PLAINTEXT_FIELDS_V2:
             raise InvalidPayload("a plaintext request header has the fields inputs and, optionally, outputs")
@@ -561,12 +477,12 @@ class App:
         ring = self._key_watcher.poll(unknown_kid=unknown_kid)
         if ring is not None:
             self.keyring = ring
-            self._keys = _dumps(ring.public_keyset())
+            self._keys = dumps(ring.public_keyset())
 
-    def _sealable_request(self, plaintext: bytes, reply: _Reply) -> dict[str, Any]:
+    def _sealable_request(self, plaintext: bytes, reply: Reply) -> dict[str, Any]:
         """Parse the decrypted request far enough to answer it sealed; until then errors are plain."""
         try:
-            request = _loads(plaintext)
+            request = loads(plaintext)
         except (ValueError, RecursionError):
             raise InvalidPayload("the decrypted request is not a litefaas request") from None
         if not isinstance(request, dict):
@@ -574,25 +490,25 @@ class App:
         reply.take_keys(request.get("response_key"), request.get("id"))
         return request
 
-    def _run(self, arrays: dict[str, Array], reply: _Reply) -> dict[str, Array]:
+    def _run(self, arrays: dict[str, Array], reply: Reply) -> dict[str, Array]:
         infer_started = time.perf_counter()
         outputs = self.engine.predict(arrays)
         reply.fields["infer_ms"] = (time.perf_counter() - infer_started) * 1000
         reply.fields["rows"] = len(next(iter(arrays.values())))
         return outputs
 
-    def _infer(self, inputs: object, reply: _Reply, no_literals: bool) -> Response:
+    def _infer(self, inputs: object, reply: Reply, no_literals: bool) -> Response:
         arrays = inputs_to_arrays(
             inputs, self.engine.manifest.inputs, self.settings.max_batch, no_literals=no_literals
         )
         outputs = self._run(arrays, reply)
         if self._single_output is not None:
-            encoded = _encode_values(outputs[self._single_output].tolist())
+            encoded = encode_values(outputs[self._single_output].tolist())
         else:
-            encoded = _encode_values({name: value.tolist() for name, value in outputs.items()})
+            encoded = encode_values({name: value.tolist() for name, value in outputs.items()})
         return reply.respond_encoded(200, b'{"outputs":' + encoded.encode() + self._model_suffix)
 
-    def _infer_tensors(self, request: Mapping[str, Any], payload: memoryview, reply: _Reply) -> Response:
+    def _infer_tensors(self, request: Mapping[str, Any], payload: memoryview, reply: Reply) -> Response:
         manifest = self.engine.manifest
         wanted = wanted_outputs(request.get("outputs"), manifest.outputs)
         arrays = model_inputs(

@@ -4,7 +4,9 @@ Any TFLite model: with or without signatures (tensors then found by name in the
 interpreter's tensor details), every dtype LiteRT feeds, several named inputs and
 outputs, and a batch dimension that is dynamic, fixed at 1 or absent. How a batch of
 N rows runs is decided once per engine: one resized invoke where the model allows
-it, else one invoke per row.
+it, else one invoke per row. A stateful model (resource variables) runs every request on an
+interpreter no request has used. Over 500 lines: the manifest, the backend chain and the
+per-thread interpreters are one concern, the model as the function runs it.
 """
 
 from __future__ import annotations
