@@ -103,7 +103,7 @@ class TensorSpec:
         return tuple(d if d is not None else -1 for d in self.shape[1:])
 
 
-_PUBLIC_METADATA = ("description", "author", "license")
+_PUBLIC_METADATA = ("display_name", "description", "author", "license")
 
 
 @dataclass(frozen=True)

@@ -482,7 +482,7 @@ def build_from_tflite(
     step(f"reading {path}")
     model = read_tflite(Path(path), signature)
     input_fields = image_fields({t.name: t.spec().shape for t in model.inputs}, images or {})
-    model_name = name or model.info.name or _NAME_OK.sub("_", model.path.stem) or "model"
+    model_name = name or _NAME_OK.sub("_", model.path.stem) or "model"
     model_name = _NAME_OK.sub("_", model_name)
     model_version = version or model.info.version or "1.0.0"
     label_list = _read_labels(labels) if labels is not None else model.info.labels
@@ -618,6 +618,8 @@ def _metadata_json(
     info: ModelInfo, name: str, version: str, labels: list[str], staging: Path
 ) -> dict[str, Any]:
     data = info.to_json()
+    if info.name:
+        data["display_name"] = info.name  # the file's own name for itself; the artifact's is the file's stem
     data["name"], data["version"] = name, version
     if labels:
         (staging / "labels.txt").write_text("\n".join(labels) + "\n", encoding="utf-8")

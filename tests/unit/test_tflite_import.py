@@ -171,6 +171,8 @@ def test_metadata_and_packed_labels_reach_the_manifest_and_health(artifacts):
     manifest = _manifest(folder)
     metadata = manifest["metadata"]
     assert metadata["from_tflite_metadata"] is True
+    # the artifact is named after its file; the name the file gives itself is its display name
+    assert (manifest["name"], metadata["display_name"]) == ("with_metadata", "Tiny classifier")
     assert metadata["description"] == "Sorts 16x16 images into 4 classes."
     assert (metadata["author"], metadata["license"], manifest["version"]) == (
         "litefaas tests",
@@ -181,6 +183,7 @@ def test_metadata_and_packed_labels_reach_the_manifest_and_health(artifacts):
     assert (folder / metadata["labels_file"]).read_text().split() == LABELS
     health = Manifest.from_json(manifest).health_info()
     assert health["description"] == metadata["description"] and health["license"] == "Apache-2.0"
+    assert health["display_name"] == "Tiny classifier"
     assert Manifest.from_json(manifest).public_info().keys() == {"name", "version", "sha256"}
 
 
