@@ -106,6 +106,7 @@ def describe_artifact(folder: Path) -> dict[str, Any]:
         "ops": selected["ops"],
         "variants": variants,
         "variants_not_made": raw.get("variants_not_made", {}),
+        "variants_same_as": raw.get("variants_same_as", {}),
         "compression": reports,
         "metadata": raw.get("metadata", {}),
         "health": manifest.health_info(),

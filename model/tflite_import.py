@@ -432,6 +432,22 @@ class ImportResult:
     skipped: dict[str, str]
     model: TFLiteModel
     notes: list[str] = field(default_factory=list)
+    same_as: dict[str, str] = field(default_factory=dict)
+    """Variants the quantizer made byte for byte like an earlier one: variant -> that one."""
+
+
+def distinct_variants(variants: Mapping[str, bytes]) -> tuple[dict[str, bytes], dict[str, str]]:
+    """The variants whose bytes differ from every earlier one's, and the others -> the earlier one
+    they repeat (a model whose weights are already float16 makes three identical "variants")."""
+    kept: dict[str, bytes] = {}
+    same_as: dict[str, str] = {}
+    for variant, content in variants.items():
+        earlier = next((name for name, bytes_ in kept.items() if bytes_ == content), None)
+        if earlier is None:
+            kept[variant] = content
+        else:
+            same_as[variant] = earlier
+    return kept, same_as
 
 
 def _manifest_for(
@@ -498,6 +514,7 @@ def build_from_tflite(
         truth = None
 
     variants, skipped = make_variants(model, step)
+    variants, same_as = distinct_variants(variants)
     reports: list[dict[str, Any]] = []
     reference: dict[str, np.ndarray] | None = None
     reference_accuracy: float | None = None
@@ -569,6 +586,7 @@ def build_from_tflite(
             {
                 "variants": {v: f"{model_name}.{v}.tflite" for v in variants},
                 "variants_not_made": skipped,
+                "variants_same_as": same_as,
                 "batching": chosen["batching"],
                 "metrics": {
                     "accuracy": chosen["accuracy"],
@@ -596,7 +614,7 @@ def build_from_tflite(
         _replace_dir(staging, out)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return ImportResult(out, manifest, reports, skipped, model)
+    return ImportResult(out, manifest, reports, skipped, model, same_as=same_as)
 
 
 def _read_labels(path: Path) -> list[str]:

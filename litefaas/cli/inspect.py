@@ -69,6 +69,8 @@ def run_tflite_build(args: argparse.Namespace) -> int:
     )
     for variant, reason in result.skipped.items():
         console.print(f"[yellow]{variant}[/]: not made: {reason}")
+    for variant, earlier in result.same_as.items():
+        console.print(f"{variant}: the same bytes as {earlier}, so not kept apart")
     console.print(
         f"selected [bold]{result.manifest['variant']}[/] ({result.manifest['batching']} batching); "
         f"artifact written to {result.out}"
@@ -142,6 +144,8 @@ def _print(info: dict[str, Any]) -> None:
         console.print(variants)
         for variant, reason in info.get("variants_not_made", {}).items():
             console.print(f"{variant}: not made: {reason}")
+        for variant, earlier in info.get("variants_same_as", {}).items():
+            console.print(f"{variant}: the same bytes as {earlier}, so not kept apart")
     if info.get("oip"):
         _print_oip(console, info["oip"])
     metadata = {k: v for k, v in info.get("metadata", {}).items() if isinstance(v, str)}

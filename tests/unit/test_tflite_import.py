@@ -396,3 +396,22 @@ def test_seed_manifest_still_reads_and_writes_the_same(artifact_dir):
     assert (
         Manifest.from_json({k: v for k, v in raw.items() if k != "signature"}).signature == "serving_default"
     )
+
+
+def test_variants_with_the_same_bytes_are_one_variant():
+    """A variant byte for byte like an earlier one is not listed apart; it names the one it repeats."""
+    from model.tflite_import import distinct_variants
+
+    kept, same_as = distinct_variants(
+        {"original": b"a", "float16": b"b", "weight_only_int8": b"b", "dynamic_range": b"a"}
+    )
+    assert list(kept) == ["original", "float16"]
+    assert same_as == {"weight_only_int8": "float16", "dynamic_range": "original"}
+
+
+@pytest.mark.tensorflow
+def test_a_model_whose_variants_repeat_lists_them_once(artifacts):
+    manifest = _manifest(artifacts["stateful"])
+    assert manifest["stateful"] is True
+    assert set(manifest["variants"]) == {"original", "float16"}
+    assert manifest["variants_same_as"] == {"weight_only_int8": "float16", "dynamic_range": "float16"}
