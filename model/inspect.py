@@ -11,7 +11,7 @@ import numpy as np
 from core.engine import Engine, ModelError, load_artifact
 from core.oip import model_metadata
 from model.errors import BuildError
-from model.tflite_import import ImportedTensor, read_tflite
+from model.tflite_read import ImportedTensor, read_tflite
 
 
 def _accepts(tensor: dict[str, Any]) -> str:

@@ -1,14 +1,9 @@
 """``litefaas build --from model.tflite``: import a TFLite model this project did not build.
 
-Reads the model's inputs and outputs (by signature where it has one, else from the
-interpreter's tensor details), refuses what LiteRT cannot serve (custom ops, a damaged
-file, string tensors) before anything is written, compresses it with ai-edge-quantizer
-(weight-only int8, dynamic-range int8, float16 weights), measures every variant against
-the original and writes the artifact folder atomically, the original kept as a variant.
-No TensorFlow is needed here: LiteRT and the quantizer work on the flatbuffer itself.
-
-Over 500 lines on purpose: reading, refusing, compressing, measuring and writing share the
-``TFLiteModel`` they build and run in that order; the sections below follow the pipeline.
+The model is read and checked by :mod:`model.tflite_read`; here it is compressed with
+ai-edge-quantizer (weight-only int8, dynamic-range int8, float16 weights), every variant is
+measured against the original, and the artifact folder is written atomically, the original kept
+as a variant. No TensorFlow is needed: LiteRT and the quantizer work on the flatbuffer itself.
 """
 
 from __future__ import annotations
@@ -33,279 +28,22 @@ from typing import Any
 import numpy as np
 
 from core.engine import (
-    SERVABLE_DTYPES,
-    STATEFUL_OPS,
     Engine,
     Manifest,
     ModelError,
-    Quantization,
     TensorSpec,
     explain_load_error,
-    row_shape_of,
 )
 from model.errors import BuildError
-from model.tflite_metadata import ModelInfo, read_metadata
+from model.tflite_metadata import ModelInfo
+from model.tflite_read import ORIGINAL, ImportedTensor, TFLiteModel, read_tflite
 
 Arrays = dict[str, np.ndarray]
 Step = Callable[[str], None]
-DEFAULT_SIGNATURE = "serving_default"
-ORIGINAL = "original"
 # Variants made with ai-edge-quantizer, in the order they are tried.
 QUANTIZED_VARIANTS: tuple[str, ...] = ("float16", "weight_only_int8", "dynamic_range")
 GENERATED_ROWS = 16
-# Custom ops that LiteRT's built-in op resolver registers all the same.
-_RESOLVED_CUSTOM_OPS = frozenset({"TFLite_Detection_PostProcess"})
 _NAME_OK = re.compile(r"[^A-Za-z0-9_.\-]")
-
-
-@dataclass(frozen=True)
-class ImportedTensor:
-    """One input or output as the model declares it."""
-
-    name: str  # the signature key, or the tensor name without a signature
-    tensor: str  # the tensor's name in the graph
-    index: int
-    dtype: str
-    shape_signature: tuple[int, ...]  # -1 where the size is dynamic
-    quantization: Quantization | None
-
-    @property
-    def row_shape(self) -> tuple[int, ...]:
-        return row_shape_of(self.shape_signature)
-
-    @property
-    def batch(self) -> str:
-        """``dynamic``, ``fixed at 1`` or ``none`` (the tensor has no batch dimension)."""
-        if not self.shape_signature or self.shape_signature[0] not in (-1, 1):
-            return "none"
-        return "dynamic" if self.shape_signature[0] == -1 else "fixed at 1"
-
-    def spec(self) -> TensorSpec:
-        return TensorSpec(
-            self.name, (None, *(d if d >= 0 else None for d in self.row_shape)), self.dtype, self.quantization
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        data = self.spec().to_json()
-        data["model_shape"] = list(self.shape_signature)
-        if self.tensor != self.name:
-            data["tensor"] = self.tensor
-        return data
-
-
-@dataclass
-class TFLiteModel:
-    """What a ``.tflite`` file holds, read without running it."""
-
-    path: Path
-    content: bytes
-    signature: str | None
-    signatures: list[str]
-    inputs: list[ImportedTensor]
-    outputs: list[ImportedTensor]
-    ops: dict[str, int]  # op name -> how many times the graph uses it
-    custom_ops: list[str]
-    subgraphs: int
-    info: ModelInfo
-    min_runtime_version: str | None = None
-
-    @property
-    def sha256(self) -> str:
-        return hashlib.sha256(self.content).hexdigest()
-
-    @property
-    def stateful(self) -> bool:
-        """Resource variables: state kept from one invoke to the next (a streaming model)."""
-        return not STATEFUL_OPS.isdisjoint(self.ops)
-
-    def manifest_tensors(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        return [t.to_json() for t in self.inputs], [t.to_json() for t in self.outputs]
-
-
-def find_tflite(path: Path) -> Path:
-    """``path`` itself, or the one ``.tflite`` file of a folder (an artifact's selected file)."""
-    if not path.exists():
-        raise BuildError(f"model not found: {path}")
-    if path.is_file():
-        return path
-    manifest = path / "manifest.json"
-    if manifest.is_file():
-        with contextlib.suppress(ValueError, KeyError, TypeError, OSError):
-            data = json.loads(manifest.read_text(encoding="utf-8"))
-            chosen = path / str(data.get("variants", {}).get(ORIGINAL) or data["file"])
-            if chosen.is_file():
-                return chosen
-    found = sorted(path.glob("*.tflite"))
-    if len(found) != 1:
-        listed = ", ".join(p.name for p in found) or "none"
-        raise BuildError(f"{path} must hold exactly one .tflite file (found: {listed})")
-    return found[0]
-
-
-def _builtin_names() -> dict[int, str]:
-    from ai_edge_litert import schema_py_generated as schema
-
-    return {
-        int(value): name
-        for name, value in vars(schema.BuiltinOperator).items()
-        if not name.startswith("_") and isinstance(value, int)
-    }
-
-
-def _read_ops(content: bytes) -> tuple[dict[str, int], list[str], int, str | None, Any]:
-    """Op counts, custom op names, subgraph count, min runtime version, and the parsed model."""
-    from ai_edge_litert import schema_py_generated as schema
-
-    model = schema.Model.GetRootAs(content, 0)
-    names = _builtin_names()
-    codes: list[tuple[str, bool]] = []
-    for i in range(model.OperatorCodesLength()):
-        code = model.OperatorCodes(i)
-        builtin = max(int(code.BuiltinCode()), int(code.DeprecatedBuiltinCode()))
-        if builtin == schema.BuiltinOperator.CUSTOM:
-            custom = code.CustomCode()
-            codes.append((custom.decode("utf-8", "replace") if custom else "CUSTOM", True))
-        else:
-            codes.append((names.get(builtin, f"BUILTIN_{builtin}"), False))
-    ops: dict[str, int] = {}
-    for s in range(model.SubgraphsLength()):
-        subgraph = model.Subgraphs(s)
-        for o in range(subgraph.OperatorsLength()):
-            name = codes[subgraph.Operators(o).OpcodeIndex()][0]
-            ops[name] = ops.get(name, 0) + 1
-    custom_ops = sorted({name for name, custom in codes if custom} - _RESOLVED_CUSTOM_OPS)
-    min_runtime = None
-    for m in range(model.MetadataLength()):
-        entry = model.Metadata(m)
-        if entry.Name() == b"min_runtime_version":
-            data = model.Buffers(entry.Buffer()).DataAsNumpy()
-            if isinstance(data, np.ndarray):
-                min_runtime = bytes(data).split(b"\0")[0].decode("ascii", "replace") or None
-    return ops, custom_ops, model.SubgraphsLength(), min_runtime, model
-
-
-def _interpreter(content: bytes) -> Any:
-    from ai_edge_litert.interpreter import Interpreter
-
-    return Interpreter(model_content=content, num_threads=1)
-
-
-def _quantization(detail: Mapping[str, Any]) -> Quantization | None:
-    scale, zero_point = detail.get("quantization", (0.0, 0))
-    if not scale or np.dtype(detail["dtype"]).kind == "f":
-        return None
-    return Quantization(float(scale), int(zero_point))
-
-
-def _tensor(name: str, detail: Mapping[str, Any]) -> ImportedTensor:
-    dtype = np.dtype(detail["dtype"])
-    return ImportedTensor(
-        name=name,
-        tensor=str(detail["name"]),
-        index=int(detail["index"]),
-        dtype=dtype.name if dtype.kind not in "OSU" else "string",
-        shape_signature=tuple(int(d) for d in detail.get("shape_signature", detail["shape"])),
-        quantization=_quantization(detail),
-    )
-
-
-def read_tflite(path: Path, signature: str | None = None, *, check: bool = True) -> TFLiteModel:
-    """Read a ``.tflite`` file; with ``check``, refuse (:class:`BuildError`, one line) what
-    LiteRT cannot serve: not a flatbuffer, damaged, custom ops, string tensors."""
-    file = find_tflite(path)
-    try:
-        content = file.read_bytes()
-    except OSError as exc:
-        raise BuildError(f"cannot read {file} ({exc.strerror or exc.__class__.__name__})") from None
-    if len(content) < 8 or content[4:8] != b"TFL3":
-        raise BuildError(f"{file} is not a TFLite model (not a TFLite flatbuffer: no TFL3 identifier)")
-    try:
-        interpreter = _interpreter(content)
-        ops, custom_ops, subgraphs, min_runtime, parsed = _read_ops(content)
-    except Exception as exc:  # noqa: BLE001 - the flatbuffer verifier and reader raise many kinds
-        reason = explain_load_error(exc)
-        if "not a valid TFLite model" in reason:
-            reason = "not a valid TFLite flatbuffer"
-        raise BuildError(f"{file} is damaged: {reason}") from None
-    if check:
-        try:
-            interpreter.allocate_tensors()
-        except Exception as exc:  # noqa: BLE001
-            reason = explain_load_error(exc)
-            unresolved = re.search(r"custom op (\S+),", reason)
-            if unresolved:
-                named = custom_ops if unresolved.group(1) in custom_ops else [unresolved.group(1)]
-                flex = (
-                    " (TensorFlow ops: they need the Flex delegate)"
-                    if any(n.startswith("Flex") for n in named)
-                    else ""
-                )
-                which = "custom op" if len(named) == 1 else "custom ops"
-                reason = (
-                    f"the model uses {which} {', '.join(named)}{flex}, "
-                    "which LiteRT's built-in ops do not include"
-                )
-            raise BuildError(f"{file}: {reason}") from None
-    signatures = list(interpreter.get_signature_list())
-    chosen = _choose_signature(file, signatures, signature)
-    if chosen is None:
-        inputs = [_tensor(str(d["name"]), d) for d in interpreter.get_input_details()]
-        outputs = [_tensor(str(d["name"]), d) for d in interpreter.get_output_details()]
-    else:
-        runner = interpreter.get_signature_runner(chosen)
-        inputs = [_tensor(n, d) for n, d in runner.get_input_details().items()]
-        outputs = [_tensor(n, d) for n, d in runner.get_output_details().items()]
-    model = TFLiteModel(
-        path=file,
-        content=content,
-        signature=chosen,
-        signatures=signatures,
-        inputs=inputs,
-        outputs=outputs,
-        ops=ops,
-        custom_ops=custom_ops,
-        subgraphs=subgraphs,
-        info=read_metadata(content, parsed),
-        min_runtime_version=min_runtime,
-    )
-    if check:
-        _check_tensors(file, model)
-    return model
-
-
-def _choose_signature(file: Path, signatures: list[str], wanted: str | None) -> str | None:
-    if wanted is not None:
-        if wanted not in signatures:
-            raise BuildError(
-                f"{file} has no signature {wanted!r} (it has: {', '.join(signatures) or 'none'})"
-            )
-        return wanted
-    if not signatures:
-        return None
-    if DEFAULT_SIGNATURE in signatures:
-        return DEFAULT_SIGNATURE
-    if len(signatures) == 1:
-        return signatures[0]
-    raise BuildError(f"{file} has several signatures ({', '.join(signatures)}): choose one with --signature")
-
-
-def _check_tensors(file: Path, model: TFLiteModel) -> None:
-    if not model.inputs:
-        raise BuildError(f"{file}: the model has no inputs")
-    for kind, tensors in (("input", model.inputs), ("output", model.outputs)):
-        names = [t.name for t in tensors]
-        if len(set(names)) != len(names):
-            raise BuildError(f"{file}: the model's {kind} names are not unique ({', '.join(names)})")
-        for tensor in tensors:
-            if tensor.dtype not in SERVABLE_DTYPES:
-                what = "a string" if tensor.dtype == "string" else f"a {tensor.dtype}"
-                raise BuildError(
-                    f"{file}: {kind} {tensor.name!r} is {what} tensor; litefaas sends and receives "
-                    "numbers only (float, int, uint and bool tensors)"
-                )
-
-
-# ---------------------------------------------------------------------------------- compression
 
 
 def quantize_variant(content: bytes, variant: str) -> bytes:

@@ -228,7 +228,8 @@ def test_calibration_labels_give_accuracy(models, tmp_path):
 def test_input_ranges(models):
     """--input-range is parsed strictly, generated inputs keep to range and dtype, an unknown input is refused."""
     from model.errors import BuildError
-    from model.tflite_import import generated_inputs, parse_input_ranges, read_tflite
+    from model.tflite_import import generated_inputs, parse_input_ranges
+    from model.tflite_read import read_tflite
 
     assert parse_input_ranges(["a=-1,1", "b=0,5"]) == {"a": (-1.0, 1.0), "b": (0.0, 5.0)}
     for bad in ["a", "a=1", "a=2,1", "=0,1", "a=x,1"]:
@@ -291,7 +292,7 @@ def test_string_inputs_are_refused(tmp_path):
 def test_a_folder_holding_one_tflite_and_signature_choice(models, tmp_path):
     """A folder with exactly one .tflite is read; an unknown signature or a second .tflite is a BuildError."""
     from model.errors import BuildError
-    from model.tflite_import import find_tflite, read_tflite
+    from model.tflite_read import find_tflite, read_tflite
 
     folder = tmp_path / "m"
     folder.mkdir()
