@@ -37,6 +37,7 @@ from core.engine import (
 from model.errors import BuildError
 from model.tflite_metadata import ModelInfo
 from model.tflite_read import ORIGINAL, ImportedTensor, TFLiteModel, read_tflite
+from model.tflite_rewrite import float32_weights
 
 Arrays = dict[str, np.ndarray]
 Step = Callable[[str], None]
@@ -78,13 +79,21 @@ def quantize_variant(content: bytes, variant: str) -> bytes:
 
 
 def make_variants(model: TFLiteModel, step: Step = lambda _: None) -> tuple[dict[str, bytes], dict[str, str]]:
-    """The original plus every quantizer variant that could be made; the others with their reason."""
+    """The original plus every quantizer variant that could be made; the others with their reason.
+
+    A model whose weights are float16 already (behind ``DEQUANTIZE`` ops) is quantized from its
+    float32 values (:func:`model.tflite_rewrite.float32_weights`); its original is the float16 variant.
+    """
     variants = {ORIGINAL: model.content}
     skipped: dict[str, str] = {}
+    source = float32_weights(model.content)
     for variant in QUANTIZED_VARIANTS:
+        if variant == "float16" and source is not None:
+            skipped[variant] = "the model's weights are float16 already: the original is this variant"
+            continue
         step(f"quantizing: {variant}")
         try:
-            content = quantize_variant(model.content, variant)
+            content = quantize_variant(source or model.content, variant)
         except Exception as exc:  # noqa: BLE001 - the quantizer's reason is reported, not fatal
             text = next((line.strip() for line in str(exc).splitlines() if line.strip()), "")
             reason = f"{exc.__class__.__name__}: {text[:200]}" if text else exc.__class__.__name__
