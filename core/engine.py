@@ -76,10 +76,14 @@ class TensorSpec:
     shape: tuple[int | None, ...]
     dtype: str
     quantization: Quantization | None = None
+    example_row: tuple[int, ...] | None = None
+    """A row shape the model runs at, for an input with dynamic dimensions beyond the batch (the
+    build takes it from the calibration data or ``--input-shape``): the shape it is allocated at."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TensorSpec:
         quantization = data.get("quantization")
+        example = data.get("example_row")
         return cls(
             name=str(data["name"]),
             shape=tuple(None if d is None or d < 0 else int(d) for d in data["shape"]),
@@ -89,13 +93,23 @@ class TensorSpec:
                 if quantization
                 else None
             ),
+            example_row=tuple(int(d) for d in example) if isinstance(example, list) else None,
         )
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"name": self.name, "shape": list(self.shape), "dtype": self.dtype}
         if self.quantization is not None:
             data["quantization"] = self.quantization.to_json()
+        if self.example_row is not None:
+            data["example_row"] = list(self.example_row)
         return data
+
+    @property
+    def runnable_row(self) -> tuple[int, ...]:
+        """The example row where there is one, else the row shape with every dynamic size 1."""
+        if self.example_row is not None:
+            return self.example_row
+        return tuple(d if d > 0 else 1 for d in self.row_shape)
 
     @functools.cached_property
     def row_shape(self) -> tuple[int, ...]:
@@ -333,6 +347,10 @@ class _Session:
         self.shapes: dict[str, tuple[int, ...]] = {
             name: tuple(int(d) for d in input_details[name]["shape"]) for name in self.inputs
         }
+        for spec in manifest.inputs:
+            binding = self.inputs[spec.name]
+            if spec.example_row is not None and -1 in spec.row_shape:
+                self._set_shape(binding, (1, *spec.example_row) if binding.batch_axis else spec.example_row)
         self.interpreter.allocate_tensors()
         self.batching: Batching = batching or self._default_batching()
 
@@ -504,7 +522,7 @@ class Engine:
     def warm_up(self) -> None:
         """Run one zero row through the model so the first request pays no setup."""
         zeros = {
-            spec.name: np.zeros((1, *(d if d > 0 else 1 for d in spec.row_shape)), dtype=np.dtype(spec.dtype))
+            spec.name: np.zeros((1, *spec.runnable_row), dtype=np.dtype(spec.dtype))
             for spec in self.manifest.inputs
         }
         self.predict(zeros)

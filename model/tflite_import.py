@@ -125,18 +125,55 @@ def parse_input_ranges(items: Sequence[str]) -> dict[str, tuple[float, float]]:
     return ranges
 
 
+def parse_input_shapes(items: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """``NAME=D1,D2,…`` items (``--input-shape``: one row's shape, without the batch)."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for item in items:
+        name, sep, dims = item.partition("=")
+        try:
+            shape = tuple(int(d) for d in dims.split(","))
+        except ValueError:
+            shape = ()
+        if not sep or not name or not shape or min(shape) < 1:
+            raise BuildError(f"--input-shape {item!r}: expected NAME=D1,D2,… with positive sizes (one row)")
+        shapes[name] = shape
+    return shapes
+
+
+def example_rows(
+    tensors: Sequence[ImportedTensor], shapes: Mapping[str, tuple[int, ...]]
+) -> dict[str, tuple[int, ...]]:
+    """``--input-shape``'s rows, checked against each input's own (fixed sizes must match)."""
+    by_name = {t.name: t for t in tensors}
+    unknown = sorted(set(shapes) - set(by_name))
+    if unknown:
+        raise BuildError(f"--input-shape names no model input: {', '.join(unknown)}")
+    for name, row in shapes.items():
+        model_row = by_name[name].row_shape
+        if len(row) != len(model_row) or any(m not in (-1, d) for m, d in zip(model_row, row, strict=True)):
+            shown = ", ".join("?" if m < 0 else str(m) for m in model_row)
+            raise BuildError(f"--input-shape {name}: {list(row)} does not fit the input's row [{shown}]")
+    return dict(shapes)
+
+
 def generated_inputs(
-    tensors: Sequence[ImportedTensor], ranges: Mapping[str, tuple[float, float]], rows: int, seed: int = 0
+    tensors: Sequence[ImportedTensor],
+    ranges: Mapping[str, tuple[float, float]],
+    rows: int,
+    seed: int = 0,
+    *,
+    shapes: Mapping[str, tuple[int, ...]] | None = None,
 ) -> Arrays:
     """Rows within each input's dtype and declared range (float default 0..1; integers their whole
-    range up to 0..255; bool 0/1); a dynamic dimension other than the batch gets size 1."""
+    range up to 0..255; bool 0/1), of ``shapes``' row where given (else a dynamic dimension is 1)."""
     unknown = set(ranges) - {t.name for t in tensors}
     if unknown:
         raise BuildError(f"--input-range names no model input: {', '.join(sorted(unknown))}")
     rng = np.random.default_rng(seed)
     arrays: Arrays = {}
     for tensor in tensors:
-        shape = (rows, *(d if d > 0 else 1 for d in tensor.row_shape))
+        row = (shapes or {}).get(tensor.name) or tuple(d if d > 0 else 1 for d in tensor.row_shape)
+        shape = (rows, *row)
         dtype = np.dtype(tensor.dtype)
         if dtype.kind == "b":
             arrays[tensor.name] = rng.integers(0, 2, size=shape).astype(bool)
@@ -231,13 +268,16 @@ def build_from_tflite(
     version: str | None = None,
     labels: Path | None = None,
     images: Mapping[str, Mapping[str, Any]] | None = None,
+    input_shapes: Mapping[str, tuple[int, ...]] | None = None,
     latency_repeats: int = 100,
     step: Step = lambda _: None,
 ) -> ImportResult:
     """Import ``path`` (a ``.tflite`` or a folder holding one) into the artifact folder ``out_dir``.
 
     Everything is checked and measured in a scratch folder first; ``out_dir`` is replaced
-    only at the end, and on any refusal (:class:`BuildError`) nothing is written.
+    only at the end, and on any refusal (:class:`BuildError`) nothing is written. An input with
+    dynamic dimensions beyond the batch is allocated, measured and recorded (``example_row``) at the
+    row shape of the calibration data, or of ``input_shapes`` (``--input-shape NAME=D1,D2,…``).
     """
     from model.evaluate import classification_metrics
     from model.pipeline import _replace_dir, image_fields, select_variant
@@ -250,15 +290,27 @@ def build_from_tflite(
     model_version = version or model.info.version or "1.0.0"
     label_list = _read_labels(labels) if labels is not None else model.info.labels
 
+    shapes = example_rows(model.inputs, input_shapes or {})
     if calibration is not None:
         from model.data import load_calibration
 
         dataset = load_calibration(calibration, [(t.name, t.spec().shape) for t in model.inputs])
         evaluation = {t.name: dataset.inputs[t.name].astype(np.dtype(t.dtype)) for t in model.inputs}
         truth = dataset.labels
+        shapes = {
+            t.name: tuple(evaluation[t.name].shape[1:]) for t in model.inputs if -1 in t.row_shape
+        } | shapes
     else:
-        evaluation = generated_inputs(model.inputs, input_ranges or {}, GENERATED_ROWS)
+        missing = [t.name for t in model.inputs if -1 in t.row_shape and t.name not in shapes]
+        if missing:
+            raise BuildError(
+                f"input(s) {', '.join(missing)} have dynamic dimensions beyond the batch: give --calibration"
+                " data, or --input-shape NAME=D1,D2,… (one row's shape) to allocate and measure the model at"
+            )
+        evaluation = generated_inputs(model.inputs, input_ranges or {}, GENERATED_ROWS, shapes=shapes)
         truth = None
+    for tensor_name, row in shapes.items():
+        input_fields.setdefault(tensor_name, {})["example_row"] = list(row)
 
     variants, skipped = make_variants(model, step)
     variants, same_as = distinct_variants(variants)
@@ -269,9 +321,10 @@ def build_from_tflite(
     for variant, content in list(variants.items()):
         step(f"measuring {variant}")
         file_name = f"{model_name}.{variant}.tflite"
-        loaded = Manifest.from_json(
-            _manifest_for(model, model_name, model_version, variant, file_name, content)
-        )
+        measured = _manifest_for(model, model_name, model_version, variant, file_name, content)
+        for entry in measured["inputs"]:
+            entry.update(input_fields.get(entry["name"], {}))
+        loaded = Manifest.from_json(measured)
         try:
             engine = Engine(loaded, content, num_threads=1, backends=["ai_edge_litert"])
             outputs = engine.predict(evaluation)

@@ -55,6 +55,13 @@ def register(commands: Commands) -> None:
         metavar="NAME=LO,HI",
         help=".tflite without --calibration: range of the generated inputs (default 0..1 for float)",
     )
+    parser.add_argument(
+        "--input-shape",
+        action="append",
+        metavar="NAME=D1,D2,…",
+        help=".tflite: one row's shape for an input with dynamic dimensions beyond the batch (without "
+        "--calibration, whose rows give it): the model is allocated and measured at it",
+    )
     parser.add_argument("--labels", type=Path, help=".tflite: a label file, one label a line")
     parser.add_argument(
         "--example",

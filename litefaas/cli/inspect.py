@@ -44,7 +44,7 @@ def run_tflite_build(args: argparse.Namespace) -> int:
 
     from litefaas.cli.console import compression_table, make_console, tensorflow_progress
     from litefaas.cli.images import image_options
-    from model.tflite_import import build_from_tflite, parse_input_ranges
+    from model.tflite_import import build_from_tflite, parse_input_ranges, parse_input_shapes
 
     out = args.out or Path("build") / "models" / args.source.stem
     with tensorflow_progress("import", TextColumn("")) as progress:
@@ -55,6 +55,7 @@ def run_tflite_build(args: argparse.Namespace) -> int:
             signature=getattr(args, "signature", None),
             calibration=args.calibration,
             input_ranges=parse_input_ranges(getattr(args, "input_range", None) or []),
+            input_shapes=parse_input_shapes(getattr(args, "input_shape", None) or []),
             max_abs_diff=args.max_abs_diff,
             max_accuracy_drop=args.max_accuracy_drop,
             name=args.name,
@@ -90,7 +91,11 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 
 def _shape(tensor: dict[str, Any]) -> str:
-    return "[" + ", ".join("N" if d is None else str(d) for d in tensor["shape"]) + "]"
+    """``N`` for the batch, ``?`` for any other dynamic dimension."""
+    dims = ["?" if d is None or d < 0 else str(d) for d in tensor["shape"]]
+    if dims and tensor["shape"][0] is None:
+        dims[0] = "N"
+    return "[" + ", ".join(dims) + "]"
 
 
 def _print(info: dict[str, Any]) -> None:

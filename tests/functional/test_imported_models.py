@@ -15,7 +15,7 @@ import pytest
 from fixtures.oip import binary_request, json_request, read_response
 from fixtures.providers_gcp_azure import provider_targets
 from fixtures.requests import ENCRYPTED, PLAINTEXT, seal
-from fixtures.tflite_models import SERVABLE, built_artifacts, litert_direct, sample_inputs
+from fixtures.tflite_models import SERVABLE, built_artifacts, litert_direct, made_models, sample_inputs
 
 from core.engine import Engine
 
@@ -164,3 +164,54 @@ def test_inspect_says_a_model_is_stateful(capsys):
     assert json.loads(capsys.readouterr().out)["stateful"] is True
     assert main(["inspect", str(folder)]) == 0
     assert "stateful" in capsys.readouterr().out
+
+
+def test_a_model_with_a_dynamic_length_is_built_at_a_real_shape_and_serves_any_length(keys, tmp_path, capsys):
+    from core.engine import Manifest
+    from litefaas.cli.main import main
+    from model.errors import BuildError
+    from model.tflite_import import build_from_tflite
+
+    source = made_models()["dynamic_length"]
+    # GIVEN a model whose input is [-1, -1] and which cannot run at its default shape [1, 1]
+    assert main(["inspect", str(source)]) == 0
+    assert "[N, ?]" in capsys.readouterr().out
+    # WHEN it is built with neither calibration data nor --input-shape THEN the build says what to give
+    with pytest.raises(
+        BuildError, match=r"samples have dynamic dimensions beyond the batch: give --calibration"
+    ):
+        build_from_tflite(source, tmp_path / "refused", latency_repeats=2)
+    # WHEN it is built with --input-shape samples=160
+    folder = build_from_tflite(
+        source, tmp_path / "dyn", input_shapes={"samples": (160,)}, latency_repeats=2
+    ).out
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["inputs"][0]["example_row"] == [160] and manifest["inputs"][0]["shape"] == [None, None]
+    # (without the example row, the engine fails at cold start, its warm-up at [1, 1]: the bug this fixes)
+    raw = {**manifest, "inputs": [{k: v for k, v in manifest["inputs"][0].items() if k != "example_row"}]}
+    with pytest.raises(RuntimeError, match="RESHAPE"):
+        Engine(Manifest.from_json(raw), (folder / manifest["file"]).read_bytes()).warm_up()
+    # THEN every provider serves rows of any length the model takes: one shape per request
+    engine, providers = _providers(keys, folder)
+    for length in (160, 48, 1024):
+        rows = np.random.default_rng(length).normal(size=(3, length)).astype(np.float32)
+        expected = engine.predict({"samples": rows})["embedding"]
+        for provider, call in providers.items():
+            sealed = seal(keys, inputs=rows.tolist())
+            status, _, body = call("POST", "/predict", ENCRYPTED, sealed.body)
+            assert status == 200, (provider, length, body)
+            np.testing.assert_allclose(
+                np.asarray(sealed.open(body)["outputs"], dtype=np.float32), expected, rtol=1e-5
+            )
+            headers, oip_body = binary_request({"samples": rows})
+            status, response_headers, answer = call(
+                "POST", "/v2/models/dynamic_length/infer", headers, oip_body
+            )
+            assert status == 200, (provider, length, answer[:200])
+            np.testing.assert_allclose(
+                read_response(response_headers, answer)[1]["embedding"], expected, rtol=1e-5
+            )
+    # AND version-1 rows of two lengths in one request are refused, naming the row
+    sealed = seal(keys, inputs=[[0.0] * 160, [0.0] * 48])
+    status, _, body = providers["core"]("POST", "/predict", ENCRYPTED, sealed.body)
+    assert status == 422 and "row" in sealed.open(body)["error"]["message"]

@@ -436,3 +436,21 @@ def test_a_model_with_float16_weights_is_quantized_from_its_float32_values(model
     assert report["dynamic_range"]["bytes"] < 0.65 * report["original"]["bytes"]
     assert "float16 already" in manifest["variants_not_made"]["float16"]
     assert float32_weights((artifacts["stateful"] / "stateful.original.tflite").read_bytes()) is None
+
+
+def test_input_shapes_are_parsed_and_checked_against_the_model():
+    """--input-shape NAME=D1,D2,… gives one row's shape; fixed sizes must match the model's."""
+    from model.errors import BuildError
+    from model.tflite_import import example_rows, parse_input_shapes
+    from model.tflite_read import ImportedTensor
+
+    assert parse_input_shapes(["samples=160", "image=8,8,3"]) == {"samples": (160,), "image": (8, 8, 3)}
+    for bad in ("samples", "samples=", "samples=0", "samples=a,2", "=3"):
+        with pytest.raises(BuildError, match="--input-shape"):
+            parse_input_shapes([bad])
+    tensor = ImportedTensor("image", "image", 0, "float32", (-1, -1, 8, 3), None)
+    assert example_rows([tensor], {"image": (32, 8, 3)}) == {"image": (32, 8, 3)}
+    with pytest.raises(BuildError, match=r"does not fit the input's row \[\?, 8, 3\]"):
+        example_rows([tensor], {"image": (32, 9, 3)})
+    with pytest.raises(BuildError, match="names no model input: other"):
+        example_rows([tensor], {"other": (1,)})
