@@ -169,7 +169,7 @@ class App:
         answer becomes the protocol's ``413 payload_too_large`` (sealed where the request was).
         """
         started = time.perf_counter()
-        reply = Reply()
+        reply = Reply(limit=response_limit)
         route = route_of(path)
         response = self._answer(method.upper(), route, headers, body, reply, response_limit)
         self._add_cors(headers, response)
@@ -346,13 +346,18 @@ class App:
             reply.fields["code"] = DecryptionFailed.code
             return oblivious.bare_400()
         reply.fields["kid"] = self.keyring.gateway.kid(decapsulated.key_id)
-        inner = self._inner_answer(decapsulated, reply)
-        message = oblivious.encode_answer(inner, self.settings.ohttp_padding)
+        sealed_limit = None if reply.limit is None else reply.limit - oblivious.SEAL_OVERHEAD
+        inner = self._inner_answer(decapsulated, reply, sealed_limit)
+        message = oblivious.encode_answer(inner, self.settings.ohttp_padding, sealed_limit)
         return Response(200, json_headers(OHTTP_RESPONSE_TYPE), decapsulated.sealer.seal(message))
 
-    def _inner_answer(self, decapsulated: crypto.ohttp.Decapsulated, reply: Reply) -> Response:
-        """The decapsulated Binary HTTP request, routed and answered as a plaintext request is."""
-        inner_reply = Reply(inside=True)
+    def _inner_answer(
+        self, decapsulated: crypto.ohttp.Decapsulated, reply: Reply, sealed_limit: int | None
+    ) -> Response:
+        """The decapsulated Binary HTTP request, routed and answered as a plaintext request is; an
+        answer over the front door's limit is a 413 inside the encapsulation, never outside."""
+        inner_limit = None if sealed_limit is None else sealed_limit - oblivious.FRAMING_RESERVE
+        inner_reply = Reply(inside=True, limit=inner_limit)
         try:
             request = bhttp.parse_request(decapsulated.message, self.settings.max_body_bytes)
         except bhttp.MalformedMessage:
@@ -371,7 +376,9 @@ class App:
         except LitefaasError as exc:
             reply.fields["inner_code"] = exc.code
             return inner_reply.error(exc)
-        inner = self._answer(request.method.upper(), route, headers, request.content, inner_reply)
+        inner = self._answer(
+            request.method.upper(), route, headers, request.content, inner_reply, inner_limit
+        )
         reply.fields["inner_status"] = inner.status
         for name in ("infer_ms", "rows", "code"):
             if name in inner_reply.fields:

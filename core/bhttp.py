@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 KNOWN_REQUEST, KNOWN_RESPONSE, INDETERMINATE_REQUEST, INDETERMINATE_RESPONSE = 0, 1, 2, 3
 MAX_SECTION_BYTES = 16 * 1024
 MAX_FIELD_LINES = 128
+MAX_CONTENT_CHUNKS = 65_536
 _MAX_CONTROL_BYTES = 8 * 1024
 _MAX_INFORMATIONAL = 8
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -130,18 +131,22 @@ def _known_content(reader: _Reader, limit: int) -> bytes:
 
 
 def _indeterminate_content(reader: _Reader, limit: int) -> bytes:
+    """Chunks joined into one buffer as they are read (no object per chunk), at most
+    ``MAX_CONTENT_CHUNKS`` of them: a body of one-byte chunks costs no more than its bytes."""
     if reader.left == 0:
         return b""
-    chunks: list[bytes] = []
-    total = 0
-    while True:
-        chunk = reader.prefixed("content chunk", limit)
-        if not chunk:
-            return b"".join(chunks)
-        total += len(chunk)
-        if total > limit:
+    content = bytearray()
+    for _ in range(MAX_CONTENT_CHUNKS):
+        length = reader.varint("content chunk")
+        if length == 0:
+            return bytes(content)
+        if length > reader.left:
+            raise MalformedMessage(f"content chunk: {length} bytes declared, {reader.left} left")
+        if len(content) + length > limit:
             raise MalformedMessage(f"content: over the limit of {limit} bytes")
-        chunks.append(chunk)
+        content += reader.data[reader.offset : reader.offset + length]
+        reader.offset += length
+    raise MalformedMessage(f"content: more than {MAX_CONTENT_CHUNKS} chunks")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,10 @@ from core.http import Response
 from core.protocol import PADDING_MIN_BYTES, PADDING_STEP_BYTES, PROBLEM_DATE, PROBLEM_OHTTP_KEY, PROBLEM_TYPE
 
 _ANSWER_HEADERS = ("content-type", "cache-control", "allow", "inference-header-content-length")
+SEAL_OVERHEAD = 32 + 16
+"""What sealing adds to a Binary HTTP answer: the response nonce (at most 32 bytes) and the tag."""
+FRAMING_RESERVE = 1024
+"""Room kept for an answer's Binary HTTP framing and fields, so that its content fits the limit."""
 DATE_PROBLEM = json.dumps({"type": PROBLEM_DATE, "title": "date"}).encode()
 KEY_PROBLEM = json.dumps({"type": PROBLEM_OHTTP_KEY, "title": "ohttp key"}).encode()
 
@@ -74,11 +78,17 @@ def key_problem() -> Response:
     return Response(400, {"Content-Type": PROBLEM_TYPE, "Cache-Control": "no-store"}, KEY_PROBLEM)
 
 
-def encode_answer(response: Response, padding: bool) -> bytes:
-    """The inner answer as a known-length Binary HTTP response, padded to its bucket unless told not."""
+def encode_answer(response: Response, padding: bool, limit: int | None = None) -> bytes:
+    """The inner answer as a known-length Binary HTTP response, padded to its bucket unless told not
+    (and never past ``limit``, the largest message the front door still carries once sealed)."""
     fields = [
         (name.lower(), value) for name, value in response.headers.items() if name.lower() in _ANSWER_HEADERS
     ]
     fields += [(name.lower(), value) for name, value in response.headers.items() if name.lower() == "date"]
     message = bhttp.encode_response(response.status, fields, response.body)
-    return message + bytes(padded_size(len(message)) - len(message)) if padding else message
+    if not padding:
+        return message
+    size = padded_size(len(message))
+    if limit is not None:
+        size = max(len(message), min(size, limit))
+    return message + bytes(size - len(message))

@@ -209,6 +209,10 @@ def _json_data(tensor: TensorHeader, data: object) -> Array | list[bytes]:
     if not set(map(type, flat)) <= allowed:
         kind = {"f": "numbers", "b": "true or false"}.get(dtype.kind, "integers")
         raise InvalidPayload(f"input {tensor.name}: {tensor.datatype} data must be {kind}")
+    if dtype.kind in "iu" and flat:
+        info = np.iinfo(dtype)  # checked, not left to numpy (which only warns and wraps before 2.0)
+        if min(flat) < info.min or max(flat) > info.max:
+            raise InvalidPayload(f"input {tensor.name}: a value is out of range for {tensor.datatype}")
     try:
         with np.errstate(over="ignore", invalid="ignore"):
             array = np.array(flat, dtype=dtype)

@@ -30,9 +30,11 @@ class Reply:
     or as the Open Inference Protocol answers (``oip``); ``inside``: the request came
     decapsulated from Oblivious HTTP, so plaintext is allowed whatever the function's setting."""
 
-    __slots__ = ("binary", "fields", "inside", "oip", "request_id", "response_key")
+    __slots__ = ("binary", "fields", "inside", "limit", "oip", "request_id", "response_key")
 
-    def __init__(self, *, inside: bool = False) -> None:
+    def __init__(self, *, inside: bool = False, limit: int | None = None) -> None:
+        self.limit = limit
+        """The largest answer body the provider's front door carries back (None: no limit)."""
         self.response_key: bytes | None = None
         self.request_id = b""
         self.binary = False

@@ -202,8 +202,8 @@ class Context:
     sequence: int = 0
 
     def _nonce(self) -> bytes:
+        """The nonce of the current sequence number (RFC 9180 §5.2: it advances only on success)."""
         counter = self.sequence.to_bytes(_NONCE_LEN, "big")
-        self.sequence += 1
         return bytes(a ^ b for a, b in zip(self.base_nonce, counter, strict=True))
 
     def _cipher(self) -> AESGCM | ChaCha20Poly1305:
@@ -212,13 +212,17 @@ class Context:
         return _AEADS[self.aead_id][0](self.key)
 
     def seal(self, plaintext: bytes, aad: bytes = b"") -> bytes:
-        return self._cipher().encrypt(self._nonce(), plaintext, aad)
+        sealed = self._cipher().encrypt(self._nonce(), plaintext, aad)
+        self.sequence += 1
+        return sealed
 
     def open(self, ciphertext: bytes | memoryview, aad: bytes = b"") -> bytes:
         try:
-            return self._cipher().decrypt(self._nonce(), ciphertext, aad)
+            opened = self._cipher().decrypt(self._nonce(), ciphertext, aad)
         except (InvalidTag, ValueError, OverflowError):
             raise OpenError() from None
+        self.sequence += 1
+        return opened
 
     def export(self, exporter_context: bytes, length: int) -> bytes:
         """RFC 9180 §5.3: a secret of ``length`` bytes bound to this context."""

@@ -109,7 +109,8 @@ def encode_key_configs(configs: Iterable[KeyConfig]) -> bytes:
 
 
 def decode_key_configs(data: bytes) -> list[KeyConfig]:
-    """Every configuration of an ``application/ohttp-keys`` body, in order."""
+    """Every configuration of an ``application/ohttp-keys`` body that litefaas can use, in order
+    (one of a KEM it does not speak is skipped: each is length-prefixed, RFC 9458 §3.2)."""
     configs, offset = [], 0
     while offset < len(data):
         if len(data) - offset < 2:
@@ -117,8 +118,11 @@ def decode_key_configs(data: bytes) -> list[KeyConfig]:
         (length,) = struct.unpack_from(">H", data, offset)
         if length > len(data) - offset - 2:
             raise MalformedKeyConfig("a key configuration runs past the end")
-        configs.append(KeyConfig.decode(bytes(data[offset + 2 : offset + 2 + length])))
+        entry = bytes(data[offset + 2 : offset + 2 + length])
         offset += 2 + length
+        if len(entry) >= 3 and struct.unpack_from(">H", entry, 1)[0] not in _ENC_LENGTH:
+            continue
+        configs.append(KeyConfig.decode(entry))
     if not configs:
         raise MalformedKeyConfig("no key configuration")
     return configs
@@ -229,9 +233,11 @@ def encapsulate(
     config: KeyConfig, message: bytes, algorithm: tuple[int, int] | None = None
 ) -> tuple[bytes, ClientContext]:
     """Client side: ``message/ohttp-req`` for a Binary HTTP message, and the context to open its answer."""
-    kdf_id, aead_id = algorithm or config.algorithms[0]
-    if (kdf_id, aead_id) not in config.algorithms or aead_id not in _CIPHERS:
-        raise ValueError("the key configuration does not offer that algorithm pair")
+    usable = [pair for pair in config.algorithms if pair[0] == KDF_HKDF_SHA256 and pair[1] in _CIPHERS]
+    chosen = algorithm or (usable[0] if usable else None)
+    if chosen is None or chosen not in usable:
+        raise ValueError("the key configuration offers no algorithm pair this client speaks")
+    kdf_id, aead_id = chosen
     header = _HEADER.pack(config.key_id, config.kem_id, kdf_id, aead_id)
     enc, context = setup_sender(
         config.kem_id, config.public_key, REQUEST_LABEL + b"\x00" + header, kdf_id, aead_id

@@ -99,10 +99,10 @@ class _Encapsulation:
         self, request: httpx.Request, content: bytes, config: KeyConfig
     ) -> tuple[httpx.Request, ClientContext]:
         url = request.url
-        headers = [
-            (name.lower(), value)
-            for name, value in request.headers.items()
-            if name.lower() not in _HOP_HEADERS
+        headers = [  # the bytes as they would go on the wire (latin-1 keeps each byte as it is)
+            (name.decode("latin-1").lower(), value.decode("latin-1"))
+            for name, value in request.headers.raw
+            if name.decode("latin-1").lower() not in _HOP_HEADERS
         ]
         if not any(name == "date" for name, _ in headers):
             headers.append(("date", formatdate(usegmt=True)))
@@ -113,7 +113,10 @@ class _Encapsulation:
         message = bhttp.encode_request(inner)
         if self.padding:
             message += bytes(padded_size(len(message)) - len(message))
-        body, context = encapsulate(config, message)
+        try:
+            body, context = encapsulate(config, message)
+        except ValueError as exc:
+            raise ObliviousError(f"cannot encapsulate to the gateway's key: {exc}") from None
         outer = httpx.Request("POST", self.target, headers={"content-type": OHTTP_REQUEST_TYPE}, content=body)
         return outer, context
 

@@ -205,3 +205,12 @@ def test_round_trip_of_any_request(method, path, headers, content, pad):
     request = Request(method, "https", "example", path, headers, content)
     encoded = bhttp.encode_request(request)
     assert parse_request(encoded + bytes(pad), LIMIT) == request
+
+
+def test_chunked_content_is_joined_without_an_object_per_chunk_and_bounded_in_chunks():
+    head = b"\x02" + _prefixed(b"POST") + _prefixed(b"") + _prefixed(b"") + _prefixed(b"/") + b"\x00"
+    many = head + b"\x01x" * 5000 + b"\x00"
+    assert parse_request(many, LIMIT).content == b"x" * 5000
+    too_many = head + b"\x01x" * (bhttp.MAX_CONTENT_CHUNKS + 1) + b"\x00"
+    with pytest.raises(MalformedMessage, match="more than 65536 chunks"):
+        parse_request(too_many, LIMIT)

@@ -325,3 +325,63 @@ def test_the_request_log_names_the_route_and_never_an_address_or_a_payload(keys,
     )
     for secret in ("203.0.113.7", "198.51.100.9", "31337", "inputs"):
         assert secret not in line
+
+
+def test_an_answer_over_the_front_doors_limit_is_a_413_inside(keys, engine):
+    # GIVEN a front door that carries at most 3,000 bytes back, and a request whose answer is larger
+    app = make_app(keys, engine)
+    rows = json.dumps({"inputs": ROWS[:1] * 300}).encode()
+    body, context = _encapsulated(
+        app, _request("/predict", "POST", content=rows, headers=[("content-type", "application/json")])
+    )
+    response = app.handle(
+        "POST", "/.well-known/ohttp-gateway", {"Content-Type": OHTTP_REQUEST_TYPE}, body, response_limit=3000
+    )
+    # THEN the answer is still encapsulated, within the limit, and the 413 is inside it
+    assert (response.status, response.headers["Content-Type"]) == (200, "message/ohttp-res")
+    assert len(response.body) <= 3000
+    inner = bhttp.parse_response(context.open(response.body), 1 << 20)
+    assert (inner.status, json.loads(inner.content)["error"]["code"]) == (413, "payload_too_large")
+
+
+def test_the_client_sends_header_values_as_their_bytes(app):
+    client, _ = oblivious_client(app)
+    with client:
+        answer = client.get(f"{BASE}/health", headers={"x-note": "café €".encode()})
+    assert answer.status_code == 200
+
+
+def test_clients_skip_key_configurations_and_pairs_they_do_not_speak(app):
+    from core.crypto.hpke_context import KDF_HKDF_SHA256
+
+    current = decode_key_configs(app.keyring.gateway.key_configs)[0]
+    unknown = KeyConfig(9, 0x0010, bytes(65), ((1, 1),))  # a P-256 key: litefaas's clients skip it
+    encoded = b"".join(len(c).to_bytes(2, "big") + c for c in (unknown.encode(), current.encode()))
+    assert decode_key_configs(encoded) == [current]
+    offered = KeyConfig(
+        current.key_id, current.kem_id, current.public_key, ((0x0002, 1), (KDF_HKDF_SHA256, 1))
+    )
+    body, context = encapsulate(offered, _request())
+    assert body[3:7] == b"\x00\x01\x00\x01"  # HKDF-SHA256 and AES-128-GCM, the first pair it speaks
+    assert _answer(app, body, context).status == 200
+
+
+def test_a_failed_open_does_not_advance_the_sequence():
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+
+    from core.crypto.hpke_context import (
+        KDF_HKDF_SHA256,
+        KEM_X25519,
+        OpenError,
+        X25519Kem,
+        setup_receiver,
+        setup_sender,
+    )
+
+    kem = X25519Kem(X25519PrivateKey.generate())
+    enc, sender = setup_sender(KEM_X25519, kem.public_bytes, b"", KDF_HKDF_SHA256, 1)
+    first = sender.seal(b"one")
+    receiver = setup_receiver(kem, enc, b"", KDF_HKDF_SHA256, 1)
+    with pytest.raises(OpenError):
+        receiver.open(first[:-1] + bytes([first[-1] ^ 1]))
+    assert receiver.open(first) == b"one" and receiver.sequence == 1
