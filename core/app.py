@@ -15,9 +15,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from core import bhttp, crypto, logs, oblivious, oip
-from core.config import Settings
+from core.config import XNNPACK, Settings
 from core.crypto.ohttp import UnknownKey
-from core.engine import Array, Engine
+from core.engine import Array, Engine, XnnpackRequired
 from core.errors import (
     ConfigError,
     DecryptionFailed,
@@ -132,8 +132,12 @@ class App:
             settings = Settings.from_env(environ)
             logger.setLevel(settings.log_level)
             try:
-                engine = Engine.from_dir(settings.model_dir, num_threads=settings.num_threads)
+                engine = Engine.from_dir(
+                    settings.model_dir, num_threads=settings.num_threads, xnnpack=settings.xnnpack
+                )
                 engine.warm_up()
+            except XnnpackRequired as exc:
+                raise ConfigError(XNNPACK, f"{exc}: set it to 1 (or leave it unset)") from None
             except Exception as exc:  # noqa: BLE001 - any failure to load the model is a config error
                 raise ConfigError("LITEFAAS_MODEL_DIR", str(exc) or exc.__class__.__name__) from None
         except ConfigError as exc:

@@ -30,6 +30,7 @@ LOG_LEVEL = "LITEFAAS_LOG_LEVEL"
 KEYS_RELOAD_S = "LITEFAAS_KEYS_RELOAD_S"
 CORS_ORIGINS = "LITEFAAS_CORS_ORIGINS"
 OHTTP_PADDING = "LITEFAAS_OHTTP_PADDING"
+XNNPACK = "LITEFAAS_XNNPACK"
 
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -51,6 +52,8 @@ class Settings:
     keys_reload_s: int = 10
     cors_origins: frozenset[str] = frozenset()
     ohttp_padding: bool = True
+    xnnpack: bool = True
+    """LiteRT's XNNPACK delegate (its default); ``LITEFAAS_XNNPACK=0`` runs the built-in kernels only."""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +89,7 @@ class Settings:
             keys_reload_s=_positive_int(env, KEYS_RELOAD_S, cls.keys_reload_s, minimum=0),
             cors_origins=_origins(env),
             ohttp_padding=_flag(env, OHTTP_PADDING) if env.get(OHTTP_PADDING, "").strip() else True,
+            xnnpack=_flag(env, XNNPACK) if env.get(XNNPACK, "").strip() else True,
         )
 
 

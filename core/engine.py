@@ -52,6 +52,10 @@ class ModelError(Exception):
     """The model artifact is missing, corrupt, or no backend can run it."""
 
 
+class XnnpackRequired(ModelError):
+    """The model needs the XNNPACK delegate (for custom ops only it provides), which is turned off."""
+
+
 @dataclass(frozen=True)
 class Quantization:
     """Affine quantization of an integer tensor: ``real = scale * (q - zero_point)``."""
@@ -158,6 +162,12 @@ class Manifest:
         return value if value in ("resize", "per_row") else None
 
     @property
+    def xnnpack_ops(self) -> list[str]:
+        """Custom ops of the model that only the XNNPACK delegate provides (the build finds them)."""
+        found = self.raw.get("requires_xnnpack")
+        return [str(op) for op in found] if isinstance(found, list) else []
+
+    @property
     def stateful(self) -> bool:
         """The build found resource variables in the model (the engine also looks for itself)."""
         return self.raw.get("stateful") is True
@@ -214,6 +224,15 @@ def _interpreter_class(backend: str) -> InterpreterFactory:
         found = getattr(found, attribute)
     factory: InterpreterFactory = found
     return factory
+
+
+def _without_default_delegates(backend: str, factory: InterpreterFactory) -> InterpreterFactory:
+    """The backend's interpreter with its built-in ops only: no XNNPACK delegate."""
+    module: Any = importlib.import_module(_BACKEND_MODULES[backend][0])
+    resolvers = module.lite.experimental.OpResolverType if backend == "tensorflow" else module.OpResolverType
+    return functools.partial(
+        factory, experimental_op_resolver_type=resolvers.BUILTIN_WITHOUT_DEFAULT_DELEGATES
+    )
 
 
 def has_batch_axis(shape_signature: Sequence[int]) -> bool:
@@ -419,7 +438,14 @@ class Engine:
         *,
         num_threads: int | None = None,
         backends: Sequence[str] = BACKEND_CHAIN,
+        xnnpack: bool = True,
     ) -> None:
+        if not xnnpack and manifest.xnnpack_ops:
+            raise XnnpackRequired(
+                f"the model's custom op(s) {', '.join(manifest.xnnpack_ops)} are provided by the XNNPACK"
+                " delegate only, which is turned off"
+            )
+        self.xnnpack = xnnpack
         self.manifest = manifest
         self._content = content
         self.num_threads = num_threads
@@ -438,10 +464,11 @@ class Engine:
         *,
         num_threads: int | None = None,
         backends: Sequence[str] = BACKEND_CHAIN,
+        xnnpack: bool = True,
     ) -> Engine:
         """Load the artifact in ``model_dir`` (checking its sha256) and pick a backend."""
         manifest, content = load_artifact(model_dir)
-        return cls(manifest, content, num_threads=num_threads, backends=backends)
+        return cls(manifest, content, num_threads=num_threads, backends=backends, xnnpack=xnnpack)
 
     def _choose_backend(self, backends: Sequence[str]) -> tuple[str, InterpreterFactory]:
         problems: list[tuple[str, str]] = []
@@ -450,6 +477,8 @@ class Engine:
                 raise ModelError(f"unknown backend {backend!r}; known: {', '.join(BACKEND_CHAIN)}")
             try:
                 factory = _interpreter_class(backend)
+                if not self.xnnpack:
+                    factory = _without_default_delegates(backend, factory)
                 recorded = self.manifest.batching
                 session = _Session(factory, self._content, self.manifest, self.num_threads, recorded)
                 self.stateful = self.manifest.stateful or bool(session.op_names() & STATEFUL_OPS)

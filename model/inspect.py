@@ -38,8 +38,9 @@ def describe_tflite(path: Path, signature: str | None = None) -> dict[str, Any]:
     """A ``.tflite`` file: tensors, ops, size, metadata, and whether litefaas can serve it (and why not)."""
     model = read_tflite(path, signature, check=False)
     problem = None
+    xnnpack_ops: list[str] = []
     try:
-        read_tflite(path, signature, check=True)
+        xnnpack_ops = read_tflite(path, signature, check=True).xnnpack_ops
     except BuildError as exc:
         problem = str(exc)
     inputs = [_tensor_json(t) for t in model.inputs]
@@ -62,6 +63,7 @@ def describe_tflite(path: Path, signature: str | None = None) -> dict[str, Any]:
         "problem": problem,
         "accepts": {t["name"]: _accepts(t) for t in inputs} if problem is None else {},
         "stateful": model.stateful,
+        "xnnpack_ops": xnnpack_ops,
     }
 
 
@@ -116,6 +118,7 @@ def describe_artifact(folder: Path) -> dict[str, Any]:
         "problem": problem,
         "accepts": {t["name"]: _accepts(t) for t in inputs},
         "stateful": manifest.stateful or selected["stateful"],
+        "xnnpack_ops": manifest.xnnpack_ops or selected["xnnpack_ops"],
     }
 
 

@@ -252,6 +252,8 @@ def _manifest_for(
     }
     if model.stateful:
         manifest["stateful"] = True
+    if model.xnnpack_ops:
+        manifest["requires_xnnpack"] = list(model.xnnpack_ops)
     return manifest
 
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +87,8 @@ class TFLiteModel:
     subgraphs: int
     info: ModelInfo
     min_runtime_version: str | None = None
+    xnnpack_ops: list[str] = field(default_factory=list)
+    """Custom ops only LiteRT's XNNPACK delegate provides: the model runs only with it on."""
 
     @property
     def sha256(self) -> str:
@@ -225,6 +227,7 @@ def read_tflite(path: Path, signature: str | None = None, *, check: bool = True)
                     "which LiteRT's built-in ops do not include"
                 )
             raise BuildError(f"{file}: {reason}") from None
+    xnnpack_ops = _xnnpack_only(content, custom_ops) if check else []
     signatures = list(interpreter.get_signature_list())
     chosen = _choose_signature(file, signatures, signature)
     if chosen is None:
@@ -246,10 +249,32 @@ def read_tflite(path: Path, signature: str | None = None, *, check: bool = True)
         subgraphs=subgraphs,
         info=read_metadata(content, parsed),
         min_runtime_version=min_runtime,
+        xnnpack_ops=xnnpack_ops,
     )
     if check:
         _check_tensors(file, model)
     return model
+
+
+def _xnnpack_only(content: bytes, custom_ops: list[str]) -> list[str]:
+    """The custom ops (of a model that allocates with LiteRT's defaults) that it cannot resolve
+    without its default delegate, XNNPACK: MediaPipe's ``Convolution2DTransposeBias`` and kin."""
+    if not custom_ops:
+        return []
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    plain = Interpreter(
+        model_content=content,
+        num_threads=1,
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    try:
+        plain.allocate_tensors()
+        plain.invoke()  # an unresolved op is found when its node first runs
+    except Exception as exc:  # noqa: BLE001 - LiteRT says which op it could not resolve
+        unresolved = re.findall(r"unresolved custom op:? (\S+?)[.,]", str(exc))
+        return sorted({op for op in unresolved if op in custom_ops})
+    return []
 
 
 def _choose_signature(file: Path, signatures: list[str], wanted: str | None) -> str | None:

@@ -158,6 +158,12 @@ def _print(info: dict[str, Any]) -> None:
         console.print("metadata: " + "; ".join(f"{k}: {v}" for k, v in metadata.items()))
     if info.get("stateful"):
         console.print(STATEFUL_NOTE)
+    if info.get("xnnpack_ops"):
+        console.print(
+            f"[yellow]XNNPACK only[/]: custom op(s) {', '.join(info['xnnpack_ops'])} are provided by "
+            "LiteRT's XNNPACK delegate (on by default), not its built-in ops: a function with "
+            "LITEFAAS_XNNPACK=0 refuses to start with this model"
+        )
     if info["servable"]:
         console.print("[green]litefaas can serve this model[/]")
     else:

@@ -215,3 +215,32 @@ def test_a_model_with_a_dynamic_length_is_built_at_a_real_shape_and_serves_any_l
     sealed = seal(keys, inputs=[[0.0] * 160, [0.0] * 48])
     status, _, body = providers["core"]("POST", "/predict", ENCRYPTED, sealed.body)
     assert status == 422 and "row" in sealed.open(body)["error"]["message"]
+
+
+def test_a_custom_op_only_xnnpack_provides_is_named_recorded_and_needed_at_start(keys, tmp_path, capsys):
+    from core.app import App
+    from core.errors import ConfigError
+    from litefaas.cli.main import main
+    from model.tflite_import import build_from_tflite
+
+    source = made_models()["xnnpack_only"]
+    # GIVEN MediaPipe's Convolution2DTransposeBias, which only LiteRT's XNNPACK delegate provides
+    assert main(["inspect", str(source)]) == 0
+    assert "XNNPACK only" in capsys.readouterr().out
+    folder = build_from_tflite(source, tmp_path / "xnn", latency_repeats=2).out
+    manifest = json.loads((folder / "manifest.json").read_text())
+    # THEN the manifest records the need, and the function serves it with XNNPACK on (the default)
+    assert manifest["requires_xnnpack"] == ["Convolution2DTransposeBias"]
+    env = {
+        "LITEFAAS_PRIVATE_KEYS": keys.private_json,
+        "LITEFAAS_MODEL_DIR": str(folder),
+        "LITEFAAS_LOG_LEVEL": "ERROR",
+    }
+    app = App.from_env(env)
+    assert app.engine.predict({"x": np.ones((1, 4, 4, 2), dtype=np.float32)})["y"].shape == (1, 8, 8, 4)
+    # AND with LITEFAAS_XNNPACK=0 the function refuses to start, naming the variable and the op
+    with pytest.raises(ConfigError) as refused:
+        App.from_env({**env, "LITEFAAS_XNNPACK": "0"})
+    assert (
+        refused.value.variable == "LITEFAAS_XNNPACK" and "Convolution2DTransposeBias" in refused.value.problem
+    )
