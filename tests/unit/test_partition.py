@@ -16,7 +16,7 @@ from core.app import App
 from core.engine import Engine, load_artifact
 from litefaas.client import ChainClient, ClientError, InvalidPayloadError, ProtocolError, SegmentError
 from model.errors import BuildError
-from model.partition import plan_cuts, plan_for_limit, segment_costs
+from model.partition_plan import plan_cuts, plan_for_limit, segment_costs
 
 EPOCHS = 3  # enough for a model whose outputs are not all 0 or 1; the test is about cutting it
 
@@ -132,7 +132,7 @@ def run_segments(folder: Path, inputs: np.ndarray) -> np.ndarray:
 class TestCutting:
     def test_the_seed_can_be_cut_between_any_two_layers(self, seed):
         """The seed MLP can be cut after any layer, with each layer's weight bytes and FLOPs."""
-        from model.partition import cut_positions, layer_costs
+        from model.partition_plan import cut_positions, layer_costs
 
         model, _, _ = seed
         assert cut_positions(model) == [1, 2, 3]
@@ -145,7 +145,8 @@ class TestCutting:
         """No cut falls inside a skip connection, which bounds the segment count."""
         import keras
 
-        from model.partition import PartitionOptions, cut_positions, partition_model
+        from model.partition import PartitionOptions, partition_model
+        from model.partition_plan import cut_positions
 
         inputs = keras.Input((8,), name="x")
         a = keras.layers.Dense(16, name="a")(inputs)
