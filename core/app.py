@@ -14,9 +14,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from core import bhttp, crypto, logs, oblivious, oip
+from core import crypto, logs
 from core.config import XNNPACK, Settings
-from core.crypto.ohttp import UnknownKey
 from core.engine import Array, Engine, XnnpackRequired
 from core.errors import (
     ConfigError,
@@ -93,9 +92,6 @@ class App:
         keyset = self.keyring.public_keyset() if self.keyring else {"keys": []}
         self._keys = dumps(keyset)
         self._model_suffix = b',"model":' + dumps(self._model_info) + b"}"
-        self._oip_server = dumps(oip.server_metadata())
-        self._oip_model = dumps(oip.model_metadata(engine.manifest))
-        self._oip_model_ready = dumps({"name": engine.manifest.name, "ready": True})
         self._single_output = engine.manifest.outputs[0].name if len(engine.manifest.outputs) == 1 else None
         self._key_watcher = (
             KeyFileWatcher(settings.keys_file, settings.keys_reload_s, self.keyring, self.logger)
@@ -328,6 +324,9 @@ class App:
 
     def _oblivious(self, method: str, headers: Mapping[str, str], body: bytes, reply: Reply) -> Response:
         """The Oblivious HTTP gateway: its key configurations, or one encapsulated request answered."""
+        from core import oblivious  # imported by the first request through the gateway, not at cold start
+        from core.crypto.ohttp import UnknownKey
+
         if self._key_watcher is not None:
             self._reload_keys(unknown_kid=False)
         if self.keyring is None:
@@ -360,6 +359,8 @@ class App:
     ) -> Response:
         """The decapsulated Binary HTTP request, routed and answered as a plaintext request is; an
         answer over the front door's limit is a 413 inside the encapsulation, never outside."""
+        from core import bhttp, oblivious
+
         inner_limit = None if sealed_limit is None else sealed_limit - oblivious.FRAMING_RESERVE
         inner_reply = Reply(inside=True, limit=inner_limit)
         try:
@@ -391,11 +392,13 @@ class App:
 
     def _oip(self, route: Route, headers: Mapping[str, str], body: bytes, reply: Reply) -> Response:
         """An Open Inference Protocol route (plaintext: only where plaintext is allowed)."""
+        from core import oip  # imported by the first OIP request, not at cold start
+
         if not self._plaintext_allowed(reply):
             raise PlaintextDisabled()
         reply.fields["encrypted"] = False
         if route.name == OIP_SERVER:
-            return Response(200, json_headers(), self._oip_server)
+            return Response(200, json_headers(), dumps(oip.server_metadata()))
         if route.model is None:
             health = b'{"live":true}' if route.name == OIP_LIVE else b'{"ready":true}'
             return Response(200, json_headers(), health)
@@ -405,13 +408,15 @@ class App:
         if route.version is not None and route.version != manifest.version:
             raise NotFound(f"model {manifest.name} has no version {route.version[:64]!r}")
         if route.name == OIP_MODEL:
-            return Response(200, json_headers(), self._oip_model)
+            return Response(200, json_headers(), dumps(oip.model_metadata(manifest)))
         if route.name == OIP_MODEL_READY:
-            return Response(200, json_headers(), self._oip_model_ready)
+            return Response(200, json_headers(), dumps({"name": manifest.name, "ready": True}))
         assert route.name == OIP_INFER
         return self._oip_infer(headers, body, reply)
 
     def _oip_infer(self, headers: Mapping[str, str], body: bytes, reply: Reply) -> Response:
+        from core import oip
+
         if len(body) > self.settings.max_body_bytes:
             raise PayloadTooLarge(f"body is over the limit of {self.settings.max_body_bytes} bytes")
         encoding = (header(headers, "content-encoding") or "identity").strip().lower()

@@ -6,6 +6,7 @@ from the project, so anything may import it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Final
 
@@ -85,6 +86,11 @@ DEFAULT_MAX_BODY_BYTES: Final = 4 * 1024 * 1024
 DEFAULT_MAX_BATCH: Final = 1024
 DEFAULT_REPLAY_WINDOW_S: Final = 300
 DEFAULT_REPLAY_CACHE_SIZE: Final = 100_000
+
+
+def default_key_id(kid: str) -> int:
+    """A key's Oblivious HTTP ``key_id`` where the key set gives none: SHA-256 of its ``kid``, first byte."""
+    return hashlib.sha256(kid.encode()).digest()[0]
 
 
 def private_keyset_json(entries: list[tuple[str, str, str]]) -> str:

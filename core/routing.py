@@ -7,7 +7,8 @@ OIP route. Routing happens here once, for every way a request arrives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from core.protocol import OIP_PREFIX, ROUTES
@@ -34,14 +35,12 @@ class Route:
     method: str
     model: str | None = None
     version: str | None = None
+    oip: bool = field(init=False)
+    methods: tuple[str, ...] = field(init=False)
 
-    @property
-    def oip(self) -> bool:
-        return self.name.startswith(OIP_SERVER)
-
-    @property
-    def methods(self) -> tuple[str, ...]:
-        return tuple(self.method.split(", "))
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "oip", self.name.startswith(OIP_SERVER))
+        object.__setattr__(self, "methods", tuple(self.method.split(", ")))
 
 
 def _oip_route(rest: list[str]) -> Route | None:
@@ -63,8 +62,12 @@ def _oip_route(rest: list[str]) -> Route | None:
     return None
 
 
+@functools.lru_cache(maxsize=1024)
 def route_of(path: str) -> Route | None:
-    """The route ``path`` names, or None. A path under ``v2`` that is no OIP route is ``v2/unknown``."""
+    """The route ``path`` names, or None. A path under ``v2`` that is no OIP route is ``v2/unknown``.
+
+    Cached: a function sees the same few paths again and again (routes are immutable).
+    """
     segments = path.split("?", 1)[0].rstrip("/").split("/")
     under_oip = False
     for index, segment in enumerate(segments):

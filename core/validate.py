@@ -72,7 +72,7 @@ def _batch(spec: TensorSpec, rows: Any, max_batch: int, named: bool, no_literals
             array = None
         if (
             array is not None
-            and _matches(array.shape[1:], spec.row_shape)
+            and (array.shape[1:] == spec.row_shape or _matches(array.shape[1:], spec.row_shape))
             and math.isfinite(np.add.reduce(array, None))
         ):
             return array

@@ -14,7 +14,7 @@ import re
 import struct
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
@@ -22,8 +22,6 @@ from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from core.crypto.hpke_context import Kem, X25519Kem, XWingKem
-from core.crypto.ohttp import Gateway, default_key_id
 from core.encoding import b64u_decode, b64u_encode
 from core.errors import DecryptionFailed, InvalidEnvelope
 from core.protocol import (
@@ -45,7 +43,12 @@ from core.protocol import (
     VERSION_JSON,
     X25519_AES128,
     X25519_CHACHA20,
+    default_key_id,
 )
+
+if TYPE_CHECKING:
+    from core.crypto.hpke_context import Kem
+    from core.crypto.ohttp import Gateway
 
 PROTOCOL_VERSION = VERSION_JSON
 BINARY_VERSION = VERSION_BINARY
@@ -86,8 +89,8 @@ def _check_suite(suite: str) -> None:
         raise ValueError(f"unknown suite; expected one of {', '.join(SUITES)}")
 
 
-def _load_private_key(suite: str, private: bytes) -> tuple[PrivateKey, bytes, Kem]:
-    """Return the loaded key, its raw public bytes, and the same key as an HPKE KEM with the exporter."""
+def _load_private_key(suite: str, private: bytes) -> tuple[PrivateKey, bytes, tuple[Any, ...]]:
+    """Return the loaded key, its raw public bytes, and its parts (X25519, and ML-KEM for the hybrid)."""
     _check_suite(suite)
     if len(private) != _PRIVATE_LEN[suite]:
         raise ValueError(f"{suite} private key must be {_PRIVATE_LEN[suite]} bytes")
@@ -95,11 +98,11 @@ def _load_private_key(suite: str, private: bytes) -> tuple[PrivateKey, bytes, Ke
         x25519 = X25519PrivateKey.from_private_bytes(private[-_X25519_LEN:])
         x25519_public = x25519.public_key().public_bytes_raw()
         if suite not in _HYBRID_SUITES:
-            return x25519, x25519_public, X25519Kem(x25519)
+            return x25519, x25519_public, (x25519,)
         mlkem = MLKEM768PrivateKey.from_seed_bytes(private[:_MLKEM_SEED_LEN])
         mlkem_public = mlkem.public_key().public_bytes_raw()
         hybrid = hpke.MLKEM768X25519PrivateKey(mlkem, x25519)
-        return hybrid, mlkem_public + x25519_public, XWingKem(mlkem, x25519)
+        return hybrid, mlkem_public + x25519_public, (mlkem, x25519)
     except ValueError:
         raise ValueError(f"{suite} private key does not load") from None
 
@@ -144,8 +147,15 @@ class PrivateKeyEntry:
     suite: str
     private_key: PrivateKey
     public_key_raw: bytes
-    kem: Kem
+    parts: tuple[Any, ...] = field(repr=False)
     ohttp_key_id: int
+
+    @functools.cached_property
+    def kem(self) -> Kem:
+        """The key as an HPKE KEM with the exporter (Oblivious HTTP), made on first use."""
+        from core.crypto.hpke_context import X25519Kem, XWingKem
+
+        return X25519Kem(*self.parts) if len(self.parts) == 1 else XWingKem(*self.parts)
 
     @classmethod
     def from_raw(
@@ -154,9 +164,9 @@ class PrivateKeyEntry:
         """Load raw private key bytes; ``ValueError`` (without key material) if they do not fit."""
         if not KID_PATTERN.fullmatch(kid):
             raise ValueError("kid must be 1-64 characters of [A-Za-z0-9._-]")
-        private_key, public_key_raw, kem = _load_private_key(suite, private)
+        private_key, public_key_raw, parts = _load_private_key(suite, private)
         key_id = default_key_id(kid) if ohttp_key_id is None else ohttp_key_id
-        return cls(kid, suite, private_key, public_key_raw, kem, key_id)
+        return cls(kid, suite, private_key, public_key_raw, parts, key_id)
 
     def __repr__(self) -> str:
         return f"PrivateKeyEntry(kid={self.kid!r}, suite={self.suite!r})"
@@ -241,10 +251,20 @@ class KeyRing:
                 raise KeyRingError(f"key {index}: duplicate kid {entry.kid!r}")
             info = request_info(entry.kid, entry.suite)
             self._by_kid[entry.kid] = (entry, SUITES[entry.suite], info)
-        try:
-            self.gateway = Gateway([(entry.kid, entry.ohttp_key_id, entry.kem) for entry in self._entries])
-        except ValueError as exc:
-            raise KeyRingError(str(exc)) from None
+        by_key_id: dict[int, str] = {}
+        for entry in self._entries:
+            other = by_key_id.setdefault(entry.ohttp_key_id, entry.kid)
+            if other != entry.kid:
+                raise KeyRingError(
+                    f"keys {other!r} and {entry.kid!r} have the same ohttp key_id {entry.ohttp_key_id}"
+                )
+
+    @functools.cached_property
+    def gateway(self) -> Gateway:
+        """The ring's keys as an Oblivious HTTP gateway, made by the first request that needs it."""
+        from core.crypto.ohttp import Gateway
+
+        return Gateway([(entry.kid, entry.ohttp_key_id, entry.kem) for entry in self._entries])
 
     @classmethod
     def from_json(cls, text: str | bytes) -> KeyRing:

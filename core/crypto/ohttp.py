@@ -9,7 +9,6 @@ seals the answer with keys exported from the same HPKE context (§4.4); the clie
 
 from __future__ import annotations
 
-import hashlib
 import os
 import struct
 from collections.abc import Iterable, Sequence
@@ -36,6 +35,9 @@ from core.crypto.hpke_context import (
     setup_sender,
 )
 from core.errors import DecryptionFailed
+from core.protocol import default_key_id
+
+__all__ = ["ClientContext", "Gateway", "KeyConfig", "UnknownKey", "default_key_id", "encapsulate"]
 
 REQUEST_LABEL = b"message/bhttp request"
 RESPONSE_LABEL = b"message/bhttp response"
@@ -59,11 +61,6 @@ class UnknownKey(Exception):
 
 class MalformedKeyConfig(ValueError):
     """Bytes that are not ``application/ohttp-keys``."""
-
-
-def default_key_id(kid: str) -> int:
-    """A key's ``key_id`` when the key set gives none: the first byte of SHA-256 of its ``kid``."""
-    return hashlib.sha256(kid.encode()).digest()[0]
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,6 @@ from core.protocol import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES
 from litefaas.client.base import DEFAULT_RETRIES, USER_AGENT, ClientBase, network_error
 from litefaas.client.errors import ClientError, DecryptionFailedError, ProtocolError
 from litefaas.client.keysets import KeyInfo, parse_keyset
-from litefaas.client.oblivious import AsyncObliviousTransport, gateway_url_of
 from litefaas.client.sharding import ShardFailure, gather_shards, is_retryable, slice_rows
 from litefaas.client.tensor_wire import TensorResult, gather_tensor_shards, slice_tensors
 from litefaas.client.wire import Inputs, PredictResult
@@ -42,6 +41,8 @@ class AsyncClient(ClientBase):
         gateway_keys: bytes | str | Path | None = None,
     ) -> None:
         if oblivious:
+            from litefaas.client.oblivious import AsyncObliviousTransport, gateway_url_of
+
             transport = AsyncObliviousTransport(
                 gateway_url_of(base_url), key_config=gateway_keys, relay_url=relay_url, transport=transport
             )
