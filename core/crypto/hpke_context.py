@@ -209,7 +209,7 @@ class Context:
     def _cipher(self) -> AESGCM | ChaCha20Poly1305:
         if self.aead_id not in _AEADS:
             raise OpenError()
-        return _AEADS[self.aead_id][0](self.key)
+        return aead(self.aead_id, self.key)
 
     def seal(self, plaintext: bytes, aad: bytes = b"") -> bytes:
         sealed = self._cipher().encrypt(self._nonce(), plaintext, aad)
@@ -271,6 +271,15 @@ def setup_sender(kem_id: int, public: bytes, info: bytes, kdf_id: int, aead_id: 
     else:
         raise ValueError(f"KEM 0x{kem_id:04x} is not offered")
     return enc, key_schedule(shared, info, kem_id, kdf_id, aead_id)
+
+
+def aead(aead_id: int, key: bytes) -> AESGCM | ChaCha20Poly1305:
+    """The AEAD of an id litefaas offers, keyed (``KeyError`` for another id)."""
+    return _AEADS[aead_id][0](key)
+
+
+AEAD_IDS = frozenset(_AEADS)
+"""The AEADs litefaas seals with (AES-128-GCM, AES-256-GCM, ChaCha20-Poly1305)."""
 
 
 def aead_key_length(aead_id: int) -> int:

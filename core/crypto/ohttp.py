@@ -15,12 +15,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 
 from core.crypto.hpke_context import (
     AEAD_AES_128_GCM,
     AEAD_AES_256_GCM,
     AEAD_CHACHA20_POLY1305,
+    AEAD_IDS,
     KDF_HKDF_SHA256,
     KEM_X25519,
     KEM_XWING,
@@ -28,6 +28,7 @@ from core.crypto.hpke_context import (
     Context,
     Kem,
     OpenError,
+    aead,
     aead_key_length,
     hkdf_expand,
     hkdf_extract,
@@ -48,11 +49,6 @@ ALGORITHMS: dict[int, tuple[tuple[int, int], ...]] = {
 }
 """The (KDF, AEAD) pairs a key of each KEM offers."""
 _ENC_LENGTH = {KEM_X25519: 32, KEM_XWING: 1120}
-_CIPHERS: dict[int, type[AESGCM] | type[ChaCha20Poly1305]] = {
-    AEAD_AES_128_GCM: AESGCM,
-    AEAD_AES_256_GCM: AESGCM,
-    AEAD_CHACHA20_POLY1305: ChaCha20Poly1305,
-}
 
 
 class UnknownKey(Exception):
@@ -147,7 +143,7 @@ class ResponseSealer:
     def seal(self, response: bytes) -> bytes:
         response_nonce = os.urandom(_nonce_length(self.aead_id))
         key, nonce = _response_keys(self.context, self.enc, response_nonce, self.aead_id)
-        return response_nonce + _CIPHERS[self.aead_id](key).encrypt(nonce, response, b"")
+        return response_nonce + aead(self.aead_id, key).encrypt(nonce, response, b"")
 
 
 @dataclass(frozen=True, repr=False)
@@ -221,7 +217,7 @@ class ClientContext:
         response_nonce = bytes(body[:length])
         key, nonce = _response_keys(self.context, self.enc, response_nonce, self.aead_id)
         try:
-            return _CIPHERS[self.aead_id](key).decrypt(nonce, bytes(body[length:]), b"")
+            return aead(self.aead_id, key).decrypt(nonce, bytes(body[length:]), b"")
         except (InvalidTag, ValueError, OverflowError):
             raise DecryptionFailed() from None
 
@@ -230,7 +226,7 @@ def encapsulate(
     config: KeyConfig, message: bytes, algorithm: tuple[int, int] | None = None
 ) -> tuple[bytes, ClientContext]:
     """Client side: ``message/ohttp-req`` for a Binary HTTP message, and the context to open its answer."""
-    usable = [pair for pair in config.algorithms if pair[0] == KDF_HKDF_SHA256 and pair[1] in _CIPHERS]
+    usable = [pair for pair in config.algorithms if pair[0] == KDF_HKDF_SHA256 and pair[1] in AEAD_IDS]
     chosen = algorithm or (usable[0] if usable else None)
     if chosen is None or chosen not in usable:
         raise ValueError("the key configuration offers no algorithm pair this client speaks")

@@ -11,28 +11,15 @@ medians, and Oblivious HTTP's time over version 2's (target ≤ 1.2×).
 
 from __future__ import annotations
 
-import statistics
-import time
 from collections.abc import Callable, Mapping
 from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
+from litefaas.benchmark.oip_speed import alternating_medians
 from litefaas.benchmark.wsgi import gcp_wsgi_app, wsgi_post
 
 FORMS = ("v2_sealed", "ohttp_padded", "ohttp_unpadded")
-
-
-def _rounds(calls: Mapping[str, Callable[[], None]], repeats: int) -> dict[str, float]:
-    forms = list(calls)
-    samples: dict[str, list[float]] = {form: [] for form in forms}
-    for index in range(repeats + 3):
-        for form in forms[index % len(forms) :] + forms[: index % len(forms)]:
-            started = time.perf_counter()
-            calls[form]()
-            if index >= 3:
-                samples[form].append(time.perf_counter() - started)
-    return {form: statistics.median(values) for form, values in samples.items()}
 
 
 def _case(name: str, tensors: Mapping[str, Any], env: Mapping[str, str], repeats: int) -> dict[str, Any]:
@@ -107,7 +94,8 @@ def _case(name: str, tensors: Mapping[str, Any], env: Mapping[str, str], repeats
         )
         return lambda: _check(wsgi_post(app, path, kind, next(iterators[form])[0]))
 
-    times = _rounds({form: call(form) for form in FORMS}, repeats)
+    calls = {form: call(form) for form in FORMS}
+    times = alternating_medians(lambda form: calls[form](), list(FORMS), repeats)
     ms = 1000
     result: dict[str, Any] = {"case": name}
     for form in FORMS:

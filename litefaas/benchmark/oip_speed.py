@@ -70,8 +70,9 @@ def _outputs(form: str, headers: Any, body: bytes) -> Any:
     return np.frombuffer(body[int(length) :], dtype=np.float32).reshape(entry["shape"])
 
 
-def _rounds(call: Any, forms: list[str], repeats: int, warm: int = 3) -> dict[str, float]:
-    """Median seconds per form, the forms taken in turn in every round."""
+def alternating_medians(call: Any, forms: list[str], repeats: int, warm: int = 3) -> dict[str, float]:
+    """Median seconds of ``call(form)`` per form, the forms taken in turn, each round starting one
+    further on, so that the machine's noise falls on all of them alike."""
     samples: dict[str, list[float]] = {form: [] for form in forms}
     for index in range(warm + repeats):
         for form in forms[index % len(forms) :] + forms[: index % len(forms)]:
@@ -85,7 +86,9 @@ def _rounds(call: Any, forms: list[str], repeats: int, warm: int = 3) -> dict[st
 def _measure_forms(call: Any, repeats: int) -> dict[str, float]:
     """OIP binary and version 2 in alternating rounds; OIP JSON apart, with fewer repeats (a 3 MB
     JSON request evicts the caches, which would slow whichever request came after it)."""
-    return _rounds(call, ["oip_binary", "v2"], repeats) | _rounds(call, ["oip_json"], max(5, repeats // 10))
+    return alternating_medians(call, ["oip_binary", "v2"], repeats) | alternating_medians(
+        call, ["oip_json"], max(5, repeats // 10)
+    )
 
 
 def measure(repeats: int = 200) -> dict[str, Any]:
