@@ -16,7 +16,7 @@ from email.utils import formatdate
 from pathlib import Path
 from typing import Any
 
-from litefaas.benchmark.oip_speed import alternating_medians
+from litefaas.benchmark.timing import alternating_medians
 from litefaas.benchmark.wsgi import gcp_wsgi_app, wsgi_post
 
 FORMS = ("v2_sealed", "ohttp_padded", "ohttp_unpadded")

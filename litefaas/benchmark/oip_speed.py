@@ -18,11 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
+from litefaas.benchmark.timing import alternating_medians
 from litefaas.paths import BUILD
 
 DEFAULT_JSON = BUILD / "bench" / "oip_speed.json"
@@ -68,19 +67,6 @@ def _outputs(form: str, headers: Any, body: bytes) -> Any:
         return np.asarray(entry["data"], dtype=np.float32).reshape(entry["shape"])
     entry = json.loads(body[: int(length)])["outputs"][0]
     return np.frombuffer(body[int(length) :], dtype=np.float32).reshape(entry["shape"])
-
-
-def alternating_medians(call: Any, forms: list[str], repeats: int, warm: int = 3) -> dict[str, float]:
-    """Median seconds of ``call(form)`` per form, the forms taken in turn, each round starting one
-    further on, so that the machine's noise falls on all of them alike."""
-    samples: dict[str, list[float]] = {form: [] for form in forms}
-    for index in range(warm + repeats):
-        for form in forms[index % len(forms) :] + forms[: index % len(forms)]:
-            started = time.perf_counter()
-            call(form)
-            if index >= warm:
-                samples[form].append(time.perf_counter() - started)
-    return {form: statistics.median(values) for form, values in samples.items()}
 
 
 def _measure_forms(call: Any, repeats: int) -> dict[str, float]:
