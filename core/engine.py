@@ -83,6 +83,10 @@ class TensorSpec:
     example_row: tuple[int, ...] | None = None
     """A row shape the model runs at, for an input with dynamic dimensions beyond the batch (the
     build takes it from the calibration data or ``--input-shape``): the shape it is allocated at."""
+    max_row_elements: int | None = None
+    """For such an input, the most elements one row may have (``build`` records it)."""
+    kind: str | None = None
+    """An output's kind where the model file says: probabilities, logits, mask or boxes."""
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TensorSpec:
@@ -98,6 +102,8 @@ class TensorSpec:
                 else None
             ),
             example_row=tuple(int(d) for d in example) if isinstance(example, list) else None,
+            max_row_elements=int(data["max_row_elements"]) if data.get("max_row_elements") else None,
+            kind=str(data["kind"]) if data.get("kind") else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -106,6 +112,10 @@ class TensorSpec:
             data["quantization"] = self.quantization.to_json()
         if self.example_row is not None:
             data["example_row"] = list(self.example_row)
+        if self.max_row_elements is not None:
+            data["max_row_elements"] = self.max_row_elements
+        if self.kind is not None:
+            data["kind"] = self.kind
         return data
 
     @property

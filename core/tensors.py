@@ -21,6 +21,7 @@ import numpy.typing as npt
 from core.engine import TensorSpec
 from core.errors import InvalidPayload, PayloadTooLarge
 from core.images import ImageSpec, images_to_batch
+from core.validate import check_row_elements
 
 Array = npt.NDArray[Any]
 Buffer = bytes | bytearray | memoryview
@@ -327,6 +328,8 @@ def _check_tensor(tensor: TensorHeader, spec: TensorSpec, max_batch: int, image:
                 f"input {tensor.name}: shape {list(tensor.shape)} does not match"
                 f" [N, {expected_shape}] at axis {axis}"
             )
+    if not image:
+        check_row_elements(spec, tensor.shape, f"input {tensor.name}")
 
 
 def wanted_outputs(value: object, specs: Sequence[TensorSpec]) -> list[str]:

@@ -31,7 +31,11 @@ def inputs_to_arrays(
     (see :func:`json_has_no_literals`), which spares a pass over every value.
     """
     if len(specs) == 1:
-        return {specs[0].name: _batch(specs[0], inputs, max_batch, False, no_literals)}
+        spec = specs[0]
+        array = _batch(spec, inputs, max_batch, False, no_literals)
+        if spec.max_row_elements is not None:
+            check_row_elements(spec, array.shape, "inputs")
+        return {spec.name: array}
     else:
         if not isinstance(inputs, dict):
             raise InvalidPayload("inputs: expected an object with one batch per model input")
@@ -43,10 +47,23 @@ def inputs_to_arrays(
             raise InvalidPayload("inputs: " + ", ".join(details))
         batches = inputs
     arrays = {spec.name: _batch(spec, batches[spec.name], max_batch, True, no_literals) for spec in specs}
+    for spec in specs:
+        if spec.max_row_elements is not None:
+            check_row_elements(spec, arrays[spec.name].shape, f"inputs.{spec.name}")
     rows = {len(a) for a in arrays.values()}
     if len(rows) > 1:
         raise InvalidPayload("inputs: every input must have the same number of rows")
     return arrays
+
+
+def check_row_elements(spec: TensorSpec, shape: tuple[int, ...], where: str) -> None:
+    """Refuse a row of a dynamic-shaped input with more elements than the build allowed."""
+    bound = spec.max_row_elements
+    if bound is not None and math.prod(shape[1:]) > bound:
+        raise PayloadTooLarge(
+            f"{where}: one row of shape {list(shape[1:])} has {math.prod(shape[1:])} elements, over the"
+            f" model's limit of {bound}"
+        )
 
 
 def json_has_no_literals(text: bytes, strings: int) -> bool:

@@ -25,7 +25,12 @@ def _accepts(tensor: dict[str, Any]) -> str:
     else:
         info = np.iinfo(dtype)
         values = f"whole numbers {info.min}..{info.max} ({dtype.name})"
-    return f"N rows of shape {row}: {values}"
+    accepted = f"N rows of shape {row}: {values}"
+    if tensor.get("max_row_elements"):
+        accepted += f"; at most {tensor['max_row_elements']:,} elements a row"
+    elif "any" in row:
+        accepted += "; the same shape for every row of a request"
+    return accepted
 
 
 def _tensor_json(tensor: ImportedTensor) -> dict[str, Any]:

@@ -313,6 +313,9 @@ def _manifest(
     extras: ArtifactExtras,
     options: BuildOptions,
 ) -> dict[str, object]:
+    from model.tflite_read import output_kinds_in
+
+    kinds = output_kinds_in(content, "serving_default")
     return {
         "format": 1,
         "name": source.name,
@@ -323,10 +326,14 @@ def _manifest(
         "sha256": hashlib.sha256(content).hexdigest(),
         "signature": "serving_default",
         "inputs": [t.to_json() | extras.input_fields.get(t.name, {}) for t in source.inputs],
-        "outputs": [t.to_json() for t in source.outputs],
+        "outputs": [t.to_json() | _kind(kinds, t.name) for t in source.outputs],
         "feature_names": extras.feature_names,
         "label": {"output": source.outputs[0].name, "meaning": extras.label_meaning},
     }
+
+
+def _kind(kinds: dict[str, str], name: str) -> dict[str, str]:
+    return {"kind": kinds[name]} if name in kinds else {}
 
 
 def _replace_dir(staging: Path, out: Path) -> None:

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -44,6 +45,9 @@ Step = Callable[[str], None]
 # Variants made with ai-edge-quantizer, in the order they are tried.
 QUANTIZED_VARIANTS: tuple[str, ...] = ("float16", "weight_only_int8", "dynamic_range")
 GENERATED_ROWS = 16
+ROW_ELEMENTS_HEADROOM = 16
+"""An input with dynamic dimensions beyond the batch takes rows of up to this many times the
+elements of the row it was built at, unless ``--max-row-elements`` says otherwise."""
 _NAME_OK = re.compile(r"[^A-Za-z0-9_.\-]")
 
 
@@ -140,6 +144,57 @@ def parse_input_shapes(items: Sequence[str]) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
+def parse_row_limits(items: Sequence[str]) -> dict[str, int]:
+    """``NAME=N`` items (``--max-row-elements``: the most elements one row of the input may have)."""
+    limits: dict[str, int] = {}
+    for item in items:
+        name, sep, count = item.partition("=")
+        if not sep or not name or not count.isdigit() or int(count) < 1:
+            raise BuildError(f"--max-row-elements {item!r}: expected NAME=N with N a positive whole number")
+        limits[name] = int(count)
+    return limits
+
+
+def row_limits(
+    tensors: Sequence[ImportedTensor], shapes: Mapping[str, tuple[int, ...]], given: Mapping[str, int]
+) -> dict[str, int]:
+    """The most elements one row of each dynamic-shaped input may have: ``given``, else
+    :data:`ROW_ELEMENTS_HEADROOM` times its example row's."""
+    dynamic = {t.name for t in tensors if -1 in t.row_shape}
+    unknown = sorted(set(given) - dynamic)
+    if unknown:
+        raise BuildError(
+            "--max-row-elements names no input with dynamic dimensions beyond the batch: "
+            + ", ".join(unknown)
+        )
+    limits = {}
+    for name in sorted(dynamic):
+        example = math.prod(shapes[name])
+        limits[name] = given.get(name, ROW_ELEMENTS_HEADROOM * example)
+        if limits[name] < example:
+            raise BuildError(
+                f"--max-row-elements {name}={limits[name]} is below the {example} elements of the row the"
+                f" model is built at ({list(shapes[name])})"
+            )
+    return limits
+
+
+def largest_rows(
+    tensors: Sequence[ImportedTensor], shapes: Mapping[str, tuple[int, ...]], limits: Mapping[str, int]
+) -> dict[str, tuple[int, ...]]:
+    """For each dynamic-shaped input, its example row with the first dynamic dimension grown to
+    the limit (by a whole factor, so a size the model needs a multiple of stays one)."""
+    rows = {}
+    for tensor in tensors:
+        if tensor.name not in limits:
+            continue
+        row = list(shapes[tensor.name])
+        axis = tensor.row_shape.index(-1)
+        row[axis] *= max(1, limits[tensor.name] // math.prod(row))
+        rows[tensor.name] = tuple(row)
+    return rows
+
+
 def example_rows(
     tensors: Sequence[ImportedTensor], shapes: Mapping[str, tuple[int, ...]]
 ) -> dict[str, tuple[int, ...]]:
@@ -234,6 +289,26 @@ def distinct_variants(variants: Mapping[str, bytes]) -> tuple[dict[str, bytes], 
     return kept, same_as
 
 
+def _check_runs_at(
+    engine: Engine,
+    tensors: Sequence[ImportedTensor],
+    rows: Mapping[str, tuple[int, ...]],
+    limits: Mapping[str, int],
+) -> None:
+    """Run the model once at its largest rows: a limit the model cannot run at is refused now."""
+    shapes = {t.name: rows.get(t.name) or tuple(d if d > 0 else 1 for d in t.row_shape) for t in tensors}
+    try:
+        engine.predict(generated_inputs(tensors, {}, 1, shapes=shapes))
+    except Exception as exc:  # noqa: BLE001 - LiteRT fails to resize or run in many ways
+        reason = str(exc) if isinstance(exc, ModelError) else explain_load_error(exc)
+        named = ", ".join(f"{name}={limits[name]}" for name in rows)
+        raise BuildError(
+            f"the model does not run at the largest rows allowed ({named} elements:"
+            f" {', '.join(f'{n} {list(r)}' for n, r in rows.items())}): {reason}; give a smaller"
+            f" --max-row-elements {next(iter(rows))}=N"
+        ) from None
+
+
 def _manifest_for(
     model: TFLiteModel, name: str, version: str, variant: str, file_name: str, content: bytes
 ) -> dict[str, Any]:
@@ -271,6 +346,7 @@ def build_from_tflite(
     labels: Path | None = None,
     images: Mapping[str, Mapping[str, Any]] | None = None,
     input_shapes: Mapping[str, tuple[int, ...]] | None = None,
+    max_row_elements: Mapping[str, int] | None = None,
     latency_repeats: int = 100,
     step: Step = lambda _: None,
 ) -> ImportResult:
@@ -279,7 +355,9 @@ def build_from_tflite(
     Everything is checked and measured in a scratch folder first; ``out_dir`` is replaced
     only at the end, and on any refusal (:class:`BuildError`) nothing is written. An input with
     dynamic dimensions beyond the batch is allocated, measured and recorded (``example_row``) at the
-    row shape of the calibration data, or of ``input_shapes`` (``--input-shape NAME=D1,D2,…``).
+    row shape of the calibration data, or of ``input_shapes`` (``--input-shape NAME=D1,D2,…``),
+    and takes rows of up to ``max_row_elements`` elements (checked by running the model at that
+    size; default :data:`ROW_ELEMENTS_HEADROOM` times the example row).
     """
     from model.evaluate import classification_metrics
     from model.pipeline import _replace_dir, image_fields, select_variant
@@ -311,8 +389,11 @@ def build_from_tflite(
             )
         evaluation = generated_inputs(model.inputs, input_ranges or {}, GENERATED_ROWS, shapes=shapes)
         truth = None
+    limits = row_limits(model.inputs, shapes, max_row_elements or {})
     for tensor_name, row in shapes.items():
         input_fields.setdefault(tensor_name, {})["example_row"] = list(row)
+    for tensor_name, limit in limits.items():
+        input_fields[tensor_name]["max_row_elements"] = limit
 
     variants, skipped = make_variants(model, step)
     variants, same_as = distinct_variants(variants)
@@ -337,6 +418,8 @@ def build_from_tflite(
             skipped[variant] = f"does not run on LiteRT: {reason}"
             del variants[variant]
             continue
+        if variant == ORIGINAL and limits:
+            _check_runs_at(engine, model.inputs, largest_rows(model.inputs, shapes, limits), limits)
         outputs_by_variant[variant] = outputs
         first = loaded.outputs[0]
         accuracy, auc = classification_metrics(_dequantized(outputs[first.name], first), truth)

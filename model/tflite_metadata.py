@@ -18,6 +18,7 @@ from typing import Any
 METADATA_NAME = b"TFLITE_METADATA"
 _NORMALIZATION_OPTIONS = 1  # ProcessUnitOptions union member
 _LABEL_FILE_TYPES = {2, 3}  # TENSOR_AXIS_LABELS, TENSOR_VALUE_LABELS
+CONTENT_FEATURE, CONTENT_IMAGE, CONTENT_BOUNDING_BOX = 1, 2, 3  # the ContentProperties union
 
 
 @dataclass
@@ -27,6 +28,10 @@ class TensorInfo:
     mean: list[float] = field(default_factory=list)
     std: list[float] = field(default_factory=list)
     label_file: str | None = None
+    content: int = 0
+    """What the tensor holds, by the ``ContentProperties`` union's type (0 where unsaid)."""
+    stats_min: list[float] = field(default_factory=list)
+    stats_max: list[float] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
@@ -132,6 +137,12 @@ def _root(buf: bytes) -> _Table:
 
 def _tensor_info(table: _Table) -> TensorInfo:
     info = TensorInfo(name=table.string(0), description=table.string(1))
+    content = table.table(3)
+    if content is not None:
+        info.content = content.byte(0)
+    stats = table.table(5)
+    if stats is not None:
+        info.stats_max, info.stats_min = stats.floats(0), stats.floats(1)
     for unit in table.tables(4):  # process_units
         if unit.byte(0) == _NORMALIZATION_OPTIONS:
             options = unit.table(1)

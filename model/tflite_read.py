@@ -9,6 +9,7 @@ what LiteRT cannot serve (custom ops, a damaged file, string tensors) is refused
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import re
@@ -28,6 +29,7 @@ from core.engine import (
     row_shape_of,
 )
 from model.errors import BuildError
+from model.output_kinds import output_kind, producers
 from model.tflite_metadata import ModelInfo, read_metadata
 
 DEFAULT_SIGNATURE = "serving_default"
@@ -47,6 +49,7 @@ class ImportedTensor:
     dtype: str
     shape_signature: tuple[int, ...]  # -1 where the size is dynamic
     quantization: Quantization | None
+    kind: str | None = None  # an output's kind where the file says (model.output_kinds)
 
     @property
     def row_shape(self) -> tuple[int, ...]:
@@ -61,7 +64,11 @@ class ImportedTensor:
 
     def spec(self) -> TensorSpec:
         return TensorSpec(
-            self.name, (None, *(d if d >= 0 else None for d in self.row_shape)), self.dtype, self.quantization
+            self.name,
+            (None, *(d if d >= 0 else None for d in self.row_shape)),
+            self.dtype,
+            self.quantization,
+            kind=self.kind,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -133,8 +140,9 @@ def _builtin_names() -> dict[int, str]:
     }
 
 
-def _read_ops(content: bytes) -> tuple[dict[str, int], list[str], int, str | None, Any]:
-    """Op counts, custom op names, subgraph count, min runtime version, and the parsed model."""
+def _read_ops(content: bytes) -> tuple[dict[str, int], list[str], int, str | None, Any, list[str]]:
+    """Op counts, custom op names, subgraph count, min runtime version, the parsed model, and the
+    name of each operator code."""
     from ai_edge_litert import schema_py_generated as schema
 
     model = schema.Model.GetRootAs(content, 0)
@@ -162,7 +170,7 @@ def _read_ops(content: bytes) -> tuple[dict[str, int], list[str], int, str | Non
             data = model.Buffers(entry.Buffer()).DataAsNumpy()
             if isinstance(data, np.ndarray):
                 min_runtime = bytes(data).split(b"\0")[0].decode("ascii", "replace") or None
-    return ops, custom_ops, model.SubgraphsLength(), min_runtime, model
+    return ops, custom_ops, model.SubgraphsLength(), min_runtime, model, [name for name, _ in codes]
 
 
 def _interpreter(content: bytes) -> Any:
@@ -202,7 +210,7 @@ def read_tflite(path: Path, signature: str | None = None, *, check: bool = True)
         raise BuildError(f"{file} is not a TFLite model (not a TFLite flatbuffer: no TFL3 identifier)")
     try:
         interpreter = _interpreter(content)
-        ops, custom_ops, subgraphs, min_runtime, parsed = _read_ops(content)
+        ops, custom_ops, subgraphs, min_runtime, parsed, op_names = _read_ops(content)
     except Exception as exc:  # noqa: BLE001 - the flatbuffer verifier and reader raise many kinds
         reason = explain_load_error(exc)
         if "not a valid TFLite model" in reason:
@@ -237,23 +245,56 @@ def read_tflite(path: Path, signature: str | None = None, *, check: bool = True)
         runner = interpreter.get_signature_runner(chosen)
         inputs = [_tensor(n, d) for n, d in runner.get_input_details().items()]
         outputs = [_tensor(n, d) for n, d in runner.get_output_details().items()]
+    info = read_metadata(content, parsed)
     model = TFLiteModel(
         path=file,
         content=content,
         signature=chosen,
         signatures=signatures,
         inputs=inputs,
-        outputs=outputs,
+        outputs=_with_kinds(outputs, info, parsed, op_names),
         ops=ops,
         custom_ops=custom_ops,
         subgraphs=subgraphs,
-        info=read_metadata(content, parsed),
+        info=info,
         min_runtime_version=min_runtime,
         xnnpack_ops=xnnpack_ops,
     )
     if check:
         _check_tensors(file, model)
     return model
+
+
+def _with_kinds(
+    outputs: list[ImportedTensor], info: ModelInfo, parsed: Any, op_names: list[str]
+) -> list[ImportedTensor]:
+    """The outputs, each with its kind where the metadata or the graph says (metadata lists the
+    main subgraph's outputs in their order there, which need not be the signature's)."""
+    try:
+        made_by = producers(parsed, op_names)
+        subgraph = parsed.Subgraphs(0)
+        graph_outputs = [int(subgraph.Outputs(i)) for i in range(subgraph.OutputsLength())]
+    except Exception:  # noqa: BLE001 - a graph that cannot be walked says nothing of its outputs
+        return outputs
+    described = dict(zip(graph_outputs, info.outputs, strict=False))
+    return [
+        dataclasses.replace(t, kind=output_kind(t.index, t.shape_signature, described.get(t.index), made_by))
+        for t in outputs
+    ]
+
+
+def output_kinds_in(content: bytes, signature: str | None) -> dict[str, str]:
+    """The kinds of a model's outputs (by output name) that its metadata or graph says."""
+    interpreter = _interpreter(content)
+    *_, parsed, op_names = _read_ops(content)
+    if signature is None:
+        details = {str(d["name"]): d for d in interpreter.get_output_details()}
+    else:
+        details = interpreter.get_signature_runner(signature).get_output_details()
+    outputs = _with_kinds(
+        [_tensor(n, d) for n, d in details.items()], read_metadata(content, parsed), parsed, op_names
+    )
+    return {t.name: t.kind for t in outputs if t.kind}
 
 
 def _xnnpack_only(content: bytes, custom_ops: list[str]) -> list[str]:

@@ -62,6 +62,13 @@ def register(commands: Commands) -> None:
         help=".tflite: one row's shape for an input with dynamic dimensions beyond the batch (without "
         "--calibration, whose rows give it): the model is allocated and measured at it",
     )
+    parser.add_argument(
+        "--max-row-elements",
+        action="append",
+        metavar="NAME=N",
+        help=".tflite: the most elements one row of a dynamic-shaped input may have (default 16 times "
+        "the row it is built at); the model is run at that size before it is accepted",
+    )
     parser.add_argument("--labels", type=Path, help=".tflite: a label file, one label a line")
     parser.add_argument(
         "--example",

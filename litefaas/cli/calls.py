@@ -16,6 +16,7 @@ from core.protocol import DEFAULT_MAX_BATCH
 from litefaas.cli.base import Commands, print_json, read_text, write_private
 from litefaas.cli.outputs import (
     describe_outputs,
+    kinds_of,
     labels_of,
     output_lines,
     partial_lines,
@@ -443,7 +444,7 @@ def run_predict_v2(
             + ", ".join(f"{n} {i['datatype']} {i['shape']}" for n, i in describe_outputs(result).items())
         )
         return 0
-    print("\n".join(summary_lines(result, labels_of(model), row_names)))
+    print("\n".join(summary_lines(result, labels_of(model), row_names, kinds_of(model))))
     return 0
 
 

@@ -44,7 +44,12 @@ def run_tflite_build(args: argparse.Namespace) -> int:
 
     from litefaas.cli.console import compression_table, make_console, tensorflow_progress
     from litefaas.cli.images import image_options
-    from model.tflite_import import build_from_tflite, parse_input_ranges, parse_input_shapes
+    from model.tflite_import import (
+        build_from_tflite,
+        parse_input_ranges,
+        parse_input_shapes,
+        parse_row_limits,
+    )
 
     out = args.out or Path("build") / "models" / args.source.stem
     with tensorflow_progress("import", TextColumn("")) as progress:
@@ -56,6 +61,7 @@ def run_tflite_build(args: argparse.Namespace) -> int:
             calibration=args.calibration,
             input_ranges=parse_input_ranges(getattr(args, "input_range", None) or []),
             input_shapes=parse_input_shapes(getattr(args, "input_shape", None) or []),
+            max_row_elements=parse_row_limits(getattr(args, "max_row_elements", None) or []),
             max_abs_diff=args.max_abs_diff,
             max_accuracy_drop=args.max_accuracy_drop,
             name=args.name,
@@ -111,7 +117,8 @@ def _print(info: dict[str, Any]) -> None:
         head += f"  batching {info['batching']}"
     console.print(head)
     tensors = Table(title="tensors")
-    for column in ("", "name", "dtype", "shape served", "model shape", "batch", "quantization", "accepts"):
+    columns = ("", "name", "dtype", "shape served", "model shape", "batch", "quantization", "accepts / holds")
+    for column in columns:
         tensors.add_column(column)
     for kind in ("inputs", "outputs"):
         for tensor in info["inputs" if kind == "inputs" else "outputs"]:
@@ -126,7 +133,7 @@ def _print(info: dict[str, Any]) -> None:
                 f"scale {quantization['scale']:.6g}, zero {quantization['zero_point']}"
                 if quantization
                 else "",
-                info["accepts"].get(tensor["name"], "") if kind == "inputs" else "",
+                info["accepts"].get(tensor["name"], "") if kind == "inputs" else tensor.get("kind", ""),
             )
     console.print(tensors)
     ops = ", ".join(f"{name}×{count}" for name, count in sorted(info["ops"].items()))

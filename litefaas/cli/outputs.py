@@ -65,11 +65,23 @@ def _label(labels: Sequence[str], index: int) -> str:
     return labels[index] if 0 <= index < len(labels) and labels[index] else f"class {index}"
 
 
-def top_classes(row: Any, labels: Sequence[str], k: int = TOP_CLASSES) -> str:
-    """``label (score), …`` for a row's ``k`` highest scores."""
+def softmax(row: Any) -> Any:
+    """Probabilities from one row of logits."""
+    import numpy as np
+
+    values = np.asarray(row, dtype=np.float64)
+    exp = np.exp(values - values.max())
+    return exp / exp.sum()
+
+
+def top_classes(row: Any, labels: Sequence[str], k: int = TOP_CLASSES, *, logits: bool = False) -> str:
+    """``label (score), …`` for a row's ``k`` highest scores; logits are shown with their softmax."""
     import numpy as np
 
     order = np.argsort(-np.asarray(row, dtype=np.float64), kind="stable")[:k]
+    if logits:
+        p = softmax(row)
+        return ", ".join(f"{_label(labels, int(i))} (p {p[i]:.4f}, logit {float(row[i]):.4g})" for i in order)
     return ", ".join(f"{_label(labels, int(i))} ({float(row[i]):.4f})" for i in order)
 
 
@@ -77,21 +89,74 @@ def _is_scores(value: Any) -> bool:
     return hasattr(value, "dtype") and value.dtype.kind == "f" and value.ndim == 2 and value.shape[1] > 1
 
 
+def _mask_line(row: Any, labels: Sequence[str]) -> str:
+    """A mask row: its size, and the share of its pixels per class (or its value range)."""
+    import numpy as np
+
+    values = np.asarray(row)
+    size = "×".join(str(d) for d in values.shape)
+    if values.ndim == 3 and values.shape[-1] > 1:
+        classes = np.argmax(values, axis=-1)
+        shares = np.bincount(classes.ravel(), minlength=values.shape[-1]) / classes.size
+        top = np.argsort(-shares, kind="stable")[:TOP_CLASSES]
+        return f"mask {size}: " + ", ".join(f"{_label(labels, int(i))} {shares[i]:.0%}" for i in top)
+    return f"mask {size}: values {float(values.min()):.4g}..{float(values.max()):.4g}"
+
+
+def _boxes_line(row: Any) -> str:
+    import numpy as np
+
+    values = np.asarray(row, dtype=np.float64).reshape(-1, np.asarray(row).shape[-1])
+    shown = "; ".join("[" + ", ".join(f"{v:.3g}" for v in box) + "]" for box in values[:3])
+    more = f" (and {len(values) - 3} more)" if len(values) > 3 else ""
+    return f"{len(values)} box(es): {shown}{more}"
+
+
 def summary_lines(
-    outputs: Mapping[str, Any], labels: Sequence[str], row_names: Sequence[str] | None = None
+    outputs: Mapping[str, Any],
+    labels: Sequence[str],
+    row_names: Sequence[str] | None = None,
+    kinds: Mapping[str, str] | None = None,
 ) -> list[str]:
-    """Names, shapes and datatypes of the outputs; for an [N, K] float output, each row's top classes."""
+    """Names, shapes, datatypes and kinds of the outputs; per row, what its kind says: the top
+    classes of probabilities or logits (an [N, K] float output of no kind is read as scores), a
+    mask's class shares, the first boxes."""
+    kinds = kinds or {}
     lines = []
     for name, info in describe_outputs(outputs).items():
-        lines.append(f"{name}: {info['datatype']} {info['shape']}")
+        kind = kinds.get(name)
+        lines.append(f"{name}: {info['datatype']} {info['shape']}" + (f" ({kind})" if kind else ""))
         value = outputs[name]
-        if _is_scores(value):
-            for index, row in enumerate(value):
-                where = row_names[index] if row_names and index < len(row_names) else f"row {index}"
-                lines.append(f"  {where}: {top_classes(row, labels)}")
-        elif hasattr(value, "dtype") and value.ndim == 2 and value.shape[1] == 1 and len(value) <= 100:
+        if not hasattr(value, "dtype"):
+            continue
+
+        def where(index: int) -> str:
+            return row_names[index] if row_names and index < len(row_names) else f"row {index}"
+
+        if kind == "mask" and value.ndim >= 3:
+            lines.extend(f"  {where(i)}: {_mask_line(row, labels)}" for i, row in enumerate(value))
+        elif kind == "boxes" and value.ndim >= 2:
+            lines.extend(f"  {where(i)}: {_boxes_line(row)}" for i, row in enumerate(value))
+        elif kind in (None, "probabilities", "logits") and _is_scores(value):
+            logits = kind == "logits"
+            lines.extend(
+                f"  {where(i)}: {top_classes(row, labels, logits=logits)}" for i, row in enumerate(value)
+            )
+        elif value.ndim == 2 and value.shape[1] == 1 and len(value) <= 100:
             lines.extend(f"  row {index}: {float(row[0]):.6g}" for index, row in enumerate(value))
     return lines
+
+
+def kinds_of(model: Mapping[str, Any]) -> dict[str, str]:
+    """Each output's kind, as the function's ``/health`` lists it."""
+    outputs = model.get("outputs")
+    if not isinstance(outputs, list):
+        return {}
+    return {
+        str(o["name"]): str(o["kind"])
+        for o in outputs
+        if isinstance(o, dict) and o.get("kind") and "name" in o
+    }
 
 
 def labels_of(model: Mapping[str, Any]) -> list[str]:

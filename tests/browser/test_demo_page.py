@@ -259,3 +259,52 @@ def test_without_an_image_model_the_page_says_so(browser: Any, chromium_path: st
                 assert tab.locator("#fields input").count() == 30
             finally:
                 tab.close()
+
+
+def test_an_output_of_logits_is_shown_through_a_softmax(browser: Any, tmp_path: Path) -> None:
+    # GIVEN the digits model on one function, its output declared as logits (as a model file may say)
+    import shutil
+
+    from litefaas.local.server import LocalServer
+    from litefaas.local.serving import function_env, launch_spec
+    from litefaas.local.ui import page_config
+
+    if not (DIGITS / "manifest.json").is_file():
+        pytest.skip("no digits model artifact")
+    artifact = tmp_path / "digits_logits"
+    shutil.copytree(DIGITS, artifact)
+    manifest = json.loads((artifact / "manifest.json").read_text(encoding="utf-8"))
+    manifest["outputs"][0]["kind"] = "logits"
+    (artifact / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    base = {k: v for k, v in os.environ.items() if not k.startswith("LITEFAAS_")}
+    env, _ = function_env(base)
+    env["LITEFAAS_MODEL_DIR"] = str(artifact)
+    with UIServer(0) as ui:
+        env["LITEFAAS_CORS_ORIGINS"] = ui.origin
+        with LocalServer("gcp", launch_spec("gcp", free_port(), env)) as server:
+            server.wait_healthy(60)
+            ui.config = page_config([server], {"gcp": None})
+            tab = browser.new_page()
+            try:
+                tab.goto(f"{ui.origin}/")
+                _until(
+                    tab, "() => document.getElementById('status').textContent.startsWith('ready')", timeout=30
+                )
+                # WHEN a "7" is drawn and sent
+                _draw(tab, SEVEN)
+                tab.click("#send-digit")
+                [card] = _wait_answers(tab, "#digit-cards")
+                shown = tab.locator("#digit-cards .top-p").text_content()
+                bars = [
+                    float(t)
+                    for t in tab.locator("#digit-cards .bars > span:nth-child(3n)").all_text_contents()
+                ]
+            finally:
+                tab.close()
+    # THEN the bars are the softmax of the ten values the model gave, and the answer names its logit
+    assert card["state"] == "done" and card["top"] == "7", card
+    match = re.fullmatch(r"p = ([\d.]+) \(softmax of logit ([\d.-]+)\)", shown or "")
+    assert match, shown
+    assert len(bars) == 10 and abs(sum(bars) - 1) < 0.01
+    # the model's own outputs are probabilities (0..1), so their softmax is flat: at most e / (e + 9)
+    assert float(match.group(1)) <= 0.24 and float(match.group(1)) == max(bars)

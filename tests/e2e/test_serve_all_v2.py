@@ -50,7 +50,7 @@ def test_predict_npy_answers_on_every_provider(tmp_path):
             # AND the summary and the plaintext form answer the same
             summary = litefaas("predict", "--url", url, "--input", image, "--plaintext")
             assert summary.returncode == 0, (provider, summary.stderr)
-            assert summary.stdout.splitlines()[0] == "probability: FP32 [6, 1]"
+            assert summary.stdout.splitlines()[0] == "probability: FP32 [6, 1] (probabilities)"
             # AND a wrong tensor is the function's sealed 422, whatever the front door
             with Client(url) as client, pytest.raises(InvalidPayloadError) as caught:
                 client.predict_tensors({"features": features[:, :29]})

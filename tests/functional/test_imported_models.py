@@ -211,10 +211,95 @@ def test_a_model_with_a_dynamic_length_is_built_at_a_real_shape_and_serves_any_l
             np.testing.assert_allclose(
                 read_response(response_headers, answer)[1]["embedding"], expected, rtol=1e-5
             )
+    # AND a row over the limit the build recorded (16 times the example's elements) is refused with
+    # a 413 on every provider, version 1 and OIP alike, and one at the limit is served
+    assert manifest["inputs"][0]["max_row_elements"] == 16 * 160
+    for length, wanted in ((16 * 160, 200), (16 * 160 + 16, 413)):
+        rows = np.zeros((1, length), dtype=np.float32)
+        for provider, call in providers.items():
+            sealed = seal(keys, inputs=rows.tolist())
+            status, _, body = call("POST", "/predict", ENCRYPTED, sealed.body)
+            assert status == wanted, (provider, length, body[:200])
+            headers, oip_body = binary_request({"samples": rows})
+            status, _, answer = call("POST", "/v2/models/dynamic_length/infer", headers, oip_body)
+            assert status == wanted, (provider, length, answer[:200])
+            if wanted == 413:
+                assert b"over the model's limit of 2560" in answer
+                assert "over the model's limit" in sealed.open(body)["error"]["message"]
     # AND version-1 rows of two lengths in one request are refused, naming the row
     sealed = seal(keys, inputs=[[0.0] * 160, [0.0] * 48])
     status, _, body = providers["core"]("POST", "/predict", ENCRYPTED, sealed.body)
     assert status == 422 and "row" in sealed.open(body)["error"]["message"]
+
+
+def test_the_row_limit_is_chosen_checked_and_run_at_build_time(tmp_path):
+    from model.errors import BuildError
+    from model.tflite_import import build_from_tflite, parse_row_limits
+
+    source = made_models()["dynamic_length"]
+    # GIVEN the dynamic-length model, built at rows of 160 samples
+    # WHEN the limit is given THEN it is recorded, after the model ran at a row that size
+    folder = build_from_tflite(
+        source,
+        tmp_path / "limited",
+        input_shapes={"samples": (160,)},
+        max_row_elements=parse_row_limits(["samples=1000"]),
+        latency_repeats=2,
+    ).out
+    assert json.loads((folder / "manifest.json").read_text())["inputs"][0]["max_row_elements"] == 1000
+    # WHEN a limit is below the example row, names no dynamic input, or is not a number THEN it is refused
+    with pytest.raises(BuildError, match=r"samples=100 is below the 160 elements"):
+        build_from_tflite(
+            source, tmp_path / "r1", input_shapes={"samples": (160,)}, max_row_elements={"samples": 100}
+        )
+    with pytest.raises(BuildError, match=r"names no input with dynamic dimensions beyond the batch: x"):
+        build_from_tflite(
+            source, tmp_path / "r2", input_shapes={"samples": (160,)}, max_row_elements={"x": 9}
+        )
+    for bad in ("samples", "samples=0", "samples=ten", "=5"):
+        with pytest.raises(BuildError, match="expected NAME=N"):
+            parse_row_limits([bad])
+    # WHEN a model that takes rows of at most 512 samples is built at 160 with the default limit
+    # (16 times 160) THEN the build says it does not run at the limit, and a limit it runs at is taken
+    bounded = made_models()["bounded_length"]
+    with pytest.raises(BuildError, match=r"does not run at the largest rows allowed \(samples=2560 elements"):
+        build_from_tflite(bounded, tmp_path / "r3", input_shapes={"samples": (160,)}, latency_repeats=2)
+    build_from_tflite(
+        bounded, tmp_path / "ok", input_shapes={"samples": (160,)}, max_row_elements={"samples": 512}
+    )
+    assert not (tmp_path / "r1").exists() and not (tmp_path / "r3").exists()
+
+
+def test_the_kind_of_each_output_is_read_from_the_file_and_shown_by_predict(keys, tmp_path, capsys):
+    from fixtures.tflite_models import HEADS_OUTPUTS
+
+    from litefaas.cli.outputs import kinds_of, summary_lines
+    from model.tflite_import import build_from_tflite
+
+    # GIVEN a model with four outputs whose metadata lists them in the graph's order, which is
+    # neither the signature's nor their tensor indices'
+    folder = build_from_tflite(made_models()["heads"], tmp_path / "heads", latency_repeats=2).out
+    manifest = json.loads((folder / "manifest.json").read_text())
+    # THEN each output's kind is the file's: the label file's scores are logits, the sigmoid's
+    # probabilities, the bounding-box and image metadata boxes and a mask
+    assert {o["name"]: o.get("kind") for o in manifest["outputs"]} == HEADS_OUTPUTS
+    # AND /health lists them on every provider, and predict's summary reads each by its kind
+    engine, providers = _providers(keys, folder)
+    for provider, call in providers.items():
+        status, _, body = call("GET", "/health", {}, b"")
+        assert status == 200, provider
+        health = json.loads(body)["model"]
+        assert kinds_of(health) == HEADS_OUTPUTS, provider
+    x = np.random.default_rng(3).normal(size=(2, 8)).astype(np.float32)
+    outputs = engine.predict({"x": x})
+    lines = summary_lines(outputs, ["north", "east", "south", "west"], None, HEADS_OUTPUTS)
+    text = "\n".join(lines)
+    assert "logits: FP32 [2, 4] (logits)" in text and "mask: FP32 [2, 4, 4] (mask)" in text
+    logits = outputs["logits"][0]
+    p = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    top = ["north", "east", "south", "west"][int(np.argmax(logits))]
+    assert f"row 0: {top} (p {p.max():.4f}, logit {logits.max():.4g})" in text
+    assert "row 0: 2 box(es): [" in text and "row 0: mask 4×4: values" in text
 
 
 def test_a_custom_op_only_xnnpack_provides_is_named_recorded_and_needed_at_start(keys, tmp_path, capsys):

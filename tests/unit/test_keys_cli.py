@@ -336,7 +336,7 @@ def test_predict_npy_sends_version_2_and_prints_a_summary(deployed, tmp_path, ca
     code, out, err = run(capsys, "predict", "--url", URL, "--input", x)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == "probability: FP32 [3, 1]"
+    assert lines[0] == "probability: FP32 [3, 1] (probabilities)"
     values = [float(line.split(": ")[1]) for line in lines[1:]]
     np.testing.assert_allclose(values, np.ravel(expected_outputs(engine, ROWS[:3])), rtol=1e-5)
     predicts = [seen for seen in transport.seen if seen.path.endswith("/predict")]
@@ -380,7 +380,7 @@ def test_predict_image_files_prints_top_classes_with_labels(digits_app, tmp_path
     code, out, err = run(capsys, "predict", "--url", URL, "--input", *paths)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == "probabilities: FP32 [3, 10]"
+    assert lines[0] == "probabilities: FP32 [3, 10] (probabilities)"
     labels = (
         (Path(__file__).resolve().parents[2] / "model/artifacts/digits_cnn/labels.txt").read_text().split()
     )

@@ -127,7 +127,9 @@ class TestSeedBuild:
         assert manifest["file"] == "breast_cancer_mlp.int8.tflite"
         assert hashlib.sha256((built / manifest["file"]).read_bytes()).hexdigest() == manifest["sha256"]
         assert manifest["inputs"] == [{"name": "features", "shape": [None, 30], "dtype": "float32"}]
-        assert manifest["outputs"] == [{"name": "probability", "shape": [None, 1], "dtype": "float32"}]
+        assert manifest["outputs"] == [
+            {"name": "probability", "shape": [None, 1], "dtype": "float32", "kind": "probabilities"}
+        ]
         assert len(manifest["feature_names"]) == 30
 
     def test_core_serves_raw_features(self, built):

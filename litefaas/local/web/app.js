@@ -157,6 +157,33 @@ function probabilityBars(values, labels, top) {
   return bars;
 }
 
+function softmax(values) {
+  const top = Math.max(...values);
+  const exp = values.map((v) => Math.exp(v - top));
+  const sum = exp.reduce((a, b) => a + b, 0);
+  return exp.map((v) => v / sum);
+}
+
+// What one output row shows, by the kind the model file gives it (/health's outputs[].kind):
+// probabilities as bars, logits through a softmax first, a mask as its value range, boxes listed.
+function showOutput(t, spec, output, labels) {
+  const values = Array.from(output.data, Number);
+  const kind = spec?.kind;
+  if (kind === "mask" || kind === "boxes") {
+    const low = Math.min(...values).toPrecision(3);
+    const high = Math.max(...values).toPrecision(3);
+    const text = kind === "mask" ? `mask ${output.shape.slice(1).join("×")}` : `${output.shape[1]} box(es)`;
+    t.answer.replaceChildren(element("span", "top-class word", text), element("span", "top-p", `values ${low}..${high}`));
+    t.details.replaceChildren();
+    return;
+  }
+  const probabilities = kind === "logits" ? softmax(values) : values;
+  const top = argmax(probabilities);
+  const note = kind === "logits" ? ` (softmax of logit ${values[top].toFixed(3)})` : "";
+  t.answer.replaceChildren(element("span", "top-class", labels[top] ?? String(top)), element("span", "top-p", `p = ${probabilities[top].toFixed(3)}${note}`));
+  t.details.replaceChildren(probabilityBars(probabilities, labels, top));
+}
+
 function argmax(values) {
   let best = 0;
   for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
@@ -228,11 +255,8 @@ async function setUpDigits(targets, imageInput) {
         await target.send(
           (client) => client.predictImages({ [imageInput.name]: [blob] }),
           (t, result) => {
-            const [, output] = Object.entries(result.outputs)[0];
-            const values = Array.from(output.data, Number);
-            const top = argmax(values);
-            t.answer.replaceChildren(element("span", "top-class", labels[top] ?? String(top)), element("span", "top-p", `p = ${values[top].toFixed(3)}`));
-            t.details.replaceChildren(probabilityBars(values, labels, top));
+            const [name, output] = Object.entries(result.outputs)[0];
+            showOutput(t, (target.model.outputs ?? []).find((o) => o.name === name), output, labels);
           },
         );
       }
