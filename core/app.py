@@ -16,7 +16,7 @@ from typing import Any
 
 from core import crypto, logs
 from core.config import XNNPACK, Settings
-from core.engine import Array, Engine, XnnpackRequired
+from core.engine import Array, Engine, ShapeNotRunnable, XnnpackRequired
 from core.errors import (
     ConfigError,
     DecryptionFailed,
@@ -508,7 +508,10 @@ class App:
 
     def _run(self, arrays: dict[str, Array], reply: Reply) -> dict[str, Array]:
         infer_started = time.perf_counter()
-        outputs = self.engine.predict(arrays)
+        try:
+            outputs = self.engine.predict(arrays)
+        except ShapeNotRunnable as exc:
+            raise InvalidPayload(f"inputs: {exc}") from None
         reply.fields["infer_ms"] = (time.perf_counter() - infer_started) * 1000
         reply.fields["rows"] = len(next(iter(arrays.values())))
         return outputs

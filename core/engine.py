@@ -52,6 +52,10 @@ class ModelError(Exception):
     """The model artifact is missing, corrupt, or no backend can run it."""
 
 
+class ShapeNotRunnable(ModelError):
+    """A request's input shape, allowed by the model's dynamic dimensions, that the model cannot run at."""
+
+
 class XnnpackRequired(ModelError):
     """The model needs the XNNPACK delegate (for custom ops only it provides), which is turned off."""
 
@@ -462,6 +466,7 @@ class Engine:
         self._local = threading.local()
         self.batching: Batching = "resize"
         self.stateful = manifest.stateful
+        self._dynamic_rows = any(-1 in spec.row_shape for spec in manifest.inputs)
         """Resource variables: every request runs on a fresh interpreter, its rows in order, so that
         nothing one request leaves in the model's state reaches the next (another caller's)."""
         self.backend, self._factory = self._choose_backend(backends)
@@ -547,16 +552,22 @@ class Engine:
         A stateful model runs each batch on an interpreter no request has used (rows in order: one
         stream); the one used is dropped, and the next request's is made at once.
         """
-        try:
-            session: _Session = self._local.session
-        except AttributeError:
+        session: _Session | None = getattr(self._local, "session", None)
+        if session is None:
             session = self._local.session = self._new_session(self._factory)
-        if not self.stateful:
+        if not self.stateful and not self._dynamic_rows:
             return session.run(inputs)
         try:
             return session.run(inputs)
+        except Exception:
+            if not self._dynamic_rows:
+                raise
+            self._local.session = None  # LiteRT may be left half-resized: the next call starts anew
+            shapes = ", ".join(f"{name} {list(np.shape(value))}" for name, value in inputs.items())
+            raise ShapeNotRunnable(f"the model cannot run at the input shape {shapes}") from None
         finally:
-            self._local.session = self._new_session(self._factory)
+            if self.stateful:
+                self._local.session = self._new_session(self._factory)
 
     def warm_up(self) -> None:
         """Run one zero row through the model so the first request pays no setup."""

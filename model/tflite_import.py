@@ -38,7 +38,7 @@ from core.engine import (
 from model.errors import BuildError
 from model.tflite_metadata import ModelInfo
 from model.tflite_read import ORIGINAL, ImportedTensor, TFLiteModel, read_tflite
-from model.tflite_rewrite import float32_weights
+from model.tflite_rewrite import float32_weights, unique_tensor_names
 
 Arrays = dict[str, np.ndarray]
 Step = Callable[[str], None]
@@ -87,12 +87,14 @@ def make_variants(model: TFLiteModel, step: Step = lambda _: None) -> tuple[dict
 
     A model whose weights are float16 already (behind ``DEQUANTIZE`` ops) is quantized from its
     float32 values (:func:`model.tflite_rewrite.float32_weights`); its original is the float16 variant.
+    Tensor names are made unique first where two share one, which the quantizer refuses.
     """
     variants = {ORIGINAL: model.content}
     skipped: dict[str, str] = {}
-    source = float32_weights(model.content)
+    float32 = float32_weights(model.content)
+    source = unique_tensor_names(float32 or model.content) or float32
     for variant in QUANTIZED_VARIANTS:
-        if variant == "float16" and source is not None:
+        if variant == "float16" and float32 is not None:
             skipped[variant] = "the model's weights are float16 already: the original is this variant"
             continue
         step(f"quantizing: {variant}")

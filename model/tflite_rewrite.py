@@ -55,3 +55,47 @@ def float32_weights(content: bytes) -> bytes | None:
     builder = flatbuffers.Builder(len(content) * 3)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
     return bytes(builder.Output())
+
+
+def unique_tensor_names(content: bytes) -> bytes | None:
+    """``content`` with every tensor name made unique across its subgraphs (the quantizer refuses
+    a model where two share one, as control-flow subgraphs' ``arg0`` do); None when they already are.
+
+    The main subgraph's inputs and outputs keep their names (a model without signatures is called
+    by them); any other tensor whose name was taken gets ``_{subgraph}_{index}`` appended.
+    """
+    import flatbuffers
+    from ai_edge_litert import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(content, 0))
+    subgraphs = model.subgraphs or []
+    taken: set[bytes] = set()
+    if subgraphs:
+        main = subgraphs[0]
+        taken = {main.tensors[i].name or b"" for i in [*_indices(main.inputs), *_indices(main.outputs)]}
+    renamed = 0
+    for s, subgraph in enumerate(subgraphs):
+        keep = {*_indices(subgraph.inputs), *_indices(subgraph.outputs)} if s == 0 else set()
+        for index, tensor in enumerate(subgraph.tensors or []):
+            name = tensor.name or b""
+            if index in keep:
+                continue
+            if name in taken:
+                stem, n = name + f"_{s}_{index}".encode(), 0
+                new = stem
+                while new in taken:
+                    n += 1
+                    new = stem + f"_{n}".encode()
+                tensor.name, name = new, new
+                renamed += 1
+            taken.add(name)
+    if not renamed:
+        return None
+    builder = flatbuffers.Builder(len(content) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
+def _indices(values: object) -> list[int]:
+    """A flatbuffer object's index vector (a numpy array, a list, or None) as a list."""
+    return [] if values is None else [int(v) for v in values]  # type: ignore[attr-defined]

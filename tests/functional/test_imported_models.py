@@ -17,7 +17,7 @@ from fixtures.providers_gcp_azure import provider_targets
 from fixtures.requests import ENCRYPTED, PLAINTEXT, seal
 from fixtures.tflite_models import SERVABLE, built_artifacts, litert_direct, made_models, sample_inputs
 
-from core.engine import Engine
+from core.engine import Engine, ShapeNotRunnable
 
 pytestmark = pytest.mark.tensorflow
 
@@ -189,7 +189,7 @@ def test_a_model_with_a_dynamic_length_is_built_at_a_real_shape_and_serves_any_l
     assert manifest["inputs"][0]["example_row"] == [160] and manifest["inputs"][0]["shape"] == [None, None]
     # (without the example row, the engine fails at cold start, its warm-up at [1, 1]: the bug this fixes)
     raw = {**manifest, "inputs": [{k: v for k, v in manifest["inputs"][0].items() if k != "example_row"}]}
-    with pytest.raises(RuntimeError, match="RESHAPE"):
+    with pytest.raises(ShapeNotRunnable, match=r"samples \[1, 1\]"):
         Engine(Manifest.from_json(raw), (folder / manifest["file"]).read_bytes()).warm_up()
     # THEN every provider serves rows of any length the model takes: one shape per request
     engine, providers = _providers(keys, folder)
@@ -226,6 +226,21 @@ def test_a_model_with_a_dynamic_length_is_built_at_a_real_shape_and_serves_any_l
             if wanted == 413:
                 assert b"over the model's limit of 2560" in answer
                 assert "over the model's limit" in sealed.open(body)["error"]["message"]
+    # AND a length within the limit that the model cannot run at (not a multiple of 16) is a 422
+    # (OIP: a 400) naming the shape, never a 500, and the next request is served as before
+    for provider, call in providers.items():
+        sealed = seal(keys, inputs=np.zeros((1, 100)).tolist())
+        status, _, body = call("POST", "/predict", ENCRYPTED, sealed.body)
+        assert status == 422, (provider, body[:200])
+        assert sealed.open(body)["error"]["message"] == (
+            "inputs: the model cannot run at the input shape samples [1, 100]"
+        )
+        headers, oip_body = binary_request({"samples": np.zeros((2, 100), dtype=np.float32)})
+        status, _, answer = call("POST", "/v2/models/dynamic_length/infer", headers, oip_body)
+        assert status == 400 and b"cannot run at the input shape samples [2, 100]" in answer, provider
+        sealed = seal(keys, inputs=np.ones((1, 160)).tolist())
+        status, _, body = call("POST", "/predict", ENCRYPTED, sealed.body)
+        assert status == 200, (provider, body[:200])
     # AND version-1 rows of two lengths in one request are refused, naming the row
     sealed = seal(keys, inputs=[[0.0] * 160, [0.0] * 48])
     status, _, body = providers["core"]("POST", "/predict", ENCRYPTED, sealed.body)
@@ -268,6 +283,29 @@ def test_the_row_limit_is_chosen_checked_and_run_at_build_time(tmp_path):
         bounded, tmp_path / "ok", input_shapes={"samples": (160,)}, max_row_elements={"samples": 512}
     )
     assert not (tmp_path / "r1").exists() and not (tmp_path / "r3").exists()
+
+
+def test_tensor_names_shared_across_subgraphs_no_longer_stop_the_quantizer(keys, tmp_path):
+    from model.tflite_import import build_from_tflite, quantize_variant
+
+    source = made_models()["shared_arg_names"]
+    # GIVEN a model whose loop subgraphs both name a tensor arg0, which the quantizer refuses as it is
+    with pytest.raises(ValueError, match="Tensor name arg0 is not unique"):
+        quantize_variant(source.read_bytes(), "weight_only_int8")
+    # WHEN it is built
+    result = build_from_tflite(source, tmp_path / "loop", latency_repeats=2)
+    # THEN every variant is made (the names made unique first), and the selected one answers as
+    # LiteRT answers the original file, on every provider
+    assert not result.skipped, result.skipped
+    assert {"float16", "weight_only_int8", "dynamic_range"} <= set(result.manifest["variants"])
+    _, providers = _providers(keys, result.out)
+    x = np.random.default_rng(5).normal(size=(3, 8)).astype(np.float32)
+    expected = litert_direct(source, "serving_default", {"x": x})["y"]
+    for provider, call in providers.items():
+        sealed = seal(keys, inputs=x.tolist())
+        status, _, body = call("POST", "/predict", ENCRYPTED, sealed.body)
+        assert status == 200, (provider, body)
+        np.testing.assert_allclose(np.asarray(sealed.open(body)["outputs"]), expected, atol=0.1)
 
 
 def test_the_kind_of_each_output_is_read_from_the_file_and_shown_by_predict(keys, tmp_path, capsys):
