@@ -228,20 +228,16 @@ class App:
         level = logging.ERROR if status >= 500 else logging.INFO
         if not self.logger.isEnabledFor(level):
             return
+        line = {
+            "request_id": request_id or os.urandom(8).hex(),
+            "route": route,
+            "method": method[:16],
+            "status": status,
+            "duration_ms": round(duration_ms, 3),
+        }
         for name, value in fields.items():
-            if isinstance(value, float):
-                fields[name] = round(value, 3)
-        logs.log_event(
-            self.logger,
-            level,
-            "request",
-            request_id=request_id or os.urandom(8).hex(),
-            route=route,
-            method=method[:16],
-            status=status,
-            duration_ms=round(duration_ms, 3),
-            **fields,
-        )
+            line[name] = round(value, 3) if type(value) is float else value
+        logs.log_fields(self.logger, level, "request", line)
 
     def _allowed_origin(self, headers: Mapping[str, str]) -> str | None:
         origins = self.settings.cors_origins
