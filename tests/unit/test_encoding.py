@@ -18,7 +18,9 @@ def test_round_trip_with_and_without_padding(data):
     assert b64u_decode(text + "=" * (-len(text) % 4)) == data
 
 
-@pytest.mark.parametrize("text", ["YR", "YWJ", "a+b/", "YQ==x", "Y", "YQ!", "é", "YWJj==", "YQ=", "YQ===", "Y=Q=", "YW\nJj"])
+@pytest.mark.parametrize(
+    "text", ["YR", "YWJ", "a+b/", "YQ==x", "Y", "YQ!", "é", "YWJj==", "YQ=", "YQ===", "Y=Q=", "YW\nJj"]
+)
 def test_refuses_other_characters_and_non_canonical_texts(text):
     """A text with a foreign character, impossible length or non-zero trailing bits is a ValueError."""
     with pytest.raises(ValueError):
