@@ -40,7 +40,12 @@ class LitefaasGcp extends CloudPlugin {
       'LITEFAAS_PRIVATE_KEYS must be a Secret Manager reference (SECRET:VERSION); set privateKeysSecret',
       'LITEFAAS_GCP_SECRET'
     );
+    const server = settings.server || 'asgi';
+    if (!['asgi', 'wsgi'].includes(server)) {
+      throw new this.serverless.classes.Error(`gcpServer must be asgi or wsgi, not ${server}`, 'LITEFAAS_GCP_SERVER');
+    }
     const variables = environment.filter(([name]) => name !== 'LITEFAAS_PRIVATE_KEYS');
+    if (server === 'asgi') variables.push(['FUNCTION_USE_ASGI', 'true']);
     const pairs = variables.map(([name, value]) => `${name}=${value}`);
     const delimiter = pairs.some((pair) => pair.includes(',')) ? '^|^' : '';
     const source = path.join(packagePath(this.serverless, this.options), 'source');

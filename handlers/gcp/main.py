@@ -1,16 +1,24 @@
 """Google Cloud Functions (gen2, functions-framework) entrypoint: ``--target predict``.
 
 functions-framework hands every path and method to the one function; the core routes
-``/predict``, ``/keys`` and ``/health`` and answers anything else with the protocol's 404/405.
-The framework's own ``/robots.txt`` and ``/favicon.ico`` routes answer the protocol's JSON 404
-instead of an HTML page (found by fuzzing).
+``/predict``, ``/keys``, ``/health`` and the standard routes, and answers anything else with the
+protocol's 404/405. Two servers, as functions-framework offers them:
+
+- **ASGI** (``FUNCTION_USE_ASGI=true``, which ``litefaas deploy`` sets): gunicorn with one uvicorn
+  worker, Starlette; the function is a coroutine that answers a small request on the event loop
+  (no thread hand-off) and a large one in a worker thread (LiteRT releases the GIL while it runs).
+- **WSGI** (the framework's default): gunicorn's threads and Flask.
+
+The framework's own answers (its ``/robots.txt`` and ``/favicon.ico`` 404s, Starlette's 405 for a
+method it does not route) are the protocol's on both instead of a page of their own (found by fuzzing).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
+from typing import Any
 
-import flask
 import functions_framework
 
 from core.app import App, cold_start
@@ -19,9 +27,20 @@ from core.http import error_response
 
 RESPONSE_LIMIT = 32 * 1024 * 1024
 """Cloud Run functions answer at most 32 MiB over HTTP/1."""
+INLINE_BODY_BYTES = 64 * 1024
+"""ASGI: a request body up to this size is answered on the event loop, a larger one in a thread."""
+_TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})  # what click's flag takes from FUNCTION_USE_ASGI
 
 
-def _body(request: flask.Request, limit: int) -> bytes:
+def uses_asgi(environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
+    """Whether functions-framework serves ASGI (``--asgi`` or ``FUNCTION_USE_ASGI``)."""
+    return environ.get("FUNCTION_USE_ASGI", "").strip().lower() in _TRUE
+
+
+# ------------------------------------------------------------------------------------------ WSGI
+
+
+def _body(request: Any, limit: int) -> bytes:
     """The raw body, read once and not kept. A declared length within ``limit`` is read in one call
     (werkzeug's ``get_data`` reads 64 KB chunks into a growing buffer and copies it: twice the time
     on a 600 KB tensor); anything else takes the framework's path, and the core refuses it by size.
@@ -38,8 +57,9 @@ def _body(request: flask.Request, limit: int) -> bytes:
     return b"".join(parts)
 
 
-def create_function(app: App) -> Callable[[flask.Request], flask.Response]:
-    """The HTTP function serving ``app``: flask request in, flask response out."""
+def create_function(app: App) -> Callable[[Any], Any]:
+    """The WSGI HTTP function serving ``app``: flask request in, flask response out."""
+    import flask
 
     def predict(request: flask.Request) -> flask.Response:
         headers = request.headers
@@ -57,17 +77,95 @@ def create_function(app: App) -> Callable[[flask.Request], flask.Response]:
     return predict
 
 
-def protocol_answers_only(app: flask.Flask) -> None:
-    """The framework's own 404s in the protocol's JSON."""
+def protocol_answers_only(flask_app: Any) -> None:
+    """The Flask app's own 404s in the protocol's JSON."""
+    import flask
+
     not_found = error_response(NotFound())
 
     def answer_not_found(_: Exception) -> flask.Response:
         return flask.Response(not_found.body, status=not_found.status, headers=not_found.headers)
 
-    app.register_error_handler(404, answer_not_found)
+    flask_app.register_error_handler(404, answer_not_found)
+
+
+# ------------------------------------------------------------------------------------------ ASGI
+
+
+async def read_body(receive: Callable[[], Any], limit: int) -> bytes:
+    """An ASGI request's body, but never more than ``limit + 1`` bytes: past the limit the core
+    refuses it by size, and the rest is not read into memory."""
+    parts: list[bytes] = []
+    received = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        part = message.get("body", b"")
+        parts.append(part)
+        received += len(part)
+        if received > limit or not message.get("more_body", False):
+            break
+    body = parts[0] if len(parts) == 1 else b"".join(parts)
+    return body[: limit + 1]
+
+
+def create_asgi_function(app: App) -> Callable[[Any], Any]:
+    """The ASGI HTTP function serving ``app``: Starlette request in, Starlette response out."""
+    from starlette.concurrency import run_in_threadpool
+    from starlette.responses import Response
+
+    limit = app.settings.max_body_bytes
+
+    async def predict(request: Any) -> Response:
+        scope = request.scope
+        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+        request_id = headers.get("function-execution-id") or headers.get("x-cloud-trace-context")
+        body = await read_body(request.receive, limit)
+        arguments = (scope["method"], scope["path"], headers, body, request_id)
+        if len(body) <= INLINE_BODY_BYTES:
+            reply = app.handle(*arguments, response_limit=RESPONSE_LIMIT)
+        else:
+            reply = await run_in_threadpool(app.handle, *arguments, response_limit=RESPONSE_LIMIT)
+        return Response(reply.body, status_code=reply.status, headers=reply.headers)
+
+    return predict
+
+
+def protocol_answers_only_asgi(function: Callable[[Any], Any]) -> None:
+    """Requests functions-framework's ASGI app answers itself go to ``function`` (the core) instead:
+    its ``/robots.txt`` and ``/favicon.ico`` 404s, and the 405 Starlette gives a method outside its
+    route's list (``get``, ``TRACE``), which would be plain text. Done by wrapping the function
+    that builds the app (looked up when the app is built, after this module is loaded)."""
+    import functions_framework.aio as aio
+
+    build = getattr(aio, "_create_asgi_app_with_function", None)
+    if build is None or getattr(build, "answers_with_the_core", False):
+        return
+
+    async def answer(request: Any, _: Exception) -> Any:
+        return await function(request)
+
+    def build_with_core_answers(*args: Any, **kwargs: Any) -> Any:
+        asgi_app = build(*args, **kwargs)
+        for status in (404, 405):
+            asgi_app.add_exception_handler(status, answer)
+        return asgi_app
+
+    build_with_core_answers.answers_with_the_core = True  # type: ignore[attr-defined]
+    aio._create_asgi_app_with_function = build_with_core_answers
 
 
 APP = cold_start()
-predict = functions_framework.http(create_function(APP))
-if flask.has_app_context():  # functions-framework runs this module inside its app's context
-    protocol_answers_only(flask.current_app)
+predict: Callable[[Any], Any]
+if uses_asgi():
+    import functions_framework.aio
+
+    predict = functions_framework.aio.http(create_asgi_function(APP))
+    protocol_answers_only_asgi(predict)
+else:
+    import flask
+
+    predict = functions_framework.http(create_function(APP))
+    if flask.has_app_context():  # functions-framework runs this module inside its app's context
+        protocol_answers_only(flask.current_app)

@@ -68,6 +68,7 @@ def host_env(model_dir: Path, workers: int, threads: int) -> dict[str, str]:
             "LITEFAAS_LOG_LEVEL": "WARNING",
             "WORKERS": str(workers),
             "THREADS": str(threads),
+            "FUNCTION_USE_ASGI": "false",  # gunicorn's threads: what THREADS sizes
         }
     )
     env, _ = function_env(base)

@@ -37,8 +37,10 @@ def answer(cloud: str, root: str, body: bytes) -> tuple[int, bytes]:
         import functions_framework
 
         app = functions_framework.create_app(target="predict", source=os.path.join(root, "main.py"))  # type: ignore[no-untyped-call]
-        reply = app.test_client().post("/predict", data=body, headers=headers)
-        return reply.status_code, reply.get_data()
+        if hasattr(app, "test_client"):  # WSGI: Flask
+            reply = app.test_client().post("/predict", data=body, headers=headers)
+            return reply.status_code, reply.get_data()
+        return asgi_post(app, "/predict", headers, body)  # FUNCTION_USE_ASGI: Starlette, as deployed
     import azure.functions as func
     import function_app
 
@@ -52,6 +54,38 @@ def answer(cloud: str, root: str, body: bytes) -> tuple[int, bytes]:
     )
     reply = functions["predict"](request, Context())
     return reply.status_code, reply.get_body()
+
+
+def asgi_post(app: Any, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    """One POST through an ASGI app, as uvicorn hands it over: a scope, the body, the answer's messages."""
+    import asyncio
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8080),
+    }
+    incoming = [{"type": "http.request", "body": body, "more_body": False}]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    asyncio.run(app(scope, receive, send))
+    status = next(m["status"] for m in sent if m["type"] == "http.response.start")
+    return status, b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
 
 
 def main(argv: list[str]) -> None:

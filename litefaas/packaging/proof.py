@@ -174,6 +174,8 @@ def verify_bundle(bundle: Path, target: Target, python: str | None = None, rows:
         )
         body, secrets = build_request(inputs, KeyInfo.from_json(public))
         env = {"LITEFAAS_PRIVATE_KEYS": keyring_json}
+        if target.cloud == "gcp":
+            env["FUNCTION_USE_ASGI"] = "true"  # as litefaas deploy serves it
         result = probe_bundle(root, target.cloud, interpreter, body, env, platform_layer(target))
     document = decrypt_response(result.body, secrets, result.status)
     if result.status != 200 or "outputs" not in document:

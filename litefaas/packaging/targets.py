@@ -32,8 +32,13 @@ MIN_GLIBC_MINOR = 17
 RUNTIME_DISTRIBUTIONS = ("numpy", "ai-edge-litert", "cryptography", "cffi")
 # Added for a model whose manifest declares an image input (core.images decodes with Pillow).
 IMAGE_DISTRIBUTIONS = ("pillow",)
-# The provider SDK each platform installs itself (the bundle's requirements.txt names it).
-PLATFORM_INSTALLED = {"aws": (), "gcp": ("functions-framework",), "azure": ("azure-functions",)}
+# What each platform installs itself from the bundle's requirements.txt: the provider SDK, and for
+# GCP the C HTTP parser and event loop its ASGI server (uvicorn) takes up when they are there.
+PLATFORM_INSTALLED = {
+    "aws": (),
+    "gcp": ("functions-framework", "httptools", "uvloop"),
+    "azure": ("azure-functions",),
+}
 AZURE_SITE_PACKAGES = PurePosixPath(".python_packages/lib/site-packages")
 LAMBDA_UNZIPPED_LIMIT = 250 * 1024 * 1024
 

@@ -17,8 +17,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("core", "handlers", "litefaas", "model")
-PROVIDER_SDKS = ("azure", "functions_framework", "flask", "boto3", "botocore", "google", "werkzeug")
-HANDLER_SDKS = {"aws": set(), "gcp": {"functions_framework", "flask"}, "azure": {"azure"}}
+PROVIDER_SDKS = (
+    "azure",
+    "functions_framework",
+    "flask",
+    "boto3",
+    "botocore",
+    "google",
+    "werkzeug",
+    "starlette",
+)
+HANDLER_SDKS = {"aws": set(), "gcp": {"functions_framework", "flask", "starlette"}, "azure": {"azure"}}
 
 
 def module_name(path: Path) -> str:

@@ -99,7 +99,7 @@ def gcp_command(work: Path, **changes: str) -> list[str]:
     argv.append(
         f"--set-secrets=LITEFAAS_PRIVATE_KEYS={flags.get('secret', 'litefaas-dev-private-keys:latest')}"
     )
-    argv.append("--set-env-vars=LITEFAAS_LOG_LEVEL=INFO")
+    argv.append(f"--set-env-vars={flags.get('env', 'LITEFAAS_LOG_LEVEL=INFO,FUNCTION_USE_ASGI=true')}")
     argv.append(f"--project={flags.get('project', PROJECT)}")
     return [*argv, "--quiet"]
 
@@ -170,6 +170,23 @@ def test_gcp_stage_region_and_scaling_are_parameters(tools, dist, tmp_path):
         sa="litefaas-prod-fn@my-project.iam.gserviceaccount.com",
     )
     assert recorded(record)[-2]["argv"] == expected
+
+
+def test_gcp_serves_asgi_unless_wsgi_is_asked_for(tools, dist, tmp_path):
+    """functions-framework's ASGI server is switched on with FUNCTION_USE_ASGI; gcpServer=wsgi leaves
+    the framework's default; anything else is refused before any command runs."""
+    record = tools("gcloud")
+    work = tmp_path / "work"
+    assert (
+        run_deploy(dist, work, "--cloud", "gcp", f"--param=gcpProject={PROJECT}", "--param=gcpServer=wsgi")
+        == 0
+    )
+    assert recorded(record)[-2]["argv"] == gcp_command(work, env="LITEFAAS_LOG_LEVEL=INFO")
+    before = len(recorded(record))
+    code = run_deploy(
+        dist, tmp_path / "w2", "--cloud", "gcp", f"--param=gcpProject={PROJECT}", "--param=gcpServer=x"
+    )
+    assert code != 0 and len(recorded(record)) == before
 
 
 def test_gcp_without_gcloud_on_path_fails_clearly(tools, dist, tmp_path, capsys):

@@ -168,7 +168,8 @@ def test_aws_bundle_layout_and_sizes(bundles):
 
 
 def test_gcp_bundle_has_main_at_the_root_and_names_functions_framework(bundles):
-    """The GCP bundle has main.py at its root, no handlers folder, and requires only the pinned functions-framework."""
+    """The GCP bundle has main.py at its root, no handlers folder, and requires only the pinned
+    functions-framework and the parser and loop its ASGI server runs fastest with."""
     files = names(bundles["gcp"])
     assert {"main.py", "requirements.txt", "core/app.py", "numpy/__init__.py"} <= set(files)
     assert not any(name.startswith("handlers/") for name in files)
@@ -176,7 +177,9 @@ def test_gcp_bundle_has_main_at_the_root_and_names_functions_framework(bundles):
         requirements = archive.read("requirements.txt").decode()
     pins = targets.read_pins()
     assert [line for line in requirements.splitlines() if not line.startswith("#")] == [
-        f"functions-framework=={pins['functions-framework']}"
+        f"functions-framework=={pins['functions-framework']}",
+        f"httptools=={pins['httptools']}",
+        f"uvloop=={pins['uvloop']}",
     ]
 
 
@@ -209,17 +212,21 @@ def test_bundles_are_reproducible_and_reused(bundles, dist, tmp_path):
 
 
 @needs_python312
-@pytest.mark.parametrize("cloud", targets.CLOUDS)
-def test_bundle_answers_an_encrypted_request_alone_in_python312(bundles, cloud, tmp_path):
+@pytest.mark.parametrize(
+    ("cloud", "server"), [(cloud, "") for cloud in targets.CLOUDS] + [("gcp", "wsgi")], ids=lambda v: v or "-"
+)
+def test_bundle_answers_an_encrypted_request_alone_in_python312(bundles, cloud, server, tmp_path):
     # GIVEN the bundle unpacked, and (gcp, azure) the SDK the platform installs from its requirements.txt
     root = bundler.unpack(bundles[cloud].path, tmp_path / "bundle")
     layer = proof.platform_layer(Target(cloud))
     keys = make_keys()
     sealed = seal(keys, inputs=ROWS[:4])
     # WHEN python3.12 -I -S, which sees nothing but these folders, answers a request sealed here
-    result = proof.probe_bundle(
-        root, cloud, PYTHON312, sealed.body, {"LITEFAAS_PRIVATE_KEYS": keys.private_json}, layer
-    )
+    # (gcp as deployed: functions-framework's ASGI app; and its WSGI app for a user who picks it)
+    env = {"LITEFAAS_PRIVATE_KEYS": keys.private_json}
+    if cloud == "gcp" and server != "wsgi":
+        env["FUNCTION_USE_ASGI"] = "true"
+    result = proof.probe_bundle(root, cloud, PYTHON312, sealed.body, env, layer)
     # THEN the answer decrypts here to the model's own outputs, computed by the bundle's packages
     assert result.status == 200
     assert result.python.startswith("3.12.")
