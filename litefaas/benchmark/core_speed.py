@@ -39,7 +39,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from litefaas.benchmark.wsgi import gcp_wsgi_app, wsgi_post
+from litefaas.benchmark.wsgi import AsgiCaller, gcp_asgi_app, gcp_wsgi_app, wsgi_post
 from litefaas.paths import BUILD, ROOT
 
 IMAGE_MODEL = BUILD / "bench" / "core_speed" / "image224"
@@ -216,6 +216,13 @@ def image_results(keys, repeats: int) -> dict[str, object]:
     handle_v1 = through(app_call, 1, v1_repeats)
     gcp_v2 = through(gcp_call, 2, repeats)
     gcp_v1 = through(gcp_call, 1, v1_repeats)
+    asgi = AsgiCaller(gcp_asgi_app(env))  # as deployed: FUNCTION_USE_ASGI
+
+    def asgi_call(content_type: str, body: bytes) -> None:
+        status, answer = asgi.post("/predict", content_type, body)
+        assert status == "200" and answer, status
+
+    gcp_asgi_v2 = through(asgi_call, 2, repeats)
 
     # The floor: one HPKE open of a same-size request, plus LiteRT's set-invoke-get of the image.
     ring = settings.keyring
@@ -269,6 +276,8 @@ def image_results(keys, repeats: int) -> dict[str, object]:
             "gcp_entry_v1": round(gcp_v1 * ms, 2),
             "app_handle_v2_over_floor": round(handle_v2 / floor, 2),
             "gcp_entry_v2_over_floor": round(gcp_v2 / floor, 2),
+            "gcp_asgi_v2": round(gcp_asgi_v2 * ms, 3),
+            "gcp_asgi_v2_over_floor": round(gcp_asgi_v2 / floor, 2),
             "gcp_target": "<= 1.5",
             "v1_over_v2_app": round(handle_v1 / handle_v2, 1),
             "v1_over_v2_gcp": round(gcp_v1 / gcp_v2, 1),
@@ -322,13 +331,15 @@ def print_table(results: dict[str, object]) -> None:
         ("client encode + seal, ms", f"{enc['v1']}", f"{enc['v2']}"),
         ("warm encrypted, App.handle, ms", f"{warm['app_handle_v1']}", f"{warm['app_handle_v2']}"),
         (
-            "warm encrypted, GCP entry point in process, ms",
+            "warm encrypted, GCP entry point in process (WSGI), ms",
             f"{warm['gcp_entry_v1']}",
             f"{warm['gcp_entry_v2']}",
         ),
+        ("warm encrypted, GCP entry point in process (ASGI, deployed), ms", "", f"{warm['gcp_asgi_v2']}"),
         ("floor: HPKE open of the request + LiteRT invoke, ms", "", f"{warm['floor_hpke_open_plus_invoke']}"),
         ("App.handle / floor", "", f"{warm['app_handle_v2_over_floor']}"),
-        ("GCP entry point / floor (target <= 1.5)", "", f"{warm['gcp_entry_v2_over_floor']}"),
+        ("GCP entry point (WSGI) / floor", "", f"{warm['gcp_entry_v2_over_floor']}"),
+        ("GCP entry point (ASGI) / floor (target <= 1.5)", "", f"{warm['gcp_asgi_v2_over_floor']}"),
         (
             "GCP body read: entry point vs werkzeug get_data, ms",
             "",

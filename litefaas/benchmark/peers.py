@@ -263,11 +263,15 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=5)
 
 
-def _wrk_number(text: str, unit: str) -> float:
-    value = float(re.match(r"[\d.]+", text).group(0))  # type: ignore[union-attr]
-    scale = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
-    suffix = text[len(re.match(r"[\d.]+", text).group(0)) :]  # type: ignore[union-attr]
-    return value * scale.get(suffix, 1.0) if unit == "ms" else value
+_UNIT_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3}
+
+
+def _wrk_p50_ms(output: str) -> float:
+    """The median latency of wrk's ``--latency`` distribution, in milliseconds."""
+    found = re.search(r"^\s*50%\s+([\d.]+)(us|ms|s|m)\s*$", output, re.MULTILINE)
+    if found is None:
+        raise SystemExit(f"no median latency in wrk's output:\n{output}")
+    return float(found.group(1)) * _UNIT_MS[found.group(2)]
 
 
 def run_wrk(
@@ -298,9 +302,8 @@ def run_wrk(
         )
     if bad or errors:
         raise SystemExit(f"{server.name}: {output}")
-    p50 = re.search(r"50%\s+(\S+)", output).group(1)  # type: ignore[union-attr]
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    return {"rps": rps, "p50_ms": _wrk_number(p50, "ms"), "cpu_us": cpu / max(requests, 1) * 1e6}
+    return {"rps": rps, "p50_ms": _wrk_p50_ms(output), "cpu_us": cpu / max(requests, 1) * 1e6}
 
 
 def servers(model_file: Path, rows: list[list[float]], only: Sequence[str]) -> list[Server]:

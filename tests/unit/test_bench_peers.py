@@ -1,0 +1,58 @@
+"""The peer benchmark's readings: wrk's median latency in any unit, and a process tree's CPU time."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from litefaas.benchmark.peers import _wrk_p50_ms, servers, tree_cpu_s
+
+WRK_OUTPUT = """Running 5s test @ http://127.0.0.1:28862/predict
+  1 threads and 1 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   289.35us  130.35us   4.07ms   99.24%
+  Latency Distribution
+     50%  {p50}
+     75%  302.00us
+     90%  325.00us
+     99%  389.00us
+  7187 requests in 2.10s, 2.06MB read
+Requests/sec:   3422.14
+"""
+
+
+@pytest.mark.parametrize(("shown", "ms"), [("284.00us", 0.284), ("1.37ms", 1.37), ("1.02s", 1020.0)])
+def test_the_median_latency_is_read_in_milliseconds_whatever_unit_wrk_prints(shown, ms):
+    assert _wrk_p50_ms(WRK_OUTPUT.format(p50=shown)) == pytest.approx(ms)
+
+
+def test_an_output_without_a_distribution_stops_the_run():
+    with pytest.raises(SystemExit, match="no median latency"):
+        _wrk_p50_ms("Running 5s test\n0 requests in 5.00s\n")
+
+
+def test_the_cpu_of_a_process_tree_counts_its_children():
+    # GIVEN a child that spins for a moment WHEN its parent's tree is read before and after
+    before = tree_cpu_s(os.getpid())
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time\nend = time.time() + 0.5\nwhile time.time() < end: pass"]
+    )
+    time.sleep(0.4)
+    during = tree_cpu_s(os.getpid())
+    child.wait()
+    # THEN the child's CPU time is in the tree's
+    assert during - before > 0.2
+
+
+def test_every_server_of_the_table_has_its_own_request_and_sealed_bodies_are_new_each_time(tmp_path):
+    table = servers(tmp_path / "seed.tflite", [[0.0] * 30], [])
+    names = [s.name for s in table]
+    assert len(names) == len(set(names)) == 9
+    sealed = next(s for s in table if "sealed" in s.name)
+    bodies = sealed.bodies(3)
+    assert len(set(bodies)) == 3
+    assert servers(tmp_path / "x", [[0.0] * 30], ["bento"])[0].name == "BentoML 1.4"
