@@ -5,6 +5,7 @@ provider; a digit drawn with the mouse goes sealed to each function and each ans
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -232,14 +233,17 @@ def test_a_page_from_another_origin_is_refused(browser: Any, served: Served, pro
     assert answer == {"ok": False, "name": "NetworkError"}
 
 
-def test_without_an_image_model_the_page_says_so(browser: Any, chromium_path: str) -> None:
-    # GIVEN the page in front of one function serving the seed model only (no image input)
+@contextlib.contextmanager
+def one_function_page(browser: Any, model_dir: Path | None = None) -> Iterator[Any]:
+    """The page, loaded and ready, in front of one local GCP function (the seed model, or ``model_dir``)."""
     from litefaas.local.server import LocalServer
     from litefaas.local.serving import function_env, launch_spec
     from litefaas.local.ui import page_config
 
     base = {k: v for k, v in os.environ.items() if not k.startswith("LITEFAAS_")}
     env, _ = function_env(base)
+    if model_dir is not None:
+        env["LITEFAAS_MODEL_DIR"] = str(model_dir)
     with UIServer(0) as ui:
         env["LITEFAAS_CORS_ORIGINS"] = ui.origin
         with LocalServer("gcp", launch_spec("gcp", free_port(), env)) as server:
@@ -247,27 +251,29 @@ def test_without_an_image_model_the_page_says_so(browser: Any, chromium_path: st
             ui.config = page_config([server], {"gcp": None})
             tab = browser.new_page()
             try:
-                # WHEN the page loads
                 tab.goto(f"{ui.origin}/")
                 _until(
                     tab, "() => document.getElementById('status').textContent.startsWith('ready')", timeout=30
                 )
-                note = tab.locator("#no-image-text").text_content()
-                # THEN it says there is nothing to draw for, and offers the seed model's form
-                assert tab.locator("#digits").is_hidden()
-                assert "breast_cancer_mlp" in note and "no image input" in note
-                assert tab.locator("#fields input").count() == 30
+                yield tab
             finally:
                 tab.close()
+
+
+def test_without_an_image_model_the_page_says_so(browser: Any, chromium_path: str) -> None:
+    # GIVEN the page in front of one function serving the seed model only (no image input)
+    # WHEN the page loads
+    with one_function_page(browser) as tab:
+        note = tab.locator("#no-image-text").text_content()
+        # THEN it says there is nothing to draw for, and offers the seed model's form
+        assert tab.locator("#digits").is_hidden()
+        assert "breast_cancer_mlp" in note and "no image input" in note
+        assert tab.locator("#fields input").count() == 30
 
 
 def test_an_output_of_logits_is_shown_through_a_softmax(browser: Any, tmp_path: Path) -> None:
     # GIVEN the digits model on one function, its output declared as logits (as a model file may say)
     import shutil
-
-    from litefaas.local.server import LocalServer
-    from litefaas.local.serving import function_env, launch_spec
-    from litefaas.local.ui import page_config
 
     if not (DIGITS / "manifest.json").is_file():
         pytest.skip("no digits model artifact")
@@ -276,31 +282,13 @@ def test_an_output_of_logits_is_shown_through_a_softmax(browser: Any, tmp_path: 
     manifest = json.loads((artifact / "manifest.json").read_text(encoding="utf-8"))
     manifest["outputs"][0]["kind"] = "logits"
     (artifact / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    base = {k: v for k, v in os.environ.items() if not k.startswith("LITEFAAS_")}
-    env, _ = function_env(base)
-    env["LITEFAAS_MODEL_DIR"] = str(artifact)
-    with UIServer(0) as ui:
-        env["LITEFAAS_CORS_ORIGINS"] = ui.origin
-        with LocalServer("gcp", launch_spec("gcp", free_port(), env)) as server:
-            server.wait_healthy(60)
-            ui.config = page_config([server], {"gcp": None})
-            tab = browser.new_page()
-            try:
-                tab.goto(f"{ui.origin}/")
-                _until(
-                    tab, "() => document.getElementById('status').textContent.startsWith('ready')", timeout=30
-                )
-                # WHEN a "7" is drawn and sent
-                _draw(tab, SEVEN)
-                tab.click("#send-digit")
-                [card] = _wait_answers(tab, "#digit-cards")
-                shown = tab.locator("#digit-cards .top-p").text_content()
-                bars = [
-                    float(t)
-                    for t in tab.locator("#digit-cards .bars > span:nth-child(3n)").all_text_contents()
-                ]
-            finally:
-                tab.close()
+    with one_function_page(browser, artifact) as tab:
+        # WHEN a "7" is drawn and sent
+        _draw(tab, SEVEN)
+        tab.click("#send-digit")
+        [card] = _wait_answers(tab, "#digit-cards")
+        shown = tab.locator("#digit-cards .top-p").text_content()
+        bars = [float(t) for t in tab.locator("#digit-cards .bars > span:nth-child(3n)").all_text_contents()]
     # THEN the bars are the softmax of the ten values the model gave, and the answer names its logit
     assert card["state"] == "done" and card["top"] == "7", card
     match = re.fullmatch(r"p = ([\d.]+) \(softmax of logit ([\d.-]+)\)", shown or "")
