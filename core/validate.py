@@ -31,11 +31,7 @@ def inputs_to_arrays(
     (see :func:`json_has_no_literals`), which spares a pass over every value.
     """
     if len(specs) == 1:
-        spec = specs[0]
-        array = _batch(spec, inputs, max_batch, False, no_literals)
-        if spec.max_row_elements is not None:
-            check_row_elements(spec, array.shape, "inputs")
-        return {spec.name: array}
+        arrays = {specs[0].name: _batch(specs[0], inputs, max_batch, False, no_literals)}
     else:
         if not isinstance(inputs, dict):
             raise InvalidPayload("inputs: expected an object with one batch per model input")
@@ -45,14 +41,13 @@ def inputs_to_arrays(
             details = [f"missing {sorted(missing)}"] if missing else []
             details += [f"unknown {sorted(unknown)}"] if unknown else []
             raise InvalidPayload("inputs: " + ", ".join(details))
-        batches = inputs
-    arrays = {spec.name: _batch(spec, batches[spec.name], max_batch, True, no_literals) for spec in specs}
+        arrays = {spec.name: _batch(spec, inputs[spec.name], max_batch, True, no_literals) for spec in specs}
+        if len({len(a) for a in arrays.values()}) > 1:
+            raise InvalidPayload("inputs: every input must have the same number of rows")
     for spec in specs:
         if spec.max_row_elements is not None:
-            check_row_elements(spec, arrays[spec.name].shape, f"inputs.{spec.name}")
-    rows = {len(a) for a in arrays.values()}
-    if len(rows) > 1:
-        raise InvalidPayload("inputs: every input must have the same number of rows")
+            where = "inputs" if len(specs) == 1 else f"inputs.{spec.name}"
+            check_row_elements(spec, arrays[spec.name].shape, where)
     return arrays
 
 

@@ -17,7 +17,7 @@ method it does not route) are the protocol's on both instead of a page of their 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import functions_framework
@@ -31,7 +31,7 @@ RESPONSE_LIMIT = 32 * 1024 * 1024
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})  # what click's flag takes from FUNCTION_USE_ASGI
 
 
-def uses_asgi(environ: os._Environ[str] | dict[str, str] = os.environ) -> bool:
+def uses_asgi(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether functions-framework serves ASGI (``--asgi`` or ``FUNCTION_USE_ASGI``)."""
     return environ.get("FUNCTION_USE_ASGI", "").strip().lower() in _TRUE
 

@@ -39,11 +39,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from litefaas.local.process import group_cpu_s
 from litefaas.paths import BUILD, ROOT
 
 PEERS_DIR = BUILD / "peers"
 RESULTS = BUILD / "bench" / "peers.json"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 PINS = {"kserve": "kserve==0.21.0", "mlserver": "mlserver==1.7.1", "bentoml": "bentoml==1.4.40"}
 SEALED_RPS_CEILING = 6000
 """Sealed bodies made per second of load: more than one instance answers here (each is used once)."""
@@ -154,6 +154,8 @@ class Server:
     cwd: Path = ROOT
     results: dict[str, list[float]] = field(default_factory=dict)
     failure: str | None = None
+    peer: str | None = None
+    """The ``build/peers/`` virtualenv it runs from (None: litefaas, from this one)."""
 
 
 def _python(peer: str) -> str:
@@ -186,31 +188,6 @@ def ensure_wrk(log: Callable[[str], None]) -> str:
     if not found:
         raise SystemExit("wrk is not installed and apt could not install it")
     return found
-
-
-def tree_cpu_s(root: int) -> float:
-    """User + system CPU seconds of ``root`` and every process below it, now."""
-    total, parents = 0.0, {}
-    stats = {}
-    for entry in Path("/proc").glob("[0-9]*"):
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        stats[int(entry.name)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / CLK_TCK)
-        parents[int(entry.name)] = int(fields[1])
-    wanted = {root}
-    changed = True
-    while changed:
-        changed = False
-        for pid, (parent, _) in stats.items():
-            if parent in wanted and pid not in wanted:
-                wanted.add(pid)
-                changed = True
-    for pid in wanted:
-        if pid in stats:
-            total += stats[pid][1]
-    return total
 
 
 def _post(url: str, body: bytes, content_type: str, timeout: float = 2.0) -> int:
@@ -256,10 +233,8 @@ def stop(process: subprocess.Popen[bytes]) -> None:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=15)
     except (ProcessLookupError, subprocess.TimeoutExpired):
-        with_kill = getattr(os, "killpg", None)
-        if with_kill is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=5)
 
 
@@ -289,9 +264,9 @@ def run_wrk(
         "-H", f"Content-Type: {server.content_type}", f"http://127.0.0.1:{port}{server.path}",
         "--", str(lines),
     ]  # fmt: skip
-    cpu_before = tree_cpu_s(pid)
+    cpu_before = group_cpu_s(pid)  # started in a session of its own: its group is its pid
     output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout  # noqa: S603
-    cpu = tree_cpu_s(pid) - cpu_before
+    cpu = group_cpu_s(pid) - cpu_before
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = re.search(r"Socket errors: (.*)", output)
@@ -346,6 +321,7 @@ def servers(model_file: Path, rows: list[list[float]], only: Sequence[str]) -> l
             lambda port: {**base, **model_env, "PORT": str(port)},
             lambda _: [body],
             cwd=glue,
+            peer=peer_name,
         )
 
     def mlserver_argv(parallel: bool) -> Callable[[int], list[str]]:
@@ -438,13 +414,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(text, file=sys.stderr, flush=True)
 
     wrk = ensure_wrk(log)
-    chosen = servers(Path(), ROWS, args.only)
-    for peer in sorted({p for p in PINS for s in chosen if s.cwd != ROOT and p in s.name.lower()}):
-        install_peer(peer, log)
-    _write_glue()
     manifest, _ = load_artifact(ROOT / "model" / "artifacts" / "breast_cancer_mlp")
     model_file = ROOT / "model" / "artifacts" / "breast_cancer_mlp" / manifest.file
     chosen = servers(model_file, ROWS, args.only)
+    for peer in sorted({s.peer for s in chosen if s.peer is not None}):
+        install_peer(peer, log)
+    _write_glue()
     loads_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="litefaas-peers-") as scratch:
         work = Path(scratch)

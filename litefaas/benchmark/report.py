@@ -81,40 +81,12 @@ def comparison_table(document: Mapping[str, Any]) -> Table:
     ):
         table.add_column(column, justify="left" if column == "what" else "right")
     for name, result in document["providers"].items():
-        table.add_row(
-            f"{name}: seed MLP v1",
-            _ms(result["p50_ms"]),
-            _ms(result["p95_ms"]),
-            _ms(result["p99_ms"]),
-            _num(result["throughput_rps"], 1),
-            _num(result["cold_start_ms"], 0),
-            _wire(result),
-            f"{result['errors']} / {result['requests']}",
-        )
+        table.add_row(*_load_row(f"{name}: seed MLP v1", result, _num(result["cold_start_ms"], 0)))
     for name, result in document["providers"].items():
-        run = result.get("oblivious")
-        if run:
-            table.add_row(
-                f"{name}: seed MLP, Oblivious HTTP",
-                _ms(run["p50_ms"]),
-                _ms(run["p95_ms"]),
-                _ms(run["p99_ms"]),
-                _num(run["throughput_rps"], 1),
-                "",
-                _wire(run),
-                f"{run['errors']} / {run['requests']}",
-            )
+        if result.get("oblivious"):
+            table.add_row(*_load_row(f"{name}: seed MLP, Oblivious HTTP", result["oblivious"], ""))
     for name, result in (document.get("models") or {}).items():
-        table.add_row(
-            f"gcp host: {name}",
-            _ms(result["p50_ms"]),
-            _ms(result["p95_ms"]),
-            _ms(result["p99_ms"]),
-            _num(result["throughput_rps"], 1),
-            _num(result.get("first_request_ms"), 0),
-            _wire(result),
-            f"{result['errors']} / {result['requests']}",
-        )
+        table.add_row(*_load_row(f"gcp host: {name}", result, _num(result.get("first_request_ms"), 0)))
     baseline = document.get("baseline") or {}
     if "cold_start_ms" in baseline:
         table.caption = (
@@ -123,6 +95,20 @@ def comparison_table(document: Mapping[str, Any]) -> Table:
             f"({_num(baseline.get('cold_start_ratio'), 1)}×)"
         )
     return table
+
+
+def _load_row(label: str, result: Mapping[str, Any], cold: str) -> tuple[str, ...]:
+    """One row of the load table: latencies, throughput, ``cold``, bytes and errors of one run."""
+    return (
+        label,
+        _ms(result["p50_ms"]),
+        _ms(result["p95_ms"]),
+        _ms(result["p99_ms"]),
+        _num(result["throughput_rps"], 1),
+        cold,
+        _wire(result),
+        f"{result['errors']} / {result['requests']}",
+    )
 
 
 def _wire(result: Mapping[str, Any]) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROC = Path("/proc")
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PORT_FLOOR = 20000
 EPHEMERAL_MARGIN = 2048
 """Room kept under the ephemeral range for serverless-offline's Lambda port (a fixed offset above)."""
@@ -25,6 +26,8 @@ class ProcessStat:
     state: str
     parent: int
     group: int
+    cpu_s: float = 0.0
+    """User + system CPU seconds the process has used."""
 
     @property
     def alive(self) -> bool:
@@ -36,7 +39,8 @@ def process_stat(pid: int) -> ProcessStat | None:
     """``pid``'s state, parent and process group; None once it is gone."""
     try:
         fields = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
-        return ProcessStat(pid, fields[0], int(fields[1]), int(fields[2]))
+        cpu_s = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        return ProcessStat(pid, fields[0], int(fields[1]), int(fields[2]), cpu_s)
     except (OSError, IndexError, ValueError):
         return None
 
@@ -52,6 +56,11 @@ def processes() -> Iterator[ProcessStat]:
 def group_pids(group: int) -> list[int]:
     """The live processes of process group ``group`` (zombies excepted)."""
     return [stat.pid for stat in processes() if stat.group == group and stat.alive]
+
+
+def group_cpu_s(group: int) -> float:
+    """User + system CPU seconds used, so far, by the live processes of process group ``group``."""
+    return sum(stat.cpu_s for stat in processes() if stat.group == group and stat.alive)
 
 
 def group_alive(group: int) -> bool:

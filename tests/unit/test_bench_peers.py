@@ -1,4 +1,4 @@
-"""The peer benchmark's readings: wrk's median latency in any unit, and a process tree's CPU time."""
+"""The peer benchmark's readings: wrk's median latency in any unit, and a process group's CPU time."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import time
 
 import pytest
 
-from litefaas.benchmark.peers import _wrk_p50_ms, servers, tree_cpu_s
+from litefaas.benchmark.peers import _wrk_p50_ms, servers
+from litefaas.local.process import group_cpu_s
 
 WRK_OUTPUT = """Running 5s test @ http://127.0.0.1:28862/predict
   1 threads and 1 connections
@@ -35,14 +36,14 @@ def test_an_output_without_a_distribution_stops_the_run():
         _wrk_p50_ms("Running 5s test\n0 requests in 5.00s\n")
 
 
-def test_the_cpu_of_a_process_tree_counts_its_children():
+def test_the_cpu_of_a_process_group_counts_its_children():
     # GIVEN a child that spins for a moment WHEN its parent's tree is read before and after
-    before = tree_cpu_s(os.getpid())
+    before = group_cpu_s(os.getpgrp())
     child = subprocess.Popen(
         [sys.executable, "-c", "import time\nend = time.time() + 0.5\nwhile time.time() < end: pass"]
     )
     time.sleep(0.4)
-    during = tree_cpu_s(os.getpid())
+    during = group_cpu_s(os.getpgrp())
     child.wait()
     # THEN the child's CPU time is in the tree's
     assert during - before > 0.2
