@@ -8,39 +8,47 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
-
 
 def b64u_encode(data: bytes) -> str:
     """Encode ``data`` as base64url without padding."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_VALUE = {char: value for value, char in enumerate(_ALPHABET)}
+# base64url's two characters become standard base64's; standard base64's own two become a
+# character the strict decoder refuses, so one translation both converts and checks the alphabet.
+_FROM_URLSAFE = bytes.maketrans(b"-_+/", b"+/!!")
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _UNUSED_BITS = {2: 0b1111, 3: 0b11}
+
+
+def _nonzero_unused_bits(mask: int) -> bytes:
+    """A table over bytes: 1 where the character's value has bits of ``mask`` set."""
+    return bytes(1 if char in _ALPHABET and _ALPHABET.index(char) & mask else 0 for char in range(256))
+
+
+_LAST_BITS = {remainder: _nonzero_unused_bits(mask) for remainder, mask in _UNUSED_BITS.items()}
 
 
 def b64u_decode(text: str | bytes) -> bytes:
     """Decode base64url with or without padding; raise ``ValueError`` on any other character,
     and on unused trailing bits that are not zero (so one text has one meaning)."""
     try:
-        raw = text.encode("ascii", "strict") if isinstance(text, str) else bytes(text)
+        raw = (text.encode("ascii") if isinstance(text, str) else bytes(text)).translate(_FROM_URLSAFE)
     except UnicodeEncodeError:
         raise ValueError("not base64url") from None
-    if b"+" in raw or b"/" in raw:  # standard base64's characters: the strict decoder takes them
-        raise ValueError("not base64url")
     stripped = raw.rstrip(b"=")
-    padding = len(raw) - len(stripped)
     remainder = len(stripped) % 4
-    if remainder == 1 or (padding and padding != -remainder % 4):
+    if remainder:
+        padding = len(raw) - len(stripped)
+        if remainder == 1 or (padding and padding != 4 - remainder):
+            raise ValueError("not base64url")
+        if _LAST_BITS[remainder][stripped[-1]]:
+            raise ValueError("not canonical base64url")
+        stripped += b"=" * (4 - remainder)
+    elif len(raw) != len(stripped):
         raise ValueError("not base64url")
-    if remainder and _VALUE.get(stripped[-1], 0) & _UNUSED_BITS[remainder]:
-        raise ValueError("not canonical base64url")
     try:
-        return binascii.a2b_base64(
-            stripped.translate(_TO_STANDARD) + b"=" * (-remainder % 4), strict_mode=True
-        )
+        return binascii.a2b_base64(stripped, strict_mode=True)
     except binascii.Error as exc:
         raise ValueError("not base64url") from exc
 
@@ -60,3 +68,24 @@ def compact_json(
         None, fallback.default, json.encoder.encode_basestring_ascii, None, ":", ",", False, False, allow_nan
     )
     return lambda value: "".join(iterencode(value, 0))
+
+
+def _unique_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    fields = dict(pairs)
+    if len(fields) != len(pairs):
+        raise ValueError("duplicate field")
+    return fields
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+_STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_unique_fields, parse_constant=_no_constant)
+
+
+def strict_json(text: str) -> Any:
+    """Parse JSON with no duplicate field in any object and no NaN or Infinity; ``ValueError``
+    (or ``RecursionError``) otherwise. One decoder for every call (``json.loads`` with arguments
+    builds one per call)."""
+    return _STRICT_DECODER.decode(text)

@@ -8,7 +8,6 @@ bytes are read in place (``np.frombuffer`` on the received buffer); every proble
 
 from __future__ import annotations
 
-import json
 import math
 import struct
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from core.encoding import compact_json, strict_json
 from core.engine import TensorSpec
 from core.errors import InvalidPayload, PayloadTooLarge
 from core.images import ImageSpec, images_to_batch
@@ -46,6 +46,7 @@ TENSOR_FIELDS = frozenset({"name", "datatype", "shape"})
 _LENGTH = struct.Struct(">I")
 _ELEMENT_LENGTH = struct.Struct("<I")
 _MAX_RANK = 32
+_encode_header = compact_json()
 
 
 def datatype_of(dtype: npt.DTypeLike) -> str:
@@ -57,22 +58,9 @@ def datatype_of(dtype: npt.DTypeLike) -> str:
         raise ValueError(f"dtype {resolved} has no version-2 datatype") from None
 
 
-def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate field")
-    return result
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
 def json_object(text: Buffer) -> dict[str, Any]:
     """A UTF-8 JSON object with no duplicate field and no NaN or Infinity; ``ValueError`` otherwise."""
-    document = json.loads(
-        bytes(text).decode("utf-8"), object_pairs_hook=_reject_duplicates, parse_constant=_reject_constant
-    )
+    document = strict_json(bytes(text).decode("utf-8"))
     if not isinstance(document, dict):
         raise ValueError("not an object")
     return document
@@ -96,7 +84,7 @@ def split_frame(message: Buffer) -> tuple[dict[str, Any], memoryview]:
 
 def join_frame(header: Mapping[str, Any], tensors: Iterable[Buffer] = ()) -> bytes:
     """Frame a header and the tensors' bytes (already in the header's order)."""
-    encoded = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    encoded = _encode_header(header).encode()
     return b"".join([_LENGTH.pack(len(encoded)), encoded, *tensors])
 
 

@@ -8,7 +8,6 @@ Server side: :class:`KeyRing` (loaded once at cold start), :func:`parse_envelope
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
 import struct
@@ -22,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from core.encoding import b64u_decode, b64u_encode
+from core.encoding import b64u_decode, b64u_encode, strict_json
 from core.errors import DecryptionFailed, InvalidEnvelope
 from core.protocol import (
     DEFAULT_SUITE,
@@ -182,17 +181,8 @@ class Envelope:
     info: bytes | None = field(default=None, repr=False)
 
 
-def _reject_duplicate_fields(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate field")
-    return result
-
-
 def _loads(text: str | bytes) -> Any:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8")
-    return json.loads(text, object_pairs_hook=_reject_duplicate_fields)
+    return strict_json(text.decode("utf-8") if isinstance(text, bytes) else text)
 
 
 def _describe_fields(names: Iterable[str]) -> str:
