@@ -9,12 +9,11 @@ dispatch. What each format and seal says lives in its own module (``core.tensors
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from core import crypto, logs
+from core import crypto, logs, trace
 from core.config import XNNPACK, Settings
 from core.engine import Array, Engine, ShapeNotRunnable, XnnpackRequired
 from core.errors import (
@@ -58,6 +57,8 @@ from core.routing import (
     Route,
     route_of,
 )
+from core.telemetry import RequestLog, RequestSummary
+from core.trace import TRACEPARENT
 from core.tensors import datatype_of, frame_tensors, model_inputs, split_frame, wanted_outputs
 from core.validate import inputs_to_arrays, json_has_no_literals
 
@@ -66,7 +67,8 @@ __all__ = ["App", "Response", "cold_start"]
 _REQUEST_FIELDS_V2 = REQUEST_FIELDS | {"outputs"}
 _PLAINTEXT_FIELDS_V2 = frozenset({"inputs", "outputs"})
 _CORS_MAX_AGE = "600"
-_OIP_ALLOW_HEADERS = f"Content-Type, {OIP_HEADER_LENGTH}"
+_ALLOW_HEADERS = f"Content-Type, {TRACEPARENT}"
+_OIP_ALLOW_HEADERS = f"Content-Type, {OIP_HEADER_LENGTH}, {TRACEPARENT}"
 
 
 class App:
@@ -98,6 +100,15 @@ class App:
             if settings.keys_file is not None and self.keyring is not None
             else None
         )
+        model = self._model_info
+        static = {"model": model["name"], "model_version": model["version"], "model_sha256": model["sha256"]}
+        self._request_log = RequestLog(settings.telemetry, static)
+        self._otel = None
+        if settings.telemetry.otel:
+            from core.otel import Recorder  # only where asked for: the cold start without it is unchanged
+
+            self._otel = Recorder(settings.telemetry, self._request_log.static)
+        self._first_request = True
 
     def _health_model(self) -> dict[str, Any]:
         """The model's public information, each tensor with its version-2 datatype (and image form)."""
@@ -117,15 +128,16 @@ class App:
         return info
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> App:
-        """Cold start: read the configuration, load and warm up the model.
+    def from_env(cls, environ: Mapping[str, str] | None = None, provider: str | None = None) -> App:
+        """Cold start: read the configuration, load and warm up the model; ``provider`` (``aws``,
+        ``gcp``, ``azure``) picks its cloud's log format unless ``LITEFAAS_LOG_FORMAT`` says another.
 
         A wrong setting is logged as one line naming the variable, then raised.
         """
         logger = logs.configure()
         started = time.perf_counter()
         try:
-            settings = Settings.from_env(environ)
+            settings = Settings.from_env(environ, provider)
             logger.setLevel(settings.log_level)
             try:
                 engine = Engine.from_dir(
@@ -136,10 +148,10 @@ class App:
                 raise ConfigError(XNNPACK, f"{exc}: set it to 1 (or leave it unset)") from None
             except Exception as exc:  # noqa: BLE001 - any failure to load the model is a config error
                 raise ConfigError("LITEFAAS_MODEL_DIR", str(exc) or exc.__class__.__name__) from None
+            app = cls(settings, engine, logger=logger)
         except ConfigError as exc:
             logs.log_event(logger, logging.ERROR, "config_error", variable=exc.variable, problem=exc.problem)
             raise
-        app = cls(settings, engine, logger=logger)
         logs.log_event(
             logger,
             logging.INFO,
@@ -149,6 +161,8 @@ class App:
             version=engine.manifest.version,
             keys=[entry.kid for entry in settings.keyring] if settings.keyring else [],
             plaintext=settings.allow_plaintext,
+            log_format=settings.telemetry.log_format,
+            otel=settings.telemetry.otel,
             init_ms=round((time.perf_counter() - started) * 1000, 3),
         )
         return app
@@ -168,13 +182,13 @@ class App:
         ``response_limit``: the largest body the provider's front door carries back; a larger
         answer becomes the protocol's ``413 payload_too_large`` (sealed where the request was).
         """
-        started = time.perf_counter()
+        started = time.perf_counter_ns()
         reply = Reply(limit=response_limit)
         route = route_of(path)
         response = self._answer(method.upper(), route, headers, body, reply, response_limit)
         self._add_cors(headers, response)
         route_name = route.name if route is not None else "unknown"
-        self._log(route_name, method, response.status, started, request_id, reply.fields)
+        self._log(route_name, method, response, started, request_id, headers, len(body), reply)
         return response
 
     def _answer(
@@ -219,25 +233,50 @@ class App:
         self,
         route: str,
         method: str,
-        status: int,
-        started: float,
+        response: Response,
+        started: int,
         request_id: str | None,
-        fields: dict[str, Any],
+        headers: Mapping[str, str],
+        bytes_in: int,
+        reply: Reply,
     ) -> None:
-        duration_ms = (time.perf_counter() - started) * 1000
+        """The request's record: one line in the cloud's format, and a span where OpenTelemetry is on."""
+        ended = time.perf_counter_ns()
+        status = response.status
         level = logging.ERROR if status >= 500 else logging.INFO
-        if not self.logger.isEnabledFor(level):
+        cold_start, self._first_request = self._first_request, False
+        logging_on = self.logger.isEnabledFor(level)
+        if not logging_on and self._otel is None:
             return
-        line = {
-            "request_id": request_id or os.urandom(8).hex(),
-            "route": route,
-            "method": method[:16],
-            "status": status,
-            "duration_ms": round(duration_ms, 3),
-        }
-        for name, value in fields.items():
-            line[name] = round(value, 3) if type(value) is float else value
-        logs.log_fields(self.logger, level, "request", line)
+        context = reply.trace or trace.incoming(headers)
+        summary = RequestSummary(
+            request_id or context.span_id,
+            context,
+            route,
+            method[:16],
+            status,
+            cold_start,
+            (ended - started) // 1000,
+            bytes_in,
+            len(response.body),
+            reply.fields,
+        )
+        if self._otel is not None:
+            end_ns = time.time_ns() - (time.perf_counter_ns() - ended)
+            own = self._otel.record(context, summary.record(), end_ns - (ended - started), end_ns)
+            summary = summary._replace(trace=own, request_id=request_id or own.span_id)
+        if logging_on:
+            self._write_record(level, summary)
+
+    def _write_record(self, level: int, summary: RequestSummary) -> None:
+        now = time.time()
+        line = self._request_log.line
+        first = self._request_log.cold_start_line(now) if summary.cold_start else None
+        if first is not None and not logs.write_line(self.logger, level, lambda: first):
+            self.logger.log(level, "cold_start_metric", extra={"line": first, "fields": {}})
+        if not logs.write_line(self.logger, level, lambda: line(level, summary, now)):
+            fields = {**summary.record(), **self._request_log.static}
+            self.logger.log(level, "request", extra={"fields": fields, "line": line(level, summary, now)})
 
     def _allowed_origin(self, headers: Mapping[str, str]) -> str | None:
         origins = self.settings.cors_origins
@@ -261,7 +300,7 @@ class App:
             return None
         cors = {
             "Access-Control-Allow-Methods": route.method,
-            "Access-Control-Allow-Headers": _OIP_ALLOW_HEADERS if route.oip else "Content-Type",
+            "Access-Control-Allow-Headers": _OIP_ALLOW_HEADERS if route.oip else _ALLOW_HEADERS,
             "Access-Control-Max-Age": _CORS_MAX_AGE,
             "Cache-Control": "no-store",
         }
@@ -365,6 +404,7 @@ class App:
             reply.fields["inner_code"] = InvalidEnvelope.code
             return inner_reply.error(InvalidEnvelope("the decapsulated request is not a Binary HTTP request"))
         headers = request.header_map()
+        reply.trace = trace.callers(headers) or reply.trace  # the trace travels inside, never outside
         now = self.clock()
         date = oblivious.fresh_date(headers, now, self.settings.replay_window_s)
         route = route_of(request.path)
@@ -381,7 +421,7 @@ class App:
             request.method.upper(), route, headers, request.content, inner_reply, inner_limit
         )
         reply.fields["inner_status"] = inner.status
-        for name in ("infer_ms", "rows", "code"):
+        for name in ("infer_us", "rows", "code"):
             if name in inner_reply.fields:
                 reply.fields[f"inner_{name}" if name == "code" else name] = inner_reply.fields[name]
         return inner
@@ -420,7 +460,9 @@ class App:
             raise UnsupportedMediaType(f"Content-Encoding {encoding[:32]} is not supported; send it as it is")
         header_length = header(headers, OIP_HEADER_LENGTH)
         manifest, max_batch = self.engine.manifest, self.settings.max_batch
+        decode_started = time.perf_counter_ns()
         request = oip.read_infer_request(body, header_length, manifest, max_batch, self._images)
+        reply.fields["decode_us"] = (time.perf_counter_ns() - decode_started) // 1000
         outputs = self._run(request.arrays, reply)
         answer, answer_header_length = oip.infer_response(self._model_info, request, outputs)
         if answer_header_length is None:
@@ -448,10 +490,10 @@ class App:
             self._reload_keys(unknown_kid=True)
             keyring = self._key_watcher.keyring
         reply.fields["encrypted"] = True
-        decrypt_started = time.perf_counter()
+        decrypt_started = time.perf_counter_ns()
         plaintext = keyring.open(envelope)
         reply.fields["kid"] = envelope.kid
-        reply.fields["decrypt_ms"] = (time.perf_counter() - decrypt_started) * 1000
+        reply.fields["decrypt_us"] = (time.perf_counter_ns() - decrypt_started) // 1000
         return plaintext
 
     def _predict_encrypted(self, body: bytes, reply: Reply) -> Response:
@@ -503,19 +545,21 @@ class App:
         return request
 
     def _run(self, arrays: dict[str, Array], reply: Reply) -> dict[str, Array]:
-        infer_started = time.perf_counter()
+        infer_started = time.perf_counter_ns()
         try:
             outputs = self.engine.predict(arrays)
         except ShapeNotRunnable as exc:
             raise InvalidPayload(f"inputs: {exc}") from None
-        reply.fields["infer_ms"] = (time.perf_counter() - infer_started) * 1000
+        reply.fields["infer_us"] = (time.perf_counter_ns() - infer_started) // 1000
         reply.fields["rows"] = len(next(iter(arrays.values())))
         return outputs
 
     def _infer(self, inputs: object, reply: Reply, no_literals: bool) -> Response:
+        decode_started = time.perf_counter_ns()
         arrays = inputs_to_arrays(
             inputs, self.engine.manifest.inputs, self.settings.max_batch, no_literals=no_literals
         )
+        reply.fields["decode_us"] = (time.perf_counter_ns() - decode_started) // 1000
         outputs = self._run(arrays, reply)
         if self._single_output is not None:
             encoded = encode_values(outputs[self._single_output].tolist())
@@ -526,9 +570,11 @@ class App:
     def _infer_tensors(self, request: Mapping[str, Any], payload: memoryview, reply: Reply) -> Response:
         manifest = self.engine.manifest
         wanted = wanted_outputs(request.get("outputs"), manifest.outputs)
+        decode_started = time.perf_counter_ns()
         arrays = model_inputs(
             request["inputs"], payload, manifest.inputs, self.settings.max_batch, self._images
         )
+        reply.fields["decode_us"] = (time.perf_counter_ns() - decode_started) // 1000
         outputs = self._run(arrays, reply)
         message = frame_tensors(
             {"model": self._model_info}, "outputs", {name: outputs[name] for name in wanted}
@@ -536,9 +582,9 @@ class App:
         return reply.respond_encoded(200, message)
 
 
-def cold_start(environ: Mapping[str, str] | None = None) -> App:
+def cold_start(environ: Mapping[str, str] | None = None, provider: str | None = None) -> App:
     """Build the app for a handler module; on a configuration error, exit with the logged line."""
     try:
-        return App.from_env(environ)
+        return App.from_env(environ, provider)
     except ConfigError as exc:
         raise SystemExit(f"litefaas: {exc}") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from core.crypto import KeyRing
@@ -16,6 +16,7 @@ from core.protocol import (
     DEFAULT_REPLAY_CACHE_SIZE,
     DEFAULT_REPLAY_WINDOW_S,
 )
+from core.telemetry import TelemetrySettings
 
 PRIVATE_KEYS = "LITEFAAS_PRIVATE_KEYS"
 PRIVATE_KEYS_FILE = "LITEFAAS_PRIVATE_KEYS_FILE"
@@ -54,10 +55,13 @@ class Settings:
     ohttp_padding: bool = True
     xnnpack: bool = True
     """LiteRT's XNNPACK delegate (its default); ``LITEFAAS_XNNPACK=0`` runs the built-in kernels only."""
+    telemetry: TelemetrySettings = field(default_factory=TelemetrySettings)
+    """The request records' format and exporters (``LITEFAAS_LOG_FORMAT`` and friends)."""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Read and check the configuration; raise :class:`ConfigError` naming the variable."""
+    def from_env(cls, environ: Mapping[str, str] | None = None, provider: str | None = None) -> Settings:
+        """Read and check the configuration; raise :class:`ConfigError` naming the variable.
+        ``provider``: the cloud whose log format is the default."""
         env = os.environ if environ is None else environ
         keyring = _keyring(env)
         allow_plaintext = _flag(env, ALLOW_PLAINTEXT)
@@ -90,6 +94,7 @@ class Settings:
             cors_origins=_origins(env),
             ohttp_padding=_flag(env, OHTTP_PADDING) if env.get(OHTTP_PADDING, "").strip() else True,
             xnnpack=_flag(env, XNNPACK) if env.get(XNNPACK, "").strip() else True,
+            telemetry=TelemetrySettings.from_env(env, provider),
         )
 
 

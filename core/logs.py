@@ -12,16 +12,17 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from core.encoding import compact_json
 
 LOGGER_NAME = "litefaas"
 
-_encode = compact_json(default=str, allow_nan=True)
+encode_fields = compact_json(default=str, allow_nan=True)
+"""Compact JSON of a line's fields (what JSON cannot hold becomes its ``str``)."""
 _string = json.encoder.encode_basestring_ascii
-_LEVEL_NAMES = {
+LEVEL_NAMES = {
     logging.DEBUG: "debug",
     logging.INFO: "info",
     logging.WARNING: "warning",
@@ -40,19 +41,41 @@ def _timestamp(now: float) -> str:
     return f"{_second[1]}.{int((now - second) * 1000):03d}Z"
 
 
-def json_line(level: int, event: str, fields: Mapping[str, Any], now: float | None = None) -> str:
-    """One log line: time, level, event, then ``fields`` (without a newline)."""
-    name = _LEVEL_NAMES.get(level) or logging.getLevelName(level).lower()
+_with_severity = [False]
+
+
+def use_severity(enabled: bool) -> None:
+    """Start every line with Cloud Logging's ``severity`` (the process's lines are read by it)."""
+    _with_severity[0] = enabled
+
+
+def line_head(level: int, event: str, now: float | None = None) -> str:
+    """A line's first fields, ``{"time":…,"level":…,"event":…`` (no closing brace), after
+    ``"severity":…`` where :func:`use_severity` asked for it."""
+    name = LEVEL_NAMES.get(level) or logging.getLevelName(level).lower()
     stamp = _timestamp(time.time() if now is None else now)
-    head = f'{{"time":"{stamp}","level":"{name}","event":{_string(event)}'
-    rest = _encode(fields)
-    return head + "}" if rest == "{}" else head + "," + rest[1:]
+    if _with_severity[0]:
+        return f'{{"severity":"{name.upper()}","time":"{stamp}","level":"{name}","event":{_string(event)}'
+    return f'{{"time":"{stamp}","level":"{name}","event":{_string(event)}'
+
+
+def json_line(
+    level: int, event: str, fields: Mapping[str, Any], now: float | None = None, suffix: str = ""
+) -> str:
+    """One log line: time, level, event, then ``fields`` (without a newline); ``suffix``: more
+    fields already encoded (``,"name":value…``), written last."""
+    head = line_head(level, event, now)
+    rest = encode_fields(fields)
+    return head + suffix + "}" if rest == "{}" else head + "," + rest[1:-1] + suffix + "}"
 
 
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, event and the record's ``fields``."""
 
     def format(self, record: logging.LogRecord) -> str:
+        line = getattr(record, "line", None)  # a request's line, already in its cloud's format
+        if isinstance(line, str):
+            return line
         return json_line(record.levelno, record.getMessage(), getattr(record, "fields", {}), record.created)
 
 
@@ -87,11 +110,16 @@ def log_event(logger: logging.Logger, level: int, event: str, **fields: Any) -> 
 
 def log_fields(logger: logging.Logger, level: int, event: str, fields: Mapping[str, Any]) -> None:
     """:func:`log_event` with the fields in a mapping (a request's line: no keyword arguments to merge)."""
-    if not logger.isEnabledFor(level):
-        return
+    if logger.isEnabledFor(level) and not write_line(logger, level, lambda: json_line(level, event, fields)):
+        logger.log(level, event, extra={"fields": fields})
+
+
+def write_line(logger: logging.Logger, level: int, line: Callable[[], str]) -> bool:
+    """Write ``line()`` to stderr in one ``write`` where ``logger`` is as :func:`configure` left it;
+    False (nothing written) where it has other handlers, which want a record instead."""
     handlers = logger.handlers
-    if not logger.propagate and len(handlers) == 1 and type(handlers[0]) is _StderrHandler:
-        if level >= handlers[0].level:
-            sys.stderr.write(json_line(level, event, fields) + "\n")
-        return
-    logger.log(level, event, extra={"fields": fields})
+    if logger.propagate or len(handlers) != 1 or type(handlers[0]) is not _StderrHandler:
+        return False
+    if level >= handlers[0].level:
+        sys.stderr.write(line() + "\n")
+    return True

@@ -8,6 +8,7 @@ JSON or version 2's frames, or in the Open Inference Protocol's terms. :func:`du
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,11 +19,13 @@ from core.http import Response, json_headers
 from core.protocol import (
     ENCRYPTED_TYPE,
     ENCRYPTED_TYPE_V2,
+    PLAINTEXT_TYPE,
     PLAINTEXT_TYPE_V2,
     REQUEST_ID_BYTES,
     RESPONSE_KEY_BYTES,
 )
 from core.tensors import join_frame
+from core.trace import TraceContext
 
 
 class Reply:
@@ -30,7 +33,7 @@ class Reply:
     or as the Open Inference Protocol answers (``oip``); ``inside``: the request came
     decapsulated from Oblivious HTTP, so plaintext is allowed whatever the function's setting."""
 
-    __slots__ = ("binary", "fields", "inside", "limit", "oip", "request_id", "response_key")
+    __slots__ = ("binary", "fields", "inside", "limit", "oip", "request_id", "response_key", "trace")
 
     def __init__(self, *, inside: bool = False, limit: int | None = None) -> None:
         self.limit = limit
@@ -41,6 +44,8 @@ class Reply:
         self.oip = False
         self.inside = inside
         self.fields: dict[str, Any] = {}
+        self.trace: TraceContext | None = None
+        """The trace context the request itself carried (an Oblivious HTTP request's, inside)."""
 
     def error(self, error: LitefaasError) -> Response:
         """The error in the request's own terms: OIP's ``{"error": message}`` (a bad payload is its
@@ -59,15 +64,17 @@ class Reply:
         return self.respond_encoded(status, dumps(payload))
 
     def respond_encoded(self, status: int, plaintext: bytes) -> Response:
-        if self.binary:
-            if self.response_key is None:
-                return Response(status, json_headers(PLAINTEXT_TYPE_V2), plaintext)
-            sealed = crypto.seal_binary_response(self.response_key, self.request_id, plaintext)
-            return Response(status, json_headers(ENCRYPTED_TYPE_V2), sealed)
         if self.response_key is None:
-            return Response(status, json_headers(), plaintext)
-        sealed_json = crypto.seal_response(self.response_key, self.request_id, plaintext)
-        return Response(status, json_headers(ENCRYPTED_TYPE), dumps(sealed_json))
+            return Response(
+                status, json_headers(PLAINTEXT_TYPE_V2 if self.binary else PLAINTEXT_TYPE), plaintext
+            )
+        started = time.perf_counter_ns()
+        if self.binary:
+            body = crypto.seal_binary_response(self.response_key, self.request_id, plaintext)
+        else:
+            body = dumps(crypto.seal_response(self.response_key, self.request_id, plaintext))
+        self.fields["seal_us"] = (time.perf_counter_ns() - started) // 1000
+        return Response(status, json_headers(ENCRYPTED_TYPE_V2 if self.binary else ENCRYPTED_TYPE), body)
 
     def take_keys(self, response_key: object, request_id: object) -> None:
         """Seal every later answer to the request's ``response_key``, bound to its ``id``."""

@@ -70,5 +70,5 @@ def create_handler(app: App) -> LambdaHandler:
     return handler
 
 
-APP = cold_start()
+APP = cold_start(provider="aws")
 handler = create_handler(APP)

@@ -8,14 +8,37 @@ JSON instead of Azure's empty 404: the Functions host tries routes in function-n
 after the other routes, so it sees only what they do not take.
 """
 
+import os
+from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import azure.functions as func
 
 from core.app import App, cold_start
+from core.telemetry import APPLICATIONINSIGHTS
 
 RESPONSE_LIMIT = 100 * 1000 * 1000
 """Azure Functions' HTTP front end carries at most 100 MB."""
+INSTRUMENTATIONS = ("azure_sdk", "django", "fastapi", "flask", "psycopg2", "requests", "urllib", "urllib3")
+"""azure-monitor-opentelemetry's library instrumentations, all off: litefaas's span is the request's."""
+MONITOR_MISSING = (
+    f"litefaas: {APPLICATIONINSIGHTS} is set, but azure-monitor-opentelemetry is not installed:"
+    " package the function with --param azureMonitor=true (or add it to its requirements)"
+)
+
+
+def configure_monitoring(environ: Mapping[str, str] = os.environ) -> bool:
+    """Application Insights where its connection string is set: OpenTelemetry's providers pointed
+    at it, and ``azure-monitor-opentelemetry`` imported only then (the cold start without it is
+    unchanged)."""
+    if not environ.get(APPLICATIONINSIGHTS, "").strip():
+        return False
+    try:
+        from azure.monitor.opentelemetry import configure_azure_monitor
+    except ImportError:
+        raise SystemExit(MONITOR_MISSING) from None
+    configure_azure_monitor(instrumentation_options={name: {"enabled": False} for name in INSTRUMENTATIONS})
+    return True
 
 
 def create_function_app(core_app: App) -> func.FunctionApp:
@@ -25,8 +48,12 @@ def create_function_app(core_app: App) -> func.FunctionApp:
     def answer(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
         request_id = context.invocation_id or req.headers.get("x-ms-client-request-id")
         path = urlsplit(req.url).path
+        headers: Mapping[str, str] = req.headers
+        host_trace = getattr(getattr(context, "trace_context", None), "trace_parent", None)
+        if isinstance(host_trace, str) and host_trace:  # the host's span, itself the caller's child
+            headers = {**req.headers, "traceparent": host_trace}
         reply = core_app.handle(
-            req.method, path, req.headers, req.get_body(), request_id, response_limit=RESPONSE_LIMIT
+            req.method, path, headers, req.get_body(), request_id, response_limit=RESPONSE_LIMIT
         )
         return func.HttpResponse(reply.body, status_code=reply.status, headers=reply.headers)
 
@@ -59,4 +86,5 @@ def create_function_app(core_app: App) -> func.FunctionApp:
     return function_app
 
 
-app = create_function_app(cold_start())
+configure_monitoring()
+app = create_function_app(cold_start(provider="azure"))

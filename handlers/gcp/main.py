@@ -153,7 +153,7 @@ def protocol_answers_only_asgi() -> None:
     aio._create_asgi_app_with_function = build_with_function_answers
 
 
-APP = cold_start()
+APP = cold_start(provider="gcp")
 predict: Callable[[Any], Any]
 if uses_asgi():
     import functions_framework.aio

@@ -31,12 +31,14 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import azure.functions as func
+import azure.functions._abc as func_abc
 from azure.functions.decorators.function_app import FunctionRegister
 from azure.functions.http import HttpRequestConverter, HttpResponseConverter
 from azure.functions.meta import Datum
 from werkzeug.wrappers import Request as WsgiRequest
 from werkzeug.wrappers import Response as WsgiResponse
 
+from core.trace import new_span_id, new_trace_id, parse_traceparent
 from litefaas.paths import ROOT
 
 APP_DIR = ROOT / "handlers" / "azure"
@@ -77,10 +79,39 @@ class HostResponse:
     body: bytes
 
 
-class InvocationContext(func.Context):
-    """The ``context`` argument of one invocation (trace and retry contexts are not simulated)."""
+class InvocationTrace(func_abc.TraceContext):
+    """The host's span of one invocation, as the Functions host gives it: a child of the caller's
+    ``traceparent`` (or the root of a new trace)."""
 
-    def __init__(self, function_name: str, function_directory: str, invocation_id: str | None = None) -> None:
+    def __init__(self, caller: str | None) -> None:
+        found = parse_traceparent(caller)
+        trace_id, sampled = (found[0], found[2]) if found else (new_trace_id(), True)
+        self._trace_parent = f"00-{trace_id}-{new_span_id()}-{'01' if sampled else '00'}"
+
+    @property
+    def trace_parent(self) -> str:
+        return self._trace_parent
+
+    @property
+    def trace_state(self) -> str:
+        return ""
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        return {}
+
+
+class InvocationContext(func.Context):
+    """The ``context`` argument of one invocation (the retry context is not simulated)."""
+
+    def __init__(
+        self,
+        function_name: str,
+        function_directory: str,
+        invocation_id: str | None = None,
+        caller_trace: str | None = None,
+    ) -> None:
+        self._trace = InvocationTrace(caller_trace)
         self._function_name = function_name
         self._function_directory = function_directory
         self._invocation_id = invocation_id or str(uuid.uuid4())
@@ -105,8 +136,8 @@ class InvocationContext(func.Context):
         return self._function_directory
 
     @property
-    def trace_context(self) -> Any:
-        raise NotImplementedError(f"{BANNER}: no trace context")
+    def trace_context(self) -> InvocationTrace:
+        return self._trace
 
     @property
     def retry_context(self) -> Any:
@@ -232,7 +263,10 @@ class AzureHost:
         )
         arguments: dict[str, Any] = {route.trigger_arg: request}
         if route.takes_context:
-            arguments["context"] = InvocationContext(route.function_name, str(self.function_directory))
+            caller_trace = next((v for k, v in headers.items() if k.lower() == "traceparent"), None)
+            arguments["context"] = InvocationContext(
+                route.function_name, str(self.function_directory), caller_trace=caller_trace
+            )
         try:
             result = route.user_function(**arguments)
             return _host_response(HttpResponseConverter.encode(result, expected_type=None))

@@ -173,7 +173,7 @@ def test_cors_preflight_and_headers(keys, engine):
     assert allowed.status == 204
     assert allowed.headers["Access-Control-Allow-Origin"] == "https://app.example"
     assert allowed.headers["Access-Control-Allow-Methods"] == "POST"
-    assert allowed.headers["Access-Control-Allow-Headers"] == "Content-Type"
+    assert allowed.headers["Access-Control-Allow-Headers"] == "Content-Type, traceparent"
     # AND its requests carry the origin back
     health = app.handle("GET", "/health", {"Origin": "https://app.example"}, b"")
     assert health.headers["Access-Control-Allow-Origin"] == "https://app.example"

@@ -23,6 +23,9 @@ import { DEFAULT_SUITE, SUITES, hpkeSeal, importPublicKey } from "./suites.js";
  * @property {{ keys: Array<{ kid: string, suite: string, public_key: string }> }} [keyset]
  *   a key set known in advance (`GET /keys`'s body): no request for it
  * @property {boolean} [plaintext] send in clear (only where the function allows it; development)
+ * @property {string | (() => string | undefined)} [traceparent] the W3C trace context each request
+ *   carries (a function is asked once per request, e.g. for the current OpenTelemetry span's);
+ *   default: a new trace per request. Through Oblivious HTTP it travels inside the encapsulation.
  */
 
 export const ENCRYPTED_TYPE = "application/litefaas+json";
@@ -50,6 +53,22 @@ export function concatBytes(...parts) {
 }
 
 /** @param {number} n @returns {Uint8Array} */
+const hex = (/** @type {Uint8Array} */ bytes) => Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+
+/**
+ * A new W3C `traceparent` (version 00, sampled): a random trace id and span id.
+ * @returns {string}
+ */
+export function newTraceparent() {
+  let trace = "";
+  let span = "";
+  while (/^0*$/.test(trace)) trace = hex(randomBytes(16));
+  while (/^0*$/.test(span)) span = hex(randomBytes(8));
+  return `00-${trace}-${span}-01`;
+}
+
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
 function randomBytes(n) {
   return globalThis.crypto.getRandomValues(new Uint8Array(n));
 }
@@ -388,6 +407,22 @@ export class Client {
     this._keys = options.keyset ? parseKeyset(options.keyset) : null;
     /** @private @type {Map<string, Promise<CryptoKey>>} */
     this._imported = new Map();
+    const trace = options.traceparent;
+    if (trace !== undefined && typeof trace !== "function" && !TRACEPARENT.test(String(trace))) {
+      throw new ClientError("traceparent must be a W3C traceparent (00-<32 hex>-<16 hex>-<2 hex>) or a function");
+    }
+    /** @private */
+    this._traceparent = typeof trace === "function" ? trace : () => trace;
+  }
+
+  /**
+   * The `traceparent` of one request: the option's (or its function's, where valid), else a new one.
+   * @private
+   * @returns {string}
+   */
+  _traceFor() {
+    const given = this._traceparent();
+    return typeof given === "string" && TRACEPARENT.test(given) ? given : newTraceparent();
   }
 
   /**
@@ -405,7 +440,8 @@ export class Client {
     const url = `${this.baseUrl}/${route}`;
     try {
       /** @type {RequestInit} */
-      const init = { method, signal: controller.signal, headers: { accept: "application/json, application/litefaas+json, application/litefaas" } };
+      const accept = "application/json, application/litefaas+json, application/litefaas";
+      const init = { method, signal: controller.signal, headers: { accept, traceparent: this._traceFor() } };
       if (body !== undefined) {
         init.body = body;
         init.headers = { ...init.headers, "content-type": contentType ?? "application/octet-stream" };

@@ -13,6 +13,7 @@ export {
   frameRequest,
   headerV2,
   imageTensors,
+  newTraceparent,
   parseKeyset,
   readResponseV1,
   readResponseV2,

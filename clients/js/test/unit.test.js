@@ -18,6 +18,7 @@ import {
   frameRequest,
   headerV2,
   imageTensors,
+  newTraceparent,
   parseKeyset,
   readResponseV1,
   readResponseV2,
@@ -317,6 +318,31 @@ describe("Client", () => {
     assert.equal(seen.init.headers["content-type"], "application/vnd.litefaas.tensors");
     assert.deepEqual(decodeFrame(seen.init.body).header, { inputs: [{ name: "x", datatype: "UINT8", shape: [2] }] });
     assert.deepEqual(result.outputs.y.data, new Int32Array([42]));
+  });
+
+  it("sends a W3C traceparent with every request: a new trace each, the option's, or its function's", async () => {
+    const sent = [];
+    const fetchStub = async (_url, init) => {
+      sent.push(init.headers.traceparent);
+      return new Response('{"status":"ok"}', { status: 200, headers: { "content-type": "application/json" } });
+    };
+    const shape = /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/;
+    const fresh = new Client("http://fn", { fetch: fetchStub });
+    await fresh.health();
+    await fresh.health();
+    assert.match(sent[0], shape);
+    assert.notEqual(sent[0].slice(3, 35), sent[1].slice(3, 35));
+    const given = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    await new Client("http://fn", { fetch: fetchStub, traceparent: given }).health();
+    assert.equal(sent[2], given);
+    let calls = 0;
+    const fromSpan = new Client("http://fn", { fetch: fetchStub, traceparent: () => (calls++ ? "not a traceparent" : given) });
+    await fromSpan.health();
+    await fromSpan.health();
+    assert.equal(sent[3], given);
+    assert.match(sent[4], shape); // an invalid answer is replaced, never sent
+    assert.throws(() => new Client("http://fn", { fetch: fetchStub, traceparent: "00-zz" }), /traceparent/);
+    assert.match(newTraceparent(), shape);
   });
 
   it("refuses NaN in version-1 rows before sending anything", async () => {

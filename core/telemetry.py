@@ -1,0 +1,263 @@
+"""Each request's record, written in the terms of the cloud that reads it: one line per request.
+
+- ``json``: litefaas's own line (``time``, ``level``, ``event``, then the record).
+- ``emf`` (AWS): the same line is a CloudWatch Embedded Metric Format document: ``_aws`` names the
+  record's timings and sizes as metrics under the configured namespace and dimensions, so
+  CloudWatch extracts them from the log line itself; the instance's first request also writes
+  ``ColdStart`` in an object of its own (as Powertools for AWS Lambda does).
+- ``gcp``: Cloud Logging's structured fields: ``severity``, ``message``,
+  ``logging.googleapis.com/trace`` (``projects/ID/traces/TRACE``) and ``…/spanId``, and
+  ``httpRequest`` (method, status, sizes, latency; never the caller's address or the URL).
+
+A record holds only what is safe to log: ids, names, sizes, times, codes; never a payload, a key or
+anything derived from one. What never changes (the model, its version and sha256, the function's
+name) is encoded once at cold start; each request encodes only its own fields.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from core.errors import ConfigError
+from core.logs import encode_fields, line_head, use_severity
+from core.trace import TraceContext
+
+LOG_FORMAT = "LITEFAAS_LOG_FORMAT"
+METRICS_NAMESPACE = "LITEFAAS_METRICS_NAMESPACE"
+METRICS_DIMENSIONS = "LITEFAAS_METRICS_DIMENSIONS"
+OTEL = "LITEFAAS_OTEL"
+APPLICATIONINSIGHTS = "APPLICATIONINSIGHTS_CONNECTION_STRING"
+GCP_PROJECT_VARIABLES = ("GOOGLE_CLOUD_PROJECT", "GCP_PROJECT", "GCLOUD_PROJECT")
+FUNCTION_NAME_VARIABLES = ("AWS_LAMBDA_FUNCTION_NAME", "K_SERVICE", "WEBSITE_SITE_NAME")
+
+FORMATS = ("json", "emf", "gcp")
+PROVIDER_FORMATS = {"aws": "emf", "gcp": "gcp", "azure": "json"}
+DEFAULT_NAMESPACE = "litefaas"
+DEFAULT_DIMENSIONS = ("model", "model_version")
+DIMENSION_FIELDS = ("model", "model_version", "function_name", "route", "method")
+"""Record fields a dimension may name: strings present in every request's record."""
+
+METRIC_UNITS = {
+    "duration_us": "Microseconds",
+    "bytes_in": "Bytes",
+    "bytes_out": "Bytes",
+    "error": "Count",
+    "fault": "Count",
+    "decrypt_us": "Microseconds",
+    "decode_us": "Microseconds",
+    "infer_us": "Microseconds",
+    "seal_us": "Microseconds",
+}
+"""The record's fields CloudWatch extracts as metrics (``error``: a 4xx or 5xx, ``fault``: a 5xx)."""
+ALWAYS_METRICS = ("duration_us", "bytes_in", "bytes_out", "error", "fault")
+FIELD_METRICS = tuple(name for name in METRIC_UNITS if name not in ALWAYS_METRICS)
+"""The metrics of the path's own fields: present where the request got that far."""
+
+_string = json.encoder.encode_basestring_ascii
+_NAMESPACE = re.compile(r"[A-Za-z0-9._/#:-]{1,255}")  # CloudWatch's namespace characters
+_SEVERITIES = {
+    "debug": "DEBUG",
+    "info": "INFO",
+    "warning": "WARNING",
+    "error": "ERROR",
+    "critical": "CRITICAL",
+}
+
+
+@dataclass(frozen=True)
+class TelemetrySettings:
+    """How request records are written and exported (``LITEFAAS_LOG_FORMAT`` and friends)."""
+
+    log_format: str = "json"
+    namespace: str = DEFAULT_NAMESPACE
+    dimensions: tuple[str, ...] = DEFAULT_DIMENSIONS
+    otel: bool = False
+    """Spans and metrics through OpenTelemetry (``LITEFAAS_OTEL=1``, or Application Insights)."""
+    azure_monitor: bool = False
+    """``APPLICATIONINSIGHTS_CONNECTION_STRING`` is set: ``configure_azure_monitor()`` at cold start."""
+    gcp_project: str | None = None
+    function_name: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str], provider: str | None = None) -> TelemetrySettings:
+        """Read and check; the format defaults to the provider's (``aws``: emf, ``gcp``: gcp)."""
+        log_format = env.get(LOG_FORMAT, "").strip().lower() or PROVIDER_FORMATS.get(provider or "", "json")
+        if log_format not in FORMATS:
+            raise ConfigError(LOG_FORMAT, f"must be one of {', '.join(FORMATS)}")
+        namespace = env.get(METRICS_NAMESPACE, "").strip() or DEFAULT_NAMESPACE
+        if not _NAMESPACE.fullmatch(namespace) or namespace.startswith("AWS/"):
+            raise ConfigError(METRICS_NAMESPACE, "1-255 characters of [A-Za-z0-9._/#:-], not under AWS/")
+        names = env.get(METRICS_DIMENSIONS)
+        dimensions = (
+            DEFAULT_DIMENSIONS if names is None else tuple(n.strip() for n in names.split(",") if n.strip())
+        )
+        unknown = [name for name in dimensions if name not in DIMENSION_FIELDS]
+        if unknown or len(dimensions) > 9 or len(set(dimensions)) != len(dimensions):
+            raise ConfigError(
+                METRICS_DIMENSIONS, f"at most 9 distinct names of {', '.join(DIMENSION_FIELDS)} (or empty)"
+            )
+        otel_flag = env.get(OTEL, "").strip().lower()
+        if otel_flag not in ("", "0", "1", "true", "false"):
+            raise ConfigError(OTEL, "must be 1 or 0")
+        azure_monitor = bool(env.get(APPLICATIONINSIGHTS, "").strip())
+        return cls(
+            log_format=log_format,
+            namespace=namespace,
+            dimensions=dimensions,
+            otel=otel_flag in ("1", "true") or azure_monitor,
+            azure_monitor=azure_monitor,
+            gcp_project=next((env[n].strip() for n in GCP_PROJECT_VARIABLES if env.get(n, "").strip()), None),
+            function_name=function_name(env),
+        )
+
+
+def _directive(namespace: str, dimensions: tuple[str, ...], metrics: tuple[str, ...]) -> str:
+    return encode_fields(
+        {
+            "Namespace": namespace,
+            "Dimensions": [list(dimensions)],
+            "Metrics": [{"Name": name, "Unit": METRIC_UNITS[name]} for name in metrics],
+        }
+    )
+
+
+class RequestSummary(NamedTuple):
+    """What one request's record says: ids, route, status, sizes, times and the path's own fields."""
+
+    request_id: str
+    trace: TraceContext
+    route: str
+    method: str
+    status: int
+    cold_start: bool
+    duration_us: int
+    bytes_in: int
+    bytes_out: int
+    fields: Mapping[str, Any]
+
+    def record(self) -> dict[str, Any]:
+        """The record as one flat mapping (what a log line holds, and a span's attributes)."""
+        context = self.trace
+        record: dict[str, Any] = {
+            "request_id": self.request_id,
+            "trace_id": context.trace_id,
+            "span_id": context.span_id,
+        }
+        if context.parent_id is not None:
+            record["parent_span_id"] = context.parent_id
+        if not context.sampled:
+            record["sampled"] = False
+        record.update(
+            route=self.route,
+            method=self.method,
+            status=self.status,
+            error=int(self.status >= 400),
+            fault=int(self.status >= 500),
+            cold_start=self.cold_start,
+            duration_us=self.duration_us,
+            bytes_in=self.bytes_in,
+            bytes_out=self.bytes_out,
+        )
+        record.update(self.fields)
+        return record
+
+
+class RequestLog:
+    """Writes each request's record as one line of the configured format."""
+
+    def __init__(self, settings: TelemetrySettings, static: Mapping[str, Any]) -> None:
+        self.settings = settings
+        self.static = dict(static)
+        if settings.function_name is not None:
+            self.static.setdefault("function_name", settings.function_name)
+        self.static.setdefault("function_name", str(self.static.get("model", "litefaas")))
+        self._suffix = "," + encode_fields(self.static)[1:-1]
+        self._directives: dict[tuple[str, ...], str] = {}
+        self._trace_prefix = (
+            f"projects/{settings.gcp_project}/traces/" if settings.gcp_project is not None else None
+        )
+        self.line = {"json": self._json, "emf": self._emf, "gcp": self._gcp}[settings.log_format]
+        """``(level, summary, now) -> str``: the request's line, without a newline."""
+        use_severity(settings.log_format == "gcp")
+
+    def _fields(self, summary: RequestSummary) -> str:
+        """The record's fields after the line's head: ``,"request_id":…`` up to the static ones.
+        Written by hand (the ids are hex, the route one of a fixed set), the path's own by the encoder."""
+        context, status = summary.trace, summary.status
+        text = (
+            f',"request_id":{_string(summary.request_id)},"trace_id":"{context.trace_id}"'
+            f',"span_id":"{context.span_id}"'
+        )
+        if context.parent_id is not None:
+            text += f',"parent_span_id":"{context.parent_id}"'
+        if not context.sampled:
+            text += ',"sampled":false'
+        text += (
+            f',"route":"{summary.route}","method":{_string(summary.method)},"status":{status}'
+            f',"error":{int(status >= 400)},"fault":{int(status >= 500)}'
+            f',"cold_start":{"true" if summary.cold_start else "false"},"duration_us":{summary.duration_us}'
+            f',"bytes_in":{summary.bytes_in},"bytes_out":{summary.bytes_out}'
+        )
+        rest = encode_fields(summary.fields) if summary.fields else "{}"
+        return text + ("" if rest == "{}" else "," + rest[1:-1]) + self._suffix
+
+    def _json(self, level: int, summary: RequestSummary, now: float) -> str:
+        return line_head(level, "request", now) + self._fields(summary) + "}"
+
+    def _emf(self, level: int, summary: RequestSummary, now: float) -> str:
+        present = tuple(name for name in FIELD_METRICS if name in summary.fields)
+        directive = self._directives.get(present)
+        if directive is None:
+            directive = _directive(
+                self.settings.namespace, self.settings.dimensions, ALWAYS_METRICS + present
+            )
+            self._directives[present] = directive
+        head = f'{{"_aws":{{"Timestamp":{int(now * 1000)},"CloudWatchMetrics":[{directive}]}},'
+        return head + line_head(level, "request", now)[1:] + self._fields(summary) + "}"
+
+    def _gcp(self, level: int, summary: RequestSummary, now: float) -> str:
+        context = summary.trace
+        text = line_head(level, "request", now) + self._fields(summary)
+        text += f',"message":{_string(f"{summary.method} {summary.route} {summary.status}")}'
+        if self._trace_prefix is not None:
+            text += f',"logging.googleapis.com/trace":"{self._trace_prefix}{context.trace_id}"'
+        text += (
+            f',"logging.googleapis.com/spanId":"{context.span_id}"'
+            f',"logging.googleapis.com/trace_sampled":{"true" if context.sampled else "false"}'
+            f',"httpRequest":{{"requestMethod":{_string(summary.method)},"status":{summary.status}'
+            f',"requestSize":"{summary.bytes_in}","responseSize":"{summary.bytes_out}"'
+            f',"latency":"{summary.duration_us / 1e6:.6f}s"}}}}'
+        )
+        return text
+
+    def cold_start_line(self, now: float) -> str | None:
+        """EMF's ``ColdStart`` object, for the instance's first request (None in other formats)."""
+        if self.settings.log_format != "emf":
+            return None
+        document = {
+            "_aws": {
+                "Timestamp": int(now * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": self.settings.namespace,
+                        "Dimensions": [["function_name", "model"]],
+                        "Metrics": [{"Name": "ColdStart", "Unit": "Count"}],
+                    }
+                ],
+            },
+            "function_name": self.static["function_name"],
+            "model": self.static.get("model", ""),
+            "ColdStart": 1,
+        }
+        return encode_fields(document)
+
+
+def function_name(environ: Mapping[str, str] | None = None) -> str | None:
+    """The function's own name where the platform says it (Lambda, Cloud Run, Azure)."""
+    env = os.environ if environ is None else environ
+    return next((env[n].strip() for n in FUNCTION_NAME_VARIABLES if env.get(n, "").strip()), None)

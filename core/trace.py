@@ -1,0 +1,150 @@
+"""W3C Trace Context for one request: the caller's, read from the headers each cloud sends, or a new one.
+
+Read, in order: ``traceparent`` (W3C Trace Context level 1, as clients, Cloud Run and the Azure
+Functions host send it), ``X-Cloud-Trace-Context`` (Google's ``TRACE/SPAN;o=1``) and
+``X-Amzn-Trace-Id`` (X-Ray's ``Root=1-…;Parent=…;Sampled=1``, from API Gateway and ALB). A value that
+is not exactly what its format allows is ignored, so only hex digits ever reach a log line.
+The request's own span id is always new; the caller's becomes its parent.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+
+TRACEPARENT = "traceparent"
+CLOUD_TRACE = "x-cloud-trace-context"
+XRAY_TRACE = "x-amzn-trace-id"
+
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?")
+_CLOUD_TRACE = re.compile(r"([0-9a-fA-F]{32})(?:/([0-9]{1,20}))?(?:;o=([01]))?")
+_XRAY_ROOT = re.compile(r"1-([0-9a-f]{8})-([0-9a-f]{24})")
+_XRAY_PARENT = re.compile(r"[0-9a-f]{16}")
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+_MAX_HEADER = 512
+
+
+class TraceContext(NamedTuple):
+    """One request's place in a trace: the trace, this request's span, the caller's span (if any)."""
+
+    trace_id: str
+    span_id: str
+    parent_id: str | None = None
+    sampled: bool = True
+
+    @property
+    def traceparent(self) -> str:
+        """This span as a ``traceparent`` header: what a call made while answering would send."""
+        return f"00-{self.trace_id}-{self.span_id}-{'01' if self.sampled else '00'}"
+
+
+def new_span_id() -> str:
+    """A random, non-zero 64-bit span id in 16 hex digits."""
+    while (span := os.urandom(8).hex()) == _ZERO_SPAN:
+        pass  # pragma: no cover - one chance in 2**64
+    return span
+
+
+def new_trace_id() -> str:
+    """A random, non-zero 128-bit trace id in 32 hex digits."""
+    while (trace := os.urandom(16).hex()) == _ZERO_TRACE:
+        pass  # pragma: no cover
+    return trace
+
+
+def parse_traceparent(value: str | None) -> tuple[str, str, bool] | None:
+    """``(trace_id, parent_id, sampled)`` of a valid ``traceparent``, else None.
+
+    Version ``00`` must be exactly four fields; a later version may add fields after them
+    (the level-1 rules for a version this parser does not know); ``ff`` is never valid.
+    """
+    if value is None or len(value) > _MAX_HEADER:
+        return None
+    match = _TRACEPARENT.fullmatch(value.strip())
+    if match is None:
+        return None
+    version, trace_id, parent_id, flags, rest = match.groups()
+    if version == "ff" or (version == "00" and rest is not None):
+        return None
+    if rest is not None and not rest.startswith("-"):
+        return None
+    if trace_id == _ZERO_TRACE or parent_id == _ZERO_SPAN:
+        return None
+    return trace_id, parent_id, bool(int(flags, 16) & 1)
+
+
+def parse_cloud_trace(value: str | None) -> tuple[str, str | None, bool] | None:
+    """``(trace_id, parent_id, sampled)`` of Google's ``X-Cloud-Trace-Context``, else None; the
+    span there is a decimal 64-bit number, here 16 hex digits."""
+    if value is None or len(value) > _MAX_HEADER:
+        return None
+    match = _CLOUD_TRACE.fullmatch(value.strip())
+    if match is None:
+        return None
+    trace_id, span, option = match.groups()
+    trace_id = trace_id.lower()
+    if trace_id == _ZERO_TRACE:
+        return None
+    parent = None
+    if span is not None and 0 < int(span) < 2**64:
+        parent = f"{int(span):016x}"
+    return trace_id, parent, option != "0"
+
+
+def parse_xray(value: str | None) -> tuple[str, str | None, bool] | None:
+    """``(trace_id, parent_id, sampled)`` of X-Ray's ``X-Amzn-Trace-Id``, else None: the root's
+    epoch and unique parts make the 32-digit W3C trace id, as X-Ray's own W3C mapping does."""
+    if value is None or len(value) > _MAX_HEADER:
+        return None
+    fields = dict(part.strip().partition("=")[::2] for part in value.split(";") if "=" in part)
+    root = _XRAY_ROOT.fullmatch(fields.get("Root", ""))
+    if root is None:
+        return None
+    trace_id = root.group(1) + root.group(2)
+    if trace_id == _ZERO_TRACE:
+        return None
+    parent = fields.get("Parent")
+    if parent is None or _XRAY_PARENT.fullmatch(parent) is None or parent == _ZERO_SPAN:
+        parent = None
+    return trace_id, parent, fields.get("Sampled") != "0"
+
+
+def new_trace() -> TraceContext:
+    """A new trace, with this request's span at its root."""
+    ids = os.urandom(24).hex()  # one call for both ids
+    trace_id, span_id = ids[:32], ids[32:]
+    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
+        return TraceContext(new_trace_id(), new_span_id())  # pragma: no cover
+    return TraceContext(trace_id, span_id)
+
+
+def incoming(headers: Mapping[str, str]) -> TraceContext:
+    """The request's trace context: the caller's trace with a new span, or a new trace."""
+    return callers(headers) or new_trace()
+
+
+def callers(headers: Mapping[str, str]) -> TraceContext | None:
+    """The caller's trace with a new span for this request; None where no header names one."""
+    found = None
+    values: dict[str, str] = {}
+    for key, value in headers.items():  # one pass, whatever the case of the names
+        lowered = key.lower()
+        if lowered in _READERS:
+            values[lowered] = value
+    for name, read in _READERS.items():
+        if name in values and (found := read(values[name])) is not None:
+            break
+    if found is None:
+        return None
+    trace_id, parent_id, sampled = found
+    return TraceContext(trace_id, new_span_id(), parent_id, sampled)
+
+
+_READERS: dict[str, Callable[[str | None], tuple[str, str | None, bool] | None]] = {
+    TRACEPARENT: parse_traceparent,
+    CLOUD_TRACE: parse_cloud_trace,
+    XRAY_TRACE: parse_xray,
+}
