@@ -58,8 +58,8 @@ from core.routing import (
     route_of,
 )
 from core.telemetry import RequestLog, RequestSummary
-from core.trace import TRACEPARENT
 from core.tensors import datatype_of, frame_tensors, model_inputs, split_frame, wanted_outputs
+from core.trace import TRACEPARENT
 from core.validate import inputs_to_arrays, json_has_no_literals
 
 __all__ = ["App", "Response", "cold_start"]

@@ -44,3 +44,14 @@ def engine():
     from core.engine import Engine
 
     return Engine.from_dir(ARTIFACT)
+
+
+@pytest.fixture
+def otel():
+    """OpenTelemetry's SDK recording in memory (the process's providers from the first use on),
+    cleared for this test."""
+    from fixtures.otel import recorded
+
+    found = recorded()
+    found.spans.clear()
+    return found

@@ -33,6 +33,8 @@ def configure_monitoring(environ: Mapping[str, str] = os.environ) -> bool:
     unchanged)."""
     if not environ.get(APPLICATIONINSIGHTS, "").strip():
         return False
+    os.environ.setdefault("OTEL_EXPERIMENTAL_RESOURCE_DETECTORS", "azure_app_service")  # no VM metadata probe
+    os.environ.setdefault("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")  # nothing but the app's own
     try:
         from azure.monitor.opentelemetry import configure_azure_monitor
     except ImportError:

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from core.protocol import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES
+from litefaas.client import tracing
 from litefaas.client.base import DEFAULT_RETRIES, USER_AGENT, ClientBase, network_error
 from litefaas.client.errors import ClientError, DecryptionFailedError, ProtocolError
 from litefaas.client.keysets import KeyInfo, parse_keyset
@@ -64,10 +65,12 @@ class AsyncClient(ClientBase):
         self, method: str, route: str, body: bytes | None = None, content_type: str | None = None
     ) -> httpx.Response:
         url = self._url(route)
-        try:
-            return await self._http.request(method, url, content=body, headers=self._headers(content_type))
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise network_error(method, url, exc) from exc
+        with tracing.request_headers(method, route) as trace_headers:
+            try:
+                headers = self._headers(content_type) | trace_headers
+                return await self._http.request(method, url, content=body, headers=headers)
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise network_error(method, url, exc) from exc
 
     async def keys(self) -> list[KeyInfo]:
         """The function's usable public keys, fetched once and cached."""
@@ -144,7 +147,8 @@ class AsyncClient(ClientBase):
                             return ShardFailure(shard[0], shard[1], exc, attempt)
                     await asyncio.sleep(self._retry_delay(attempt))
 
-        outcomes = await asyncio.gather(*(run(shard) for shard in shards))
+        with tracing.call_span("litefaas.fan_out"):
+            outcomes = await asyncio.gather(*(run(shard) for shard in shards))
         return gather_tensor_shards(rows, shards, outcomes)
 
     async def _tensors_once(self, named: dict[str, Any], outputs: Sequence[str] | None) -> TensorResult:
@@ -178,7 +182,8 @@ class AsyncClient(ClientBase):
             async with in_flight:
                 return await self._predict_shard(inputs, shard, retries)
 
-        outcomes = await asyncio.gather(*(run(shard) for shard in shards))
+        with tracing.call_span("litefaas.fan_out"):
+            outcomes = await asyncio.gather(*(run(shard) for shard in shards))
         return gather_shards(rows, shards, outcomes)
 
     async def _predict_shard(

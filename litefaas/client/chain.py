@@ -12,6 +12,7 @@ import httpx
 import numpy as np
 
 from core.protocol import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES
+from litefaas.client import tracing
 from litefaas.client.base import DEFAULT_RETRIES, single_input
 from litefaas.client.errors import ClientError, ProtocolError, RemoteError
 from litefaas.client.sync import Client
@@ -141,6 +142,10 @@ class ChainClient:
         self, inputs: Inputs, *, fan_out: int = 1, retries: int = DEFAULT_RETRIES
     ) -> TensorResult:
         """:meth:`predict`, answered as the last segment's outputs by name (``.model`` its identity)."""
+        with tracing.call_span("litefaas.chain"):
+            return self._run(inputs, fan_out, retries)
+
+    def _run(self, inputs: Inputs, fan_out: int, retries: int) -> TensorResult:
         count = len(self.clients)
         current: dict[str, Any] = {}
         result: TensorResult | None = None

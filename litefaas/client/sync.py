@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 
 from core.protocol import DEFAULT_MAX_BATCH, DEFAULT_MAX_BODY_BYTES
+from litefaas.client import tracing
 from litefaas.client.base import DEFAULT_RETRIES, USER_AGENT, ClientBase, network_error
 from litefaas.client.errors import ClientError, DecryptionFailedError, ProtocolError
 from litefaas.client.keysets import KeyInfo, parse_keyset
@@ -66,10 +67,12 @@ class Client(ClientBase):
         self, method: str, route: str, body: bytes | None = None, content_type: str | None = None
     ) -> httpx.Response:
         url = self._url(route)
-        try:
-            return self._http.request(method, url, content=body, headers=self._headers(content_type))
-        except (httpx.HTTPError, httpx.InvalidURL) as exc:
-            raise network_error(method, url, exc) from exc
+        with tracing.request_headers(method, route) as trace_headers:
+            try:
+                headers = self._headers(content_type) | trace_headers
+                return self._http.request(method, url, content=body, headers=headers)
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
+                raise network_error(method, url, exc) from exc
 
     def keys(self) -> list[KeyInfo]:
         """The function's usable public keys, fetched once and cached."""
@@ -155,11 +158,12 @@ class Client(ClientBase):
                         return ShardFailure(shard[0], shard[1], exc, attempt)
                 time.sleep(self._retry_delay(attempt))
 
-        if len(shards) == 1 or fan_out == 1:
-            outcomes = [run(shard) for shard in shards]
-        else:
-            with ThreadPoolExecutor(max_workers=min(fan_out, len(shards))) as pool:
-                outcomes = list(pool.map(run, shards))
+        with tracing.call_span("litefaas.fan_out"):
+            if len(shards) == 1 or fan_out == 1:
+                outcomes = [run(shard) for shard in shards]
+            else:
+                with ThreadPoolExecutor(max_workers=min(fan_out, len(shards))) as pool:
+                    outcomes = list(pool.map(tracing.in_context(run), shards))
         return gather_tensor_shards(rows, shards, outcomes)
 
     def _tensors_once(self, named: dict[str, Any], outputs: Sequence[str] | None) -> TensorResult:
@@ -199,11 +203,16 @@ class Client(ClientBase):
         rows, shards = self._shards(inputs, fan_out, retries)
         if not self.plaintext:
             self.key()  # fetch the key set once, before the shards go out
-        if len(shards) == 1 or fan_out == 1:
-            outcomes = [self._predict_shard(inputs, shard, retries) for shard in shards]
-        else:
-            with ThreadPoolExecutor(max_workers=min(fan_out, len(shards))) as pool:
-                outcomes = list(pool.map(lambda shard: self._predict_shard(inputs, shard, retries), shards))
+
+        def run(shard: tuple[int, int]) -> PredictResult | ShardFailure:
+            return self._predict_shard(inputs, shard, retries)
+
+        with tracing.call_span("litefaas.fan_out"):
+            if len(shards) == 1 or fan_out == 1:
+                outcomes = [run(shard) for shard in shards]
+            else:
+                with ThreadPoolExecutor(max_workers=min(fan_out, len(shards))) as pool:
+                    outcomes = list(pool.map(tracing.in_context(run), shards))
         return gather_shards(rows, shards, outcomes)
 
     def _predict_shard(

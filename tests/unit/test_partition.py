@@ -308,8 +308,8 @@ class Router(httpx.BaseTransport):
         return response
 
 
-def segment_apps(folder: Path, order: list[int] | None = None) -> tuple[list[str], Router]:
-    """One App per segment, each with its own key ring, at https://segN.test."""
+def segment_apps(folder: Path, order: list[int] | None = None, **extra: str) -> tuple[list[str], Router]:
+    """One App per segment, each with its own key ring, at https://segN.test (``extra``: more settings)."""
     entries = read_chain(folder)["segments"]
     order = order or [e["index"] for e in entries]
     apps = {}
@@ -318,6 +318,7 @@ def segment_apps(folder: Path, order: list[int] | None = None) -> tuple[list[str
             "LITEFAAS_PRIVATE_KEYS": make_keys().private_json,
             "LITEFAAS_MODEL_DIR": str(folder / entries[index - 1]["folder"]),
             "LITEFAAS_LOG_LEVEL": "ERROR",
+            **extra,
         }
         apps[f"seg{position}.test"] = App.from_env(env)
     return [f"https://{host}" for host in apps], Router(apps)
@@ -350,6 +351,35 @@ class TestChainThroughFunctions:
             assert response.headers["content-type"] == "application/litefaas"
             for sent in (body, response.content):
                 assert not any(needle in sent for needle in needles)
+
+    def test_one_trace_covers_every_hop(self, three, otel):
+        # GIVEN three segment functions exporting spans
+        from opentelemetry.trace import SpanKind
+
+        urls, router = segment_apps(three, LITEFAAS_OTEL="1")
+        # WHEN a batch goes through the chain
+        with ChainClient(urls, chain=three / "chain.json", transport=router) as chain:
+            chain.predict(np.asarray(ROWS[:4], dtype=np.float32))
+        spans = otel.finished()
+        # THEN the chain is one span, the root of one trace that holds every other
+        (root,) = [s for s in spans if s.name == "litefaas.chain"]
+        assert root.parent is None
+        assert {s.context.trace_id for s in spans} == {root.context.trace_id}
+        by_id = {s.context.span_id: s for s in spans}
+        served = [s for s in spans if s.kind is SpanKind.SERVER and s.attributes["http.route"] == "predict"]
+        # AND each segment's function span is a child of the client's request to that segment, itself
+        # under the chain (through the hop's fan-out span)
+        assert [s.attributes["litefaas.model_sha256"] for s in served] == [
+            entry["sha256"] for entry in read_chain(three)["segments"]
+        ]
+        for span in served:
+            request = by_id[span.parent.span_id]
+            assert request.kind is SpanKind.CLIENT and request.name == "POST predict"
+            ancestors = []
+            while request.parent is not None:
+                request = by_id[request.parent.span_id]
+                ancestors.append(request.name)
+            assert ancestors == ["litefaas.fan_out", "litefaas.chain"]
 
     def test_a_large_batch_is_split_to_fit_each_function(self, three):
         """A batch over a function's max batch is split at every hop and the chain still matches."""

@@ -1,0 +1,125 @@
+"""What Application Insights receives from the Azure entry point: azure-monitor-opentelemetry's own
+exporter, pointed by the connection string at an ingestion endpoint on 127.0.0.1 that this test serves."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import subprocess
+import sys
+import textwrap
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from fixtures.requests import make_keys
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+CALLER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys
+    import azure.functions as func
+    from opentelemetry import metrics, trace
+    from litefaas.local.azure_host import InvocationContext, http_routes, load_function_app
+    from litefaas.paths import ROOT
+
+    app_dir = ROOT / "handlers" / "azure"
+    routes = {route.function_name: route for route in http_routes(load_function_app(app_dir))}
+    for name, path in (("health", "/health"), ("keys", "/keys")):
+        request = func.HttpRequest("GET", f"https://fn.azurewebsites.net/api{path}", headers={"traceparent": sys.argv[1]}, body=b"")
+        context = InvocationContext(name, str(app_dir), caller_trace=sys.argv[1])
+        print(name, context.trace_context.trace_parent, routes[name].user_function(req=request, context=context).status_code)
+    trace.get_tracer_provider().force_flush()
+    metrics.get_meter_provider().force_flush()
+    """
+)
+
+
+class Ingestion(BaseHTTPRequestHandler):
+    received: list[dict] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        items = json.loads(body)
+        Ingestion.received.extend(items if isinstance(items, list) else [items])
+        answer = json.dumps({"itemsReceived": len(items), "itemsAccepted": len(items), "errors": []}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(answer)))
+        self.end_headers()
+        self.wfile.write(answer)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def ingestion():
+    Ingestion.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ingestion)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_request_spans_and_metrics_reach_application_insights(ingestion, tmp_path):
+    # GIVEN the Azure entry point with a connection string naming the local ingestion endpoint
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "TMPDIR": str(tmp_path),
+        "HOME": str(tmp_path),
+        "LITEFAAS_PRIVATE_KEYS": make_keys().private_json,
+        "LITEFAAS_LOG_LEVEL": "ERROR",
+        "OTEL_TRACES_SAMPLER": "parentbased_always_on",  # the distro's default keeps 5 traces a second
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": (
+            f"InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint=http://127.0.0.1:{ingestion}/"
+        ),
+    }
+    # WHEN two requests arrive through the Functions host (whose span is the caller's child)
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT, CALLER],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    answered = [line.split() for line in out.stdout.splitlines()]
+    assert [(name, status) for name, _, status in answered] == [("health", "200"), ("keys", "200")]
+    host_spans = {name: parent[36:52] for name, parent, _ in answered}
+    # THEN Application Insights receives one request per invocation, in the caller's operation,
+    # each the child of the host's span
+    requests = [item for item in Ingestion.received if item["data"]["baseType"] == "RequestData"]
+    assert sorted(item["data"]["baseData"]["name"] for item in requests) == ["GET health", "GET keys"]
+    for item in requests:
+        data, tags = item["data"]["baseData"], item["tags"]
+        assert tags["ai.operation.id"] == CALLER[3:35]
+        assert tags["ai.operation.parentId"] == host_spans[data["name"].split()[1]]
+        assert data["responseCode"] == "200" and data["success"] is True
+        assert data["properties"]["litefaas.model"] == "breast_cancer_mlp"
+    # AND the metrics: requests by route and status, and the one cold start
+    metric_points = {
+        metric["name"]: metric
+        for item in Ingestion.received
+        if item["data"]["baseType"] == "MetricData"
+        for metric in item["data"]["baseData"]["metrics"]
+    }
+    assert {"litefaas.requests", "litefaas.request.duration", "litefaas.cold_starts"} <= set(metric_points)
+    requests_total = sum(
+        metric["value"]
+        for item in Ingestion.received
+        if item["data"]["baseType"] == "MetricData"
+        for metric in item["data"]["baseData"]["metrics"]
+        if metric["name"] == "litefaas.requests"
+    )
+    assert requests_total == 2

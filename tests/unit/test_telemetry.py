@@ -1,0 +1,253 @@
+"""Each request's record in its cloud's terms: CloudWatch EMF, Cloud Logging's fields, litefaas's JSON."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import jsonschema
+import pytest
+from fixtures.requests import ENCRYPTED, PLAINTEXT, seal
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core import trace
+from core.app import App
+from core.config import Settings
+from core.errors import ConfigError
+from core.telemetry import DIMENSION_FIELDS, TelemetrySettings
+
+SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "fixtures" / "emf_schema.json").read_text())
+CALLER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def lines_of(capsys) -> list[dict]:
+    return [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+
+
+def app_with(keys, engine, provider=None, **env) -> App:
+    return App(Settings.from_env({"LITEFAAS_PRIVATE_KEYS": keys.private_json, **env}, provider), engine)
+
+
+def assert_valid_emf(document: dict) -> None:
+    """Valid by the specification: its structure, and every reference naming a root member of the
+    right type (a dimension a string; a metric a number or at most 100 numbers)."""
+    jsonschema.validate(document, SCHEMA)
+    for directive in document["_aws"]["CloudWatchMetrics"]:
+        for dimension_set in directive["Dimensions"]:
+            for name in dimension_set:
+                assert isinstance(document.get(name), str), name
+        for metric in directive["Metrics"]:
+            value = document.get(metric["Name"])
+            numbers = value if isinstance(value, list) else [value]
+            assert len(numbers) <= 100
+            assert all(type(n) in (int, float) for n in numbers), metric["Name"]
+
+
+class TestEmbeddedMetricFormat:
+    def test_every_request_line_is_a_valid_emf_document_and_the_first_also_says_cold_start(
+        self, keys, engine, capsys
+    ):
+        # GIVEN a function with AWS's log format
+        app = app_with(keys, engine, "aws", AWS_LAMBDA_FUNCTION_NAME="scorer")
+        capsys.readouterr()
+        # WHEN it answers a sealed request, a bad one, and a health check
+        sealed = seal(keys)
+        assert app.handle("POST", "/predict", ENCRYPTED, sealed.body, "req-1").status == 200
+        assert app.handle("POST", "/predict", ENCRYPTED, b"{}", "req-2").status == 400
+        assert app.handle("GET", "/health", {}, b"", "req-3").status == 200
+        lines = lines_of(capsys)
+        # THEN the first line is ColdStart in an object of its own, as Powertools writes it
+        cold, *requests = lines
+        assert_valid_emf(cold)
+        assert cold["ColdStart"] == 1 and cold["function_name"] == "scorer"
+        assert [m["Name"] for m in cold["_aws"]["CloudWatchMetrics"][0]["Metrics"]] == ["ColdStart"]
+        # AND every request's line is one EMF document, with the request id Lambda gave
+        assert [line["request_id"] for line in requests] == ["req-1", "req-2", "req-3"]
+        for line in requests:
+            assert_valid_emf(line)
+            directive = line["_aws"]["CloudWatchMetrics"][0]
+            assert directive["Namespace"] == "litefaas"
+            assert directive["Dimensions"] == [["model", "model_version"]]
+        names = [{m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]} for line in requests]
+        assert {"duration_us", "decrypt_us", "decode_us", "infer_us", "seal_us", "bytes_in"} <= names[0]
+        assert "decrypt_us" not in names[1]  # metrics only of what the request got to
+        assert (requests[0]["error"], requests[1]["error"], requests[1]["code"]) == (0, 1, "invalid_envelope")
+        assert [line["cold_start"] for line in requests] == [True, False, False]
+        assert requests[0]["bytes_in"] == len(sealed.body)
+
+    def test_namespace_and_dimensions_are_settings(self, keys, engine, capsys):
+        app = app_with(
+            keys,
+            engine,
+            "aws",
+            LITEFAAS_METRICS_NAMESPACE="ml/scoring",
+            LITEFAAS_METRICS_DIMENSIONS="route,model",
+        )
+        capsys.readouterr()
+        app.handle("GET", "/health", {}, b"")
+        (_, line) = lines_of(capsys)
+        assert_valid_emf(line)
+        directive = line["_aws"]["CloudWatchMetrics"][0]
+        assert (directive["Namespace"], directive["Dimensions"]) == ("ml/scoring", [["route", "model"]])
+
+    @pytest.mark.parametrize(
+        ("variable", "value"),
+        [
+            ("LITEFAAS_METRICS_NAMESPACE", "AWS/Lambda"),
+            ("LITEFAAS_METRICS_NAMESPACE", "a" * 256),
+            ("LITEFAAS_METRICS_DIMENSIONS", "request_id"),
+            ("LITEFAAS_METRICS_DIMENSIONS", "model,model"),
+            ("LITEFAAS_METRICS_DIMENSIONS", ",".join(DIMENSION_FIELDS * 2)),
+            ("LITEFAAS_LOG_FORMAT", "xml"),
+            ("LITEFAAS_OTEL", "maybe"),
+        ],
+    )
+    def test_wrong_settings_name_their_variable(self, variable, value):
+        with pytest.raises(ConfigError) as caught:
+            TelemetrySettings.from_env({variable: value}, "aws")
+        assert caught.value.variable == variable
+
+    def test_each_provider_has_its_own_format_unless_told(self):
+        assert [TelemetrySettings.from_env({}, p).log_format for p in ("aws", "gcp", "azure", None)] == [
+            "emf",
+            "gcp",
+            "json",
+            "json",
+        ]
+        assert TelemetrySettings.from_env({"LITEFAAS_LOG_FORMAT": "json"}, "aws").log_format == "json"
+
+
+class TestCloudLogging:
+    def test_trace_span_severity_and_http_request_without_the_callers_address(self, keys, engine, capsys):
+        # GIVEN a function with GCP's format in project demo-project, called through Cloud Run's front end
+        app = app_with(keys, engine, "gcp", GOOGLE_CLOUD_PROJECT="demo-project")
+        capsys.readouterr()
+        headers = {
+            **ENCRYPTED,
+            "X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1",
+            "X-Forwarded-For": "203.0.113.9",
+        }
+        sealed = seal(keys)
+        # WHEN it answers
+        assert app.handle("POST", "/predict", headers, sealed.body).status == 200
+        (line,) = [entry for entry in lines_of(capsys) if entry.get("event") == "request"]
+        # THEN Cloud Logging finds its fields
+        assert line["severity"] == "INFO"
+        assert line["message"] == "POST predict 200"
+        assert (
+            line["logging.googleapis.com/trace"]
+            == "projects/demo-project/traces/105445aa7843bc8bf206b12000100000"
+        )
+        assert line["logging.googleapis.com/spanId"] == line["span_id"] != "0000000000000001"
+        assert line["parent_span_id"] == "0000000000000001"
+        assert line["logging.googleapis.com/trace_sampled"] is True
+        http = line["httpRequest"]
+        assert http["requestMethod"] == "POST" and http["status"] == 200
+        assert http["requestSize"] == str(len(sealed.body)) and int(http["responseSize"]) > 0
+        assert http["latency"].endswith("s") and float(http["latency"][:-1]) > 0
+        assert "remoteIp" not in http and "requestUrl" not in http
+        assert "203.0.113.9" not in json.dumps(line)
+
+    def test_traceparent_wins_and_every_line_has_a_severity(self, keys, engine, capsys):
+        app = app_with(keys, engine, "gcp", LITEFAAS_ALLOW_PLAINTEXT="1")
+        headers = {
+            **PLAINTEXT,
+            "traceparent": CALLER,
+            "X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1",
+        }
+        app.handle("POST", "/predict", headers, b"{}")
+        lines = lines_of(capsys)
+        assert all("severity" in line for line in lines)
+        (line,) = [entry for entry in lines if entry.get("event") == "request"]
+        assert (line["trace_id"], line["parent_span_id"]) == (CALLER[3:35], CALLER[36:52])
+        assert "logging.googleapis.com/trace" not in line  # no project known: no trace path to name
+        assert line["severity"] == "INFO" and line["code"] == "invalid_payload"
+
+
+class TestRecords:
+    def test_a_record_holds_no_input_output_key_or_address(self, keys, engine, capsys):
+        app = app_with(keys, engine, LITEFAAS_ALLOW_PLAINTEXT="1")
+        capsys.readouterr()
+        row = [123.456789] * 30
+        app.handle(
+            "POST",
+            "/predict",
+            {**PLAINTEXT, "X-Forwarded-For": "198.51.100.7"},
+            json.dumps({"inputs": [row]}).encode(),
+        )
+        sealed = seal(keys, inputs=[row])
+        app.handle("POST", "/predict", ENCRYPTED, sealed.body)
+        text = capsys.readouterr().err
+        assert "123.456" not in text and "198.51.100.7" not in text
+        assert keys.private_b64[0] not in text
+        for line in text.splitlines():
+            record = json.loads(line)
+            assert "outputs" not in record and "inputs" not in record
+
+    def test_warning_turns_request_lines_off(self, keys, engine, capsys):
+        app = app_with(keys, engine, "aws", LITEFAAS_LOG_LEVEL="WARNING")
+        app.handle("GET", "/health", {}, b"")
+        assert capsys.readouterr().err == ""
+
+    def test_without_otel_settings_the_cold_start_imports_no_opentelemetry(self, keys):
+        script = (
+            "import sys; from core.app import App; "
+            f"App.from_env({{'LITEFAAS_PRIVATE_KEYS': {keys.private_json!r}, 'LITEFAAS_LOG_LEVEL': 'ERROR'}}, 'azure'); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('opentelemetry', 'azure')))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT
+        )
+        assert out.stdout.strip() == "[]"
+
+
+class TestTraceContext:
+    def test_the_three_headers_clouds_send(self):
+        assert trace.parse_traceparent(CALLER) == (CALLER[3:35], CALLER[36:52], True)
+        assert trace.parse_traceparent(CALLER[:-2] + "00")[2] is False
+        assert trace.parse_traceparent("01-" + CALLER[3:] + "-later-fields") is not None
+        assert trace.parse_cloud_trace("105445aa7843bc8bf206b12000100000/123;o=0") == (
+            "105445aa7843bc8bf206b12000100000",
+            f"{123:016x}",
+            False,
+        )
+        assert trace.parse_xray(
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+        ) == (
+            "5759e988bd862e3fe1be46a994272793",
+            "53995c3f42cd8ad8",
+            True,
+        )
+
+    @pytest.mark.parametrize(
+        "value",
+        [
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",  # zero trace
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",  # zero parent
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",  # version ff
+            CALLER + "-extra",  # version 00 has exactly four fields
+            CALLER.upper(),
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333-01",
+        ],
+    )
+    def test_invalid_traceparents_start_a_new_trace(self, value):
+        assert trace.parse_traceparent(value) is None
+        context = trace.incoming({"traceparent": value})
+        assert context.parent_id is None and context.trace_id != CALLER[3:35]
+
+    @given(
+        st.dictionaries(
+            st.sampled_from(["traceparent", "X-Cloud-Trace-Context", "x-amzn-trace-id", "other"]),
+            st.text(max_size=600),
+        )
+    )
+    def test_any_header_value_gives_hex_ids_only(self, headers):
+        context = trace.incoming(headers)
+        assert len(context.trace_id) == 32 and len(context.span_id) == 16
+        for value in (context.trace_id, context.span_id, context.parent_id or "0" * 16):
+            assert set(value) <= set("0123456789abcdef")
+        assert context.span_id != "0" * 16
