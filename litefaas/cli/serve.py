@@ -85,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
     from types import FrameType
 
     from litefaas.cli.console import make_console
+    from litefaas.cli.key_watch import KeyWatch
+    from litefaas.local.host_metrics import metrics_table, read_metrics
     from litefaas.local.relay import Relay
     from litefaas.local.server import LaunchSpec, ServerError
     from litefaas.local.serving import function_env, launch_spec, start_all
@@ -150,13 +152,25 @@ def run(args: argparse.Namespace) -> int:
         console.print_json(json.dumps(keyset))
         if args.plaintext:
             console.print("[yellow]plaintext requests are accepted (LITEFAAS_ALLOW_PLAINTEXT=1)[/]")
-        console.print("Ctrl-C stops every server.")
-        while not stop.wait(0.5):
-            for server in servers:
-                if server.process is not None and server.process.poll() is not None:
-                    console.print(f"[red]{server.name} exited with code {server.process.returncode}[/]")
-                    console.print(server.log_tail())
-                    stop.set()
+        console.print("Ctrl-C stops every server; Ctrl-T (or SIGUSR1) shows what each host has answered.")
+
+        def show_metrics() -> None:
+            hosts = {server.name: read_metrics(server.log_lines()) for server in servers}
+            console.print(metrics_table(hosts))
+
+        keys = KeyWatch().start()
+        try:
+            while not stop.wait(0.25):
+                if keys.asked():
+                    show_metrics()
+                for server in servers:
+                    if server.process is not None and server.process.poll() is not None:
+                        console.print(f"[red]{server.name} exited with code {server.process.returncode}[/]")
+                        console.print(server.log_tail())
+                        stop.set()
+        finally:
+            keys.stop()
+        show_metrics()
         console.print("stopping…")
         for server in servers:
             server.stop()

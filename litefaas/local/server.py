@@ -65,11 +65,14 @@ class LocalServer:
         self.started_at = time.perf_counter()
         return self
 
-    def log_tail(self, lines: int = 30) -> str:
+    def log_lines(self) -> list[str]:
+        """Everything the host has written so far, line by line."""
         if self._log is None:
-            return ""
-        text = Path(self._log.name).read_text(encoding="utf-8", errors="replace")
-        return "\n".join(text.splitlines()[-lines:])
+            return []
+        return Path(self._log.name).read_text(encoding="utf-8", errors="replace").splitlines()
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_lines()[-lines:])
 
     def wait_healthy(self, timeout: float = 60.0) -> None:
         """Poll ``GET /health`` until it answers 200; raise :class:`ServerError` otherwise."""

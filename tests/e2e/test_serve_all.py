@@ -37,5 +37,11 @@ def test_serve_all_answers_and_stops_cleanly():
             with Client(url) as client:
                 # THEN every answer decrypts to the model's own output
                 np.testing.assert_array_equal(client.predict(ROWS[:8]).outputs, expected)
-    # AND Ctrl-C stops every server, leaving no process behind (`serving` checks each group too)
+    # AND Ctrl-C stops every server, leaving no process behind (`serving` checks each group too),
+    # after a summary of what each host's function logged (its health checks, the key set, the 8 rows)
     assert "no process left behind" in served.tail
+    assert "requests the functions logged" in served.tail
+    for host in ("aws", "gcp", "azure"):
+        row = next(line for line in served.tail.splitlines() if f" {host} " in line)
+        cells = [cell.strip() for cell in row.split("│")[1:-1]]
+        assert int(cells[1]) >= 3 and cells[2] == "0" and cells[6] == "1", row
