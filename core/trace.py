@@ -9,7 +9,7 @@ The request's own span id is always new; the caller's becomes its parent.
 
 from __future__ import annotations
 
-import os
+import random
 import re
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
@@ -25,6 +25,9 @@ _XRAY_PARENT = re.compile(r"[0-9a-f]{16}")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 _MAX_HEADER = 512
+_SPAN_MASK = 2**64 - 1
+_random_bits = random.getrandbits
+"""Ids need to be unique, not secret: drawn as OpenTelemetry's SDK draws them (its RandomIdGenerator)."""
 
 
 class TraceContext(NamedTuple):
@@ -43,16 +46,18 @@ class TraceContext(NamedTuple):
 
 def new_span_id() -> str:
     """A random, non-zero 64-bit span id in 16 hex digits."""
-    while (span := os.urandom(8).hex()) == _ZERO_SPAN:
-        pass  # pragma: no cover - one chance in 2**64
-    return span
+    return f"{_random_bits(64) or 1:016x}"
 
 
 def new_trace_id() -> str:
     """A random, non-zero 128-bit trace id in 32 hex digits."""
-    while (trace := os.urandom(16).hex()) == _ZERO_TRACE:
-        pass  # pragma: no cover
-    return trace
+    return f"{_random_bits(128) or 1:032x}"
+
+
+def new_trace() -> TraceContext:
+    """A new trace, with this request's span at its root."""
+    bits = _random_bits(192)  # one draw for both ids
+    return TraceContext(f"{bits >> 64 or 1:032x}", f"{bits & _SPAN_MASK or 1:016x}")
 
 
 def parse_traceparent(value: str | None) -> tuple[str, str, bool] | None:
@@ -110,15 +115,6 @@ def parse_xray(value: str | None) -> tuple[str, str | None, bool] | None:
     if parent is None or _XRAY_PARENT.fullmatch(parent) is None or parent == _ZERO_SPAN:
         parent = None
     return trace_id, parent, fields.get("Sampled") != "0"
-
-
-def new_trace() -> TraceContext:
-    """A new trace, with this request's span at its root."""
-    ids = os.urandom(24).hex()  # one call for both ids
-    trace_id, span_id = ids[:32], ids[32:]
-    if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
-        return TraceContext(new_trace_id(), new_span_id())  # pragma: no cover
-    return TraceContext(trace_id, span_id)
 
 
 def incoming(headers: Mapping[str, str]) -> TraceContext:

@@ -23,7 +23,7 @@ INSTRUMENTATIONS = ("azure_sdk", "django", "fastapi", "flask", "psycopg2", "requ
 """azure-monitor-opentelemetry's library instrumentations, all off: litefaas's span is the request's."""
 MONITOR_MISSING = (
     f"litefaas: {APPLICATIONINSIGHTS} is set, but azure-monitor-opentelemetry is not installed:"
-    " package the function with --param azureMonitor=true (or add it to its requirements)"
+    " add it to the function app's packages, or unset the connection string"
 )
 
 

@@ -22,6 +22,12 @@
    image sealed as version 2 and encapsulated as RFC 9458 with and without padding, through the
    GCP entry point in process: bytes on the wire and time, Oblivious HTTP over version 2.
 
+6. Observability (``observability``): the warm sealed request through ``App.handle`` as deployed
+   (the request's record written by the ``litefaas`` logger to stderr, here ``/dev/null``) in each
+   log format, ``json``, ``emf`` (AWS) and ``gcp``, against the same requests with request lines off
+   (``LITEFAAS_LOG_LEVEL=WARNING``), in alternating rounds; the cost per request is the difference
+   of the medians, and ``handle_over_hpke_open`` the request with its record over one HPKE open.
+
 Request logs are off (level WARNING) for 2 to 4, as the ratios are about the request
 path; ``handle_with_json_request_log_us`` adds the cost of one JSON log line per request.
 """
@@ -312,6 +318,74 @@ def body_read(body: bytes, repeats: int) -> tuple[float, float]:
     return statistics.median(once), statistics.median(chunked)
 
 
+def observability_cost(keys, engine, repeats: int, rounds: int = 5) -> dict[str, object]:
+    """Section 6 of the docstring: the request record's cost per warm sealed request, by format."""
+    from core import crypto, logs
+    from core.app import App
+    from core.config import Settings
+    from litefaas.benchmark.samples import ENCRYPTED, seal
+
+    formats = ("json", "emf", "gcp")
+    env = {"LITEFAAS_PRIVATE_KEYS": keys.private_json, "LITEFAAS_REPLAY_WINDOW_S": "300"}
+    env |= {"GOOGLE_CLOUD_PROJECT": "bench", "AWS_LAMBDA_FUNCTION_NAME": "bench"}
+    logger = logs.configure("INFO")
+    apps = {
+        fmt: App(Settings.from_env({**env, "LITEFAAS_LOG_FORMAT": fmt}), engine, logger=logger)
+        for fmt in formats
+    }
+    per_round = max(200, repeats // rounds)
+    bodies = iter([seal(keys).body for _ in range((len(formats) + 1) * (per_round + 50) * rounds + 1)])
+    ring = apps["json"].keyring
+    assert ring is not None
+    envelope = crypto.parse_envelope(seal(keys).body)
+    samples: dict[str, list[float]] = {fmt: [] for fmt in (*formats, "off")}
+    saved = sys.stderr
+    sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - closed below
+    try:
+        for _ in range(rounds):
+            for fmt in (*formats, "off"):
+                logs.use_severity(fmt == "gcp")
+                logger.setLevel("WARNING" if fmt == "off" else "INFO")
+                app = apps["json" if fmt == "off" else fmt]
+                for _ in range(50):
+                    app.handle("POST", "/predict", ENCRYPTED, next(bodies))
+                samples[fmt].append(
+                    median_of(
+                        lambda a=app: a.handle("POST", "/predict", ENCRYPTED, next(bodies)), per_round, 0
+                    )
+                )
+        open_us = median_us(lambda: ring.open(envelope), repeats)
+    finally:
+        sys.stderr.close()
+        sys.stderr = saved
+        logger.setLevel("INFO")
+        logs.use_severity(False)
+    off = statistics.median(samples["off"]) * 1e6
+    results: dict[str, object] = {"hpke_open_us": round(open_us, 2), "records_off_us": round(off, 2)}
+    for fmt in formats:
+        on = statistics.median(samples[fmt]) * 1e6
+        results[fmt] = {
+            "handle_us": round(on, 2),
+            "record_cost_us": round(on - off, 2),
+            "handle_over_hpke_open": round(on / open_us, 2),
+        }
+    results["target"] = "record_cost_us <= 10; handle_over_hpke_open <= 2.0"
+    return results
+
+
+def print_observability(section: object) -> None:
+    """Section 6 as a table."""
+    assert isinstance(section, dict)
+    print(
+        f"\nwarm sealed request, App.handle ({section['records_off_us']} us with request lines off;"
+        f" one HPKE open {section['hpke_open_us']} us)"
+    )
+    print(f"{'log format':<12}{'with record, us':>18}{'record costs, us':>19}{'/ HPKE open':>14}")
+    for fmt in ("json", "emf", "gcp"):
+        row = section[fmt]
+        print(f"{fmt:<12}{row['handle_us']:>18}{row['record_cost_us']:>19}{row['handle_over_hpke_open']:>14}")
+
+
 def print_table(results: dict[str, object]) -> None:
     """The image section as a table."""
     image = results.get("image")
@@ -462,6 +536,7 @@ def main() -> None:
             {"tensorflow_ms": round(tf_s * 1000, 1), "speedup": round(tf_s / core_s, 1), "target": ">= 15"}
         )
 
+    results["observability"] = observability_cost(keys, engine, args.repeats)
     if args.image:
         results["image"] = image_results(keys, args.image_repeats)
     if args.oblivious:
@@ -473,6 +548,7 @@ def main() -> None:
         )
 
     print(json.dumps(results, indent=2))
+    print_observability(results["observability"])
     print_table(results)
     if args.oblivious:
         oblivious_speed.print_table(results["oblivious"])

@@ -296,3 +296,21 @@ def test_fuzzed_requests_never_500(open_function_app, body, content_type, method
     if status != 200:
         assert headers["content-type"] == "application/json"
         assert json.loads(response_body)["error"]["code"]
+
+
+def test_application_insights_without_its_package_stops_the_cold_start_naming_it(monkeypatch, keys):
+    # GIVEN a connection string, and azure-monitor-opentelemetry not importable
+    import importlib
+    import sys
+
+    monkeypatch.setenv("LITEFAAS_PRIVATE_KEYS", keys.private_json)
+    monkeypatch.delitem(sys.modules, "handlers.azure.function_app", raising=False)
+    entry = importlib.import_module("handlers.azure.function_app")
+    monkeypatch.setitem(sys.modules, "azure.monitor.opentelemetry", None)
+    # WHEN the entry point configures monitoring
+    with pytest.raises(SystemExit) as stopped:
+        entry.configure_monitoring({"APPLICATIONINSIGHTS_CONNECTION_STRING": "InstrumentationKey=x"})
+    # THEN it stops with one line naming the variable and the package
+    assert "APPLICATIONINSIGHTS_CONNECTION_STRING" in str(stopped.value)
+    assert "azure-monitor-opentelemetry" in str(stopped.value)
+    assert entry.configure_monitoring({}) is False
