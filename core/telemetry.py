@@ -59,6 +59,7 @@ FIELD_METRICS = tuple(name for name in METRIC_UNITS if name not in ALWAYS_METRIC
 """The metrics of the path's own fields: present where the request got that far."""
 
 _string = json.encoder.encode_basestring_ascii
+_MAX_DIRECTIVES = 64  # the paths a request can take are few; the cache stays bounded whatever comes
 _NAMESPACE = re.compile(r"[A-Za-z0-9._/#:-]{1,255}")  # CloudWatch's namespace characters
 _SEVERITIES = {
     "debug": "DEBUG",
@@ -210,13 +211,15 @@ class RequestLog:
         return line_head(level, "request", now) + self._fields(summary) + "}"
 
     def _emf(self, level: int, summary: RequestSummary, now: float) -> str:
-        present = tuple(name for name in FIELD_METRICS if name in summary.fields)
-        directive = self._directives.get(present)
+        fields = tuple(summary.fields)  # one path's fields come in one order: a cheap cache key
+        directive = self._directives.get(fields)
         if directive is None:
+            present = tuple(name for name in FIELD_METRICS if name in summary.fields)
             directive = _directive(
                 self.settings.namespace, self.settings.dimensions, ALWAYS_METRICS + present
             )
-            self._directives[present] = directive
+            if len(self._directives) < _MAX_DIRECTIVES:
+                self._directives[fields] = directive
         head = f'{{"_aws":{{"Timestamp":{int(now * 1000)},"CloudWatchMetrics":[{directive}]}},'
         return head + line_head(level, "request", now)[1:] + self._fields(summary) + "}"
 
