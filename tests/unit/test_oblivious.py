@@ -385,3 +385,19 @@ def test_a_failed_open_does_not_advance_the_sequence():
     with pytest.raises(OpenError):
         receiver.open(first[:-1] + bytes([first[-1] ^ 1]))
     assert receiver.open(first) == b"one" and receiver.sequence == 1
+
+
+def test_the_trace_context_travels_inside_never_outside(keys, engine, capsys):
+    # GIVEN a function logging its requests, and a client sending through Oblivious HTTP
+    app = make_app(keys, engine, LITEFAAS_LOG_LEVEL="INFO")
+    carrier = InProcessTransport(app)
+    capsys.readouterr()
+    # WHEN the client sends a request with its trace context
+    with Client(BASE, oblivious=True, transport=carrier) as client:
+        client.predict(ROWS[:1])
+    # THEN no outer request carries a traceparent, and the gateway's line has the inner request's trace
+    assert carrier.seen and all(seen.path == "/.well-known/ohttp-gateway" for seen in carrier.seen)
+    assert not any("traceparent" in seen.headers for seen in carrier.seen)
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if '"event":"request"' in line]
+    posts = [line for line in lines if line.get("inner_route") == "predict"]
+    assert len(posts) == 1 and len(posts[0]["parent_span_id"]) == 16
