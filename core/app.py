@@ -9,6 +9,7 @@ dispatch. What each format and seal says lives in its own module (``core.tensors
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -67,6 +68,7 @@ __all__ = ["App", "Response", "cold_start"]
 _REQUEST_FIELDS_V2 = REQUEST_FIELDS | {"outputs"}
 _PLAINTEXT_FIELDS_V2 = frozenset({"inputs", "outputs"})
 _CORS_MAX_AGE = "600"
+_new_summary = tuple.__new__
 _ALLOW_HEADERS = f"Content-Type, {TRACEPARENT}"
 _OIP_ALLOW_HEADERS = f"Content-Type, {OIP_HEADER_LENGTH}, {TRACEPARENT}"
 
@@ -248,18 +250,21 @@ class App:
         logging_on = self.logger.isEnabledFor(level)
         if not logging_on and self._otel is None:
             return
-        context = reply.trace or trace.incoming(headers)
-        summary = RequestSummary(
-            request_id or context.span_id,
-            context,
-            route,
-            method[:16],
-            status,
-            cold_start,
-            (ended - started) // 1000,
-            bytes_in,
-            len(response.body),
-            reply.fields,
+        context = reply.trace or trace.callers(headers) or trace.new_trace()
+        summary = _new_summary(  # NamedTuple's own __new__ costs the request 0.5 µs more
+            RequestSummary,
+            (
+                request_id or context.span_id,
+                context,
+                route,
+                method[:16],
+                status,
+                cold_start,
+                (ended - started) // 1000,
+                bytes_in,
+                len(response.body),
+                reply.fields,
+            ),
         )
         if self._otel is not None:
             end_ns = time.time_ns() - (time.perf_counter_ns() - ended)
@@ -269,14 +274,21 @@ class App:
             self._write_record(level, summary)
 
     def _write_record(self, level: int, summary: RequestSummary) -> None:
+        request_log, logger = self._request_log, self.logger
         now = time.time()
-        line = self._request_log.line
-        first = self._request_log.cold_start_line(now) if summary.cold_start else None
-        if first is not None and not logs.write_line(self.logger, level, lambda: first):
-            self.logger.log(level, "cold_start_metric", extra={"line": first, "fields": {}})
-        if not logs.write_line(self.logger, level, lambda: line(level, summary, now)):
-            fields = {**summary.record(), **self._request_log.static}
-            self.logger.log(level, "request", extra={"fields": fields, "line": line(level, summary, now)})
+        direct = logs.writes_directly(logger, level)
+        if summary.cold_start and (first := request_log.cold_start_line(now)) is not None:
+            if direct:
+                sys.stderr.write(first + "\n")
+            elif direct is None:
+                logger.log(level, "cold_start_metric", extra={"line": first, "fields": {}})
+        if direct:
+            sys.stderr.write(request_log.line(level, summary, now) + "\n")
+        elif direct is None:
+            fields = {**summary.record(), **request_log.static}
+            logger.log(
+                level, "request", extra={"fields": fields, "line": request_log.line(level, summary, now)}
+            )
 
     def _allowed_origin(self, headers: Mapping[str, str]) -> str | None:
         origins = self.settings.cors_origins

@@ -32,15 +32,6 @@ LEVEL_NAMES = {
 _second: list[Any] = [-1, ""]  # the last whole second formatted, and its text
 
 
-def _timestamp(now: float) -> str:
-    """``2026-01-02T03:04:05.678Z`` (UTC, milliseconds); the second's text is made once a second."""
-    second = int(now)
-    if second != _second[0]:
-        _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        _second[0] = second
-    return f"{_second[1]}.{int((now - second) * 1000):03d}Z"
-
-
 _with_severity = [False]
 
 
@@ -53,7 +44,13 @@ def line_head(level: int, event: str, now: float | None = None) -> str:
     """A line's first fields, ``{"time":…,"level":…,"event":…`` (no closing brace), after
     ``"severity":…`` where :func:`use_severity` asked for it."""
     name = LEVEL_NAMES.get(level) or logging.getLevelName(level).lower()
-    stamp = _timestamp(time.time() if now is None else now)
+    if now is None:
+        now = time.time()
+    second = int(now)
+    if second != _second[0]:  # the second's text is made once a second
+        _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second[0] = second
+    stamp = f"{_second[1]}.{int((now - second) * 1000):03d}Z"
     if _with_severity[0]:
         return f'{{"severity":"{name.upper()}","time":"{stamp}","level":"{name}","event":{_string(event)}'
     return f'{{"time":"{stamp}","level":"{name}","event":{_string(event)}'
@@ -114,12 +111,20 @@ def log_fields(logger: logging.Logger, level: int, event: str, fields: Mapping[s
         logger.log(level, event, extra={"fields": fields})
 
 
+def writes_directly(logger: logging.Logger, level: int) -> bool | None:
+    """Whether a line of ``level`` goes straight to stderr: True where ``logger`` is as
+    :func:`configure` left it (False: its handler's level drops it), None where it has other
+    handlers, which want a record instead."""
+    handlers = logger.handlers
+    if logger.propagate or len(handlers) != 1 or type(handlers[0]) is not _StderrHandler:
+        return None
+    return level >= handlers[0].level
+
+
 def write_line(logger: logging.Logger, level: int, line: Callable[[], str]) -> bool:
     """Write ``line()`` to stderr in one ``write`` where ``logger`` is as :func:`configure` left it;
     False (nothing written) where it has other handlers, which want a record instead."""
-    handlers = logger.handlers
-    if logger.propagate or len(handlers) != 1 or type(handlers[0]) is not _StderrHandler:
-        return False
-    if level >= handlers[0].level:
+    direct = writes_directly(logger, level)
+    if direct:
         sys.stderr.write(line() + "\n")
-    return True
+    return direct is not None

@@ -187,25 +187,24 @@ class RequestLog:
         use_severity(settings.log_format == "gcp")
 
     def _fields(self, summary: RequestSummary) -> str:
-        """The record's fields after the line's head: ``,"request_id":…`` up to the static ones.
-        Written by hand (the ids are hex, the route one of a fixed set), the path's own by the encoder."""
-        context, status = summary.trace, summary.status
-        text = (
-            f',"request_id":{_string(summary.request_id)},"trace_id":"{context.trace_id}"'
-            f',"span_id":"{context.span_id}"'
+        """The record's fields after the line's head: ``,"request_id":…`` up to the static ones, in
+        one format string (the ids are hex, the route one of a fixed set); the path's own fields by
+        the encoder."""
+        request_id, context, route, method, status, cold_start, duration_us, bytes_in, bytes_out, fields = (
+            summary
         )
-        if context.parent_id is not None:
-            text += f',"parent_span_id":"{context.parent_id}"'
-        if not context.sampled:
-            text += ',"sampled":false'
-        text += (
-            f',"route":"{summary.route}","method":{_string(summary.method)},"status":{status}'
-            f',"error":{int(status >= 400)},"fault":{int(status >= 500)}'
-            f',"cold_start":{"true" if summary.cold_start else "false"},"duration_us":{summary.duration_us}'
-            f',"bytes_in":{summary.bytes_in},"bytes_out":{summary.bytes_out}'
+        trace_id, span_id, parent_id, sampled = context
+        rest = "," + encode_fields(fields)[1:-1] if fields else ""
+        parent = "" if parent_id is None else ',"parent_span_id":"' + parent_id + '"'
+        if not sampled:
+            parent += ',"sampled":false'
+        return (
+            f',"request_id":{_string(request_id)},"trace_id":"{trace_id}","span_id":"{span_id}"{parent}'
+            f',"route":"{route}","method":{_string(method)},"status":{status}'
+            f',"error":{1 if status >= 400 else 0},"fault":{1 if status >= 500 else 0}'
+            f',"cold_start":{"true" if cold_start else "false"},"duration_us":{duration_us}'
+            f',"bytes_in":{bytes_in},"bytes_out":{bytes_out}{rest}{self._suffix}'
         )
-        rest = encode_fields(summary.fields) if summary.fields else "{}"
-        return text + ("" if rest == "{}" else "," + rest[1:-1]) + self._suffix
 
     def _json(self, level: int, summary: RequestSummary, now: float) -> str:
         return line_head(level, "request", now) + self._fields(summary) + "}"
@@ -220,23 +219,28 @@ class RequestLog:
             )
             if len(self._directives) < _MAX_DIRECTIVES:
                 self._directives[fields] = directive
-        head = f'{{"_aws":{{"Timestamp":{int(now * 1000)},"CloudWatchMetrics":[{directive}]}},'
-        return head + line_head(level, "request", now)[1:] + self._fields(summary) + "}"
+        return (
+            f'{{"_aws":{{"Timestamp":{int(now * 1000)},"CloudWatchMetrics":[{directive}]}},'
+            f"{line_head(level, 'request', now)[1:]}{self._fields(summary)}}}"
+        )
 
     def _gcp(self, level: int, summary: RequestSummary, now: float) -> str:
-        context = summary.trace
-        text = line_head(level, "request", now) + self._fields(summary)
-        text += f',"message":{_string(f"{summary.method} {summary.route} {summary.status}")}'
-        if self._trace_prefix is not None:
-            text += f',"logging.googleapis.com/trace":"{self._trace_prefix}{context.trace_id}"'
-        text += (
-            f',"logging.googleapis.com/spanId":"{context.span_id}"'
-            f',"logging.googleapis.com/trace_sampled":{"true" if context.sampled else "false"}'
-            f',"httpRequest":{{"requestMethod":{_string(summary.method)},"status":{summary.status}'
+        trace_id, span_id, _, sampled = summary.trace
+        method, route, status = summary.method, summary.route, summary.status
+        trace = (
+            ""
+            if self._trace_prefix is None
+            else f',"logging.googleapis.com/trace":"{self._trace_prefix}{trace_id}"'
+        )
+        return (
+            f"{line_head(level, 'request', now)}{self._fields(summary)}"
+            f',"message":{_string(f"{method} {route} {status}")}{trace}'
+            f',"logging.googleapis.com/spanId":"{span_id}"'
+            f',"logging.googleapis.com/trace_sampled":{"true" if sampled else "false"}'
+            f',"httpRequest":{{"requestMethod":{_string(method)},"status":{status}'
             f',"requestSize":"{summary.bytes_in}","responseSize":"{summary.bytes_out}"'
             f',"latency":"{summary.duration_us / 1e6:.6f}s"}}}}'
         )
-        return text
 
     def cold_start_line(self, now: float) -> str | None:
         """EMF's ``ColdStart`` object, for the instance's first request (None in other formats)."""
