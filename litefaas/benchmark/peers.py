@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from litefaas.local.process import group_cpu_s
+from litefaas.local.process import tree_cpu_s
 from litefaas.paths import BUILD, ROOT
 
 PEERS_DIR = BUILD / "peers"
@@ -264,9 +264,9 @@ def run_wrk(
         "-H", f"Content-Type: {server.content_type}", f"http://127.0.0.1:{port}{server.path}",
         "--", str(lines),
     ]  # fmt: skip
-    cpu_before = group_cpu_s(pid)  # started in a session of its own: its group is its pid
+    cpu_before = tree_cpu_s(pid)  # the server and every worker it starts, in whatever group
     output = subprocess.run(argv, capture_output=True, text=True, check=True).stdout  # noqa: S603
-    cpu = group_cpu_s(pid) - cpu_before
+    cpu = tree_cpu_s(pid) - cpu_before
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     errors = re.search(r"Socket errors: (.*)", output)

@@ -58,9 +58,19 @@ def group_pids(group: int) -> list[int]:
     return [stat.pid for stat in processes() if stat.group == group and stat.alive]
 
 
-def group_cpu_s(group: int) -> float:
-    """User + system CPU seconds used, so far, by the live processes of process group ``group``."""
-    return sum(stat.cpu_s for stat in processes() if stat.group == group and stat.alive)
+def tree_cpu_s(root: int) -> float:
+    """User + system CPU seconds used, so far, by ``root`` and its live descendants, whatever their
+    process group (a server may start its workers in sessions of their own)."""
+    stats = [stat for stat in processes() if stat.alive]
+    children: dict[int, list[ProcessStat]] = {}
+    for stat in stats:
+        children.setdefault(stat.parent, []).append(stat)
+    total, pending = 0.0, [stat for stat in stats if stat.pid == root]
+    while pending:
+        stat = pending.pop()
+        total += stat.cpu_s
+        pending.extend(children.get(stat.pid, ()))
+    return total
 
 
 def group_alive(group: int) -> bool:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from litefaas.benchmark.peers import _wrk_p50_ms, servers
-from litefaas.local.process import group_cpu_s
+from litefaas.local.process import tree_cpu_s
 
 WRK_OUTPUT = """Running 5s test @ http://127.0.0.1:28862/predict
   1 threads and 1 connections
@@ -36,14 +36,16 @@ def test_an_output_without_a_distribution_stops_the_run():
         _wrk_p50_ms("Running 5s test\n0 requests in 5.00s\n")
 
 
-def test_the_cpu_of_a_process_group_counts_its_children():
-    # GIVEN a child that spins for a moment WHEN its parent's tree is read before and after
-    before = group_cpu_s(os.getpgrp())
+def test_the_cpu_of_a_process_tree_counts_its_children_in_any_session():
+    # GIVEN a child that spins for a moment in a session of its own (as BentoML starts its workers)
+    # WHEN its parent's tree is read before and after
+    before = tree_cpu_s(os.getpid())
     child = subprocess.Popen(
-        [sys.executable, "-c", "import time\nend = time.time() + 0.5\nwhile time.time() < end: pass"]
+        [sys.executable, "-c", "import time\nend = time.time() + 0.5\nwhile time.time() < end: pass"],
+        start_new_session=True,
     )
     time.sleep(0.4)
-    during = group_cpu_s(os.getpgrp())
+    during = tree_cpu_s(os.getpid())
     child.wait()
     # THEN the child's CPU time is in the tree's
     assert during - before > 0.2
