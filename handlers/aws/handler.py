@@ -11,16 +11,20 @@ the handler never raises.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
 from core import logs
-from core.app import App, cold_start
+from core.app import App
 from core.errors import InvalidEnvelope
 from core.http import error_response
+from core.trace import XRAY_TRACE
 from handlers.aws.sources import BadEvent, DirectInvoke, Event, EventSource, Result, infer_source
 
 LambdaHandler = Callable[[Any, Any], Result]
+XRAY_ENV = "_X_AMZN_TRACE_ID"
+"""Where Lambda's runtime puts each invocation's X-Ray trace header."""
 UNKNOWN_EVENT = "the event is not an API Gateway, ALB or Function URL request, nor a litefaas request body"
 
 
@@ -57,10 +61,14 @@ def create_handler(app: App) -> LambdaHandler:
             request = source.request(event)
         except BadEvent as exc:
             return reject(source.name, source, event, f"{source.name} event: {exc}", request_id)
+        headers = request.headers
+        xray = os.environ.get(XRAY_ENV)  # this invocation's X-Ray trace, set by the runtime client
+        if xray and XRAY_TRACE not in headers:
+            headers = {**headers, XRAY_TRACE: xray}
         response = app.handle(
             request.method,
             request.path,
-            request.headers,
+            headers,
             request.body,
             request_id=request_id,
             response_limit=source.response_limit,
@@ -70,5 +78,7 @@ def create_handler(app: App) -> LambdaHandler:
     return handler
 
 
-APP = cold_start(provider="aws")
+# A wrong setting is raised from the import itself (not as an exit): Lambda's runtime client then
+# reports it as the function's init error, with the variable named in its message.
+APP = App.from_env(provider="aws")
 handler = create_handler(APP)
