@@ -54,7 +54,8 @@ def register(commands: Commands) -> None:
     package.add_argument(
         "--verify",
         action="store_true",
-        help="then answer an encrypted request with the bundle alone in an isolated pythonX.Y -I -S",
+        help="then answer an encrypted request with the bundle alone in an isolated pythonX.Y -I -S"
+        " (aws: also under awslambdaric in Lambda's read-only sandbox, where a mount namespace is allowed)",
     )
     package.set_defaults(handler=run_package)
 
@@ -171,6 +172,11 @@ def _verify(bundle: Bundle, out: Console) -> None:
         f"verified: {report.rows} encrypted rows answered by {bundle.path.name} alone, in Python "
         f"{report.python} -I -S ({report.interpreter}); outputs equal the local model's"
     )
+    if report.lambda_runtime_s is not None:
+        out.print(
+            f"verified: and under awslambdaric as Lambda runs it (read-only, nobody, no HOME, Lambda's"
+            f" environment): first answer {report.lambda_runtime_s:.2f} s after the process started"
+        )
 
 
 def parse_params(items: Sequence[str]) -> dict[str, str]:

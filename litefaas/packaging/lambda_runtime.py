@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from litefaas.packaging.targets import Target, pinned, read_pins
+from litefaas.packaging.targets import PackageError, Target, pinned, read_pins
 from litefaas.packaging.wheels import fetch_wheels
 
 RUNTIME_PACKAGES = ("awslambdaric",)
@@ -70,7 +70,9 @@ class RuntimeApi:
             def _body(self) -> bytes:
                 return self.rfile.read(int(self.headers.get("Content-Length") or 0))
 
-            def _reply(self, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None) -> None:
+            def _reply(
+                self, status: int, body: bytes = b"", headers: Mapping[str, str] | None = None
+            ) -> None:
                 self.send_response(status)
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
@@ -78,7 +80,7 @@ class RuntimeApi:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            def do_GET(self) -> None:
                 api.calls.append(Call("GET", self.path, dict(self.headers), b""))
                 if self.path != f"{API_PREFIX}/invocation/next":
                     self._reply(404)
@@ -97,7 +99,7 @@ class RuntimeApi:
                     },
                 )
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self._body()
                 api.calls.append(Call("POST", self.path, dict(self.headers), body))
                 parts = self.path.removeprefix(API_PREFIX).strip("/").split("/")
@@ -212,7 +214,8 @@ for pair in "$LANG_SRC:{lang}" "$TASK_SRC:{task}" "$RUNTIME_SRC:{runtime}"; do
 done
 mount -t tmpfs -o size=512m,mode=1777 litefaas-tmp /tmp
 cd {task}
-exec setpriv --reuid={uid} --regid={uid} --clear-groups --no-new-privs prlimit --as="$MEMORY_BYTES" -- env -i "$@"
+exec setpriv --reuid={uid} --regid={uid} --clear-groups --no-new-privs \\
+  prlimit --as="$MEMORY_BYTES" -- env -i "$@"
 """
 
 
@@ -269,7 +272,7 @@ def start_lambda(
 
 
 def python_home(python: str) -> Path:
-    """The installation prefix of ``python`` (its ``bin/`` and ``lib/``), mounted as Lambda's ``/var/lang``."""
+    """The prefix of ``python`` (its ``bin/`` and ``lib/``), mounted where Lambda has ``/var/lang``."""
     result = subprocess.run(  # noqa: S603
         [python, "-c", "import sys; print(sys.base_prefix)"], capture_output=True, text=True, check=True
     )
@@ -282,8 +285,10 @@ def can_sandbox() -> str | None:
         return "the Lambda sandbox needs Linux mount namespaces"
     if os.geteuid() != 0:
         return "the Lambda sandbox needs root (a mount namespace, then it drops to nobody)"
-    probe = subprocess.run(  # noqa: S603
-        ["unshare", "--mount", "--propagation", "private", "true"], capture_output=True, check=False  # noqa: S607
+    probe = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "true"],  # noqa: S607 - util-linux's, on PATH
+        capture_output=True,
+        check=False,
     )
     if probe.returncode != 0:
         return f"unshare --mount failed: {probe.stderr.decode(errors='replace').strip()}"
@@ -292,3 +297,34 @@ def can_sandbox() -> str | None:
 
 def describe(argv: Sequence[str]) -> str:
     return shlex.join(argv)
+
+
+def answer_direct(
+    bundle_root: Path, target: Target, python: str, body: bytes, function_env: Mapping[str, str], work: Path
+) -> tuple[bytes, float]:
+    """One request body answered by the unpacked bundle under awslambdaric in the sandbox, as a
+    direct invoke; the answer's body and the seconds from the process's start to that answer."""
+    import platform
+    import shutil as _shutil
+
+    if platform.machine().replace("aarch64", "arm64") != target.machine:
+        raise PackageError(f"a {target.machine} bundle cannot run on this {platform.machine()} machine")
+    _shutil.rmtree(work, ignore_errors=True)
+    bundle_root.chmod(0o755)  # a temporary folder is the owner's alone; the sandbox runs as nobody
+    runtime = runtime_layer(target, work / "runtime")
+    api = RuntimeApi().start()
+    sandboxed = start_lambda(bundle_root, runtime, python_home(python), api, function_env)
+    try:
+        _, result = api.invoke(json.loads(body))
+        seconds = time.perf_counter() - sandboxed.started
+    except TimeoutError:
+        raise PackageError(f"no answer under awslambdaric:\n{sandboxed.stop()[-2000:]}") from None
+    finally:
+        output = sandboxed.stop()
+        api.stop()
+        _shutil.rmtree(work, ignore_errors=True)
+    if not isinstance(result, bytes):
+        raise PackageError(f"awslambdaric reported an error: {result}\n{output[-2000:]}")
+    document = json.loads(result)
+    answer = document.get("body", "") if isinstance(document, dict) else ""
+    return (answer if isinstance(answer, str) else json.dumps(answer)).encode(), seconds

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.protocol import private_keyset_json
-from litefaas.packaging import probe
+from litefaas.packaging import lambda_runtime, probe
 from litefaas.packaging.bundle import MODEL_PATH_IN_BUNDLE, unpack
 from litefaas.packaging.targets import (
     DEFAULT_PYTHON,
@@ -135,6 +135,17 @@ class Verification:
     rows: int
     python: str
     interpreter: str
+    lambda_runtime_s: float | None = None
+    """AWS: seconds from awslambdaric's start to its first answer in Lambda's sandbox (None: not run here)."""
+
+
+def _single(document: Mapping[str, Any]) -> Any:
+    outputs = document.get("outputs")
+    return next(iter(outputs.values())) if isinstance(outputs, dict) else outputs
+
+
+def _single_expected(engine: Any, arrays: Mapping[str, Any]) -> Any:
+    return next(iter(engine.predict(arrays).values()))
 
 
 def _probe_inputs(specs: Sequence[Any], rows: int) -> dict[str, Any]:
@@ -177,6 +188,16 @@ def verify_bundle(bundle: Path, target: Target, python: str | None = None, rows:
         if target.cloud == "gcp":
             env["FUNCTION_USE_ASGI"] = "true"  # as litefaas deploy serves it
         result = probe_bundle(root, target.cloud, interpreter, body, env, platform_layer(target))
+        under_runtime = None
+        if target.cloud == "aws" and lambda_runtime.can_sandbox() is None:
+            answer, under_runtime = lambda_runtime.answer_direct(
+                root, target, interpreter, body, env, BUILD / "lambda-sandbox-verify"
+            )
+            document = decrypt_response(answer, secrets, 200)
+            if not np.allclose(
+                np.asarray(_single(document), dtype=np.float32), _single_expected(engine, arrays)
+            ):
+                raise PackageError("under awslambdaric the bundle's outputs differ from the local model's")
     document = decrypt_response(result.body, secrets, result.status)
     if result.status != 200 or "outputs" not in document:
         raise PackageError(f"the bundle answered {result.status}: {document.get('error')}")
@@ -186,4 +207,6 @@ def verify_bundle(bundle: Path, target: Target, python: str | None = None, rows:
         got = answered if len(expected) == 1 else answered.get(name)
         if got is None or not np.allclose(np.asarray(got, dtype=np.float32), values, atol=1e-6):
             raise PackageError(f"the bundle's output {name} differs from the local model's")
-    return Verification(rows=rows, python=result.python, interpreter=interpreter)
+    return Verification(
+        rows=rows, python=result.python, interpreter=interpreter, lambda_runtime_s=under_runtime
+    )

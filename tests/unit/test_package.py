@@ -22,7 +22,7 @@ from core.engine import Engine
 from litefaas import paths
 from litefaas.cli import package as package_cmd
 from litefaas.packaging import bundle as bundler
-from litefaas.packaging import proof, slimming, targets
+from litefaas.packaging import lambda_runtime, proof, slimming, targets
 from litefaas.packaging import secret_scan as scan
 from litefaas.packaging.targets import PackageError, Target
 
@@ -245,6 +245,8 @@ def test_package_command_verifies_a_bundle(dist, capsys):
     assert code == 0
     assert "within the targets" in out
     assert "verified: 3 encrypted rows" in out
+    if lambda_runtime.can_sandbox() is None:  # as root with mount namespaces: also as Lambda runs it
+        assert "under awslambdaric as Lambda runs it" in out
 
 
 def test_python312_lookup_says_none_rather_than_a_broken_shim(tmp_path, monkeypatch):
