@@ -14,6 +14,9 @@ Layouts:
   ``.python_packages/lib/site-packages``, and a ``requirements.txt`` naming azure-functions, which
   the Functions Python worker provides.
 
+Every ELF file is checked against the target (:mod:`~litefaas.packaging.elf_check`: its machine,
+and a glibc need within the platform's) before the bundle is written.
+
 A bundle is written atomically: it appears whole in the output folder or not at all.
 """
 
@@ -31,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 from core.engine import DEFAULT_MODEL_DIR
+from litefaas.packaging.elf_check import check_tree
 from litefaas.packaging.secret_scan import refuse_findings, scan_paths, scan_zip
 from litefaas.packaging.slimming import safe_member, unpack_wheel
 from litefaas.packaging.targets import (
@@ -243,6 +247,8 @@ def build_bundle(
             unpack_wheel(wheel, site)
         if requirements:
             (tree / "requirements.txt").write_text(requirements, encoding="utf-8")
+        say("checking every ELF file's machine and glibc against the target")
+        check_tree(tree, target)
         say("scanning for private keys")
         refuse_findings(scan_paths([tree], base=tree), f"to write {final.name}")
         say(f"zipping {final.name}")

@@ -307,7 +307,7 @@ def answer_direct(
     import platform
     import shutil as _shutil
 
-    if platform.machine().replace("aarch64", "arm64") != target.machine:
+    if platform.machine() != target.machine:
         raise PackageError(f"a {target.machine} bundle cannot run on this {platform.machine()} machine")
     _shutil.rmtree(work, ignore_errors=True)
     bundle_root.chmod(0o755)  # a temporary folder is the owner's alone; the sandbox runs as nobody

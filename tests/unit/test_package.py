@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import struct
 import subprocess
 import sys
 import zipfile
@@ -22,7 +23,7 @@ from core.engine import Engine
 from litefaas import paths
 from litefaas.cli import package as package_cmd
 from litefaas.packaging import bundle as bundler
-from litefaas.packaging import lambda_runtime, proof, slimming, targets
+from litefaas.packaging import elf_check, lambda_runtime, proof, slimming, targets
 from litefaas.packaging import secret_scan as scan
 from litefaas.packaging.targets import PackageError, Target
 
@@ -435,3 +436,49 @@ def test_stage_and_concurrency_are_parameters(bundles, dist, tmp_path):
     assert aliases[0]["ProvisionedConcurrencyConfig"] == {"ProvisionedConcurrentExecutions": 2}
     variables = function["Environment"]["Variables"]
     assert variables["LITEFAAS_PRIVATE_KEYS"] == "{{resolve:secretsmanager:prod/litefaas-keys:SecretString}}"
+
+
+# ---------------------------------------------------------------------------------- ELF files
+
+
+def test_every_elf_file_of_every_bundle_fits_its_platform(bundles, tmp_path):
+    # GIVEN each cloud's bundle WHEN its ELF files are read
+    newest = {}
+    for cloud, built in bundles.items():
+        root = bundler.unpack(built.path, tmp_path / cloud)
+        found = list(elf_check.elf_files(root))
+        # THEN each is an x86_64 64-bit file needing at most the platform's glibc 2.34
+        assert found and all(needs.machine == elf_check.MACHINES["x86_64"] for _, needs in found)
+        newest[cloud] = max(needs.glibc_minor or 0 for _, needs in found)
+        assert elf_check.check_tree(root, Target(cloud)) == len(found)
+    assert newest == {"aws": 34, "gcp": 34, "azure": 34}  # cryptography's Rust core: no margin
+
+
+def _patched(source: Path, destination: Path, old: bytes, new: bytes, at: int | None = None) -> Path:
+    data = bytearray(source.read_bytes())
+    if at is None:
+        index = data.index(old)
+        data[index : index + len(old)] = new
+    else:
+        data[at : at + len(new)] = new
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    destination.write_bytes(bytes(data))
+    return destination
+
+
+def test_a_file_needing_a_newer_glibc_or_another_machine_is_refused_by_name(bundles, tmp_path):
+    root = bundler.unpack(bundles["aws"].path, tmp_path / "aws")
+    library = next(path for path, needs in elf_check.elf_files(root) if needs.glibc_minor == 27)
+    # GIVEN a copy that needs GLIBC_2.38 (the version string patched, same length)
+    newer = tmp_path / "newer"
+    _patched(library, newer / "pkg" / "fast.so", b"GLIBC_2.27", b"GLIBC_2.38")
+    with pytest.raises(targets.PackageError, match=r"pkg/fast\.so needs GLIBC_2\.38.*glibc 2\.34"):
+        elf_check.check_tree(newer, Target("aws"))
+    # AND a copy whose ELF header says aarch64, in an x86_64 bundle (and the reverse)
+    other = tmp_path / "other"
+    _patched(library, other / "pkg" / "arm.so", b"", struct.pack("<H", 183), at=18)
+    with pytest.raises(targets.PackageError, match=r"pkg/arm\.so is built for another machine"):
+        elf_check.check_tree(other, Target("aws"))
+    with pytest.raises(targets.PackageError, match=r"is built for another machine"):
+        elf_check.check_tree(root, Target("aws", "arm64"))
+    assert elf_check.check_tree(other, Target("aws", "arm64")) == 1
