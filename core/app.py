@@ -9,13 +9,17 @@ dispatch. What each format and seal says lives in its own module (``core.tensors
 from __future__ import annotations
 
 import logging
+import os
+import random
 import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import numpy as np
+
 from core import crypto, logs, trace
-from core.config import XNNPACK, Settings
+from core.config import XNNPACK, Settings, read_keyring
 from core.engine import Array, Engine, ShapeNotRunnable, XnnpackRequired
 from core.errors import (
     ConfigError,
@@ -536,6 +540,28 @@ class App:
         if "inputs" not in request or not request.keys() <= _PLAINTEXT_FIELDS_V2:
             raise InvalidPayload("a plaintext request header has the fields inputs and, optionally, outputs")
         return self._infer_tensors(request, payload, reply)
+
+    def before_snapshot(self) -> None:
+        """Before the instance is snapshotted (Lambda SnapStart): warm every path a request takes."""
+        self.engine.warm_up()
+        self.handle("GET", "/health", {}, b"")
+
+    def after_restore(self, environ: Mapping[str, str] | None = None) -> None:
+        """After the instance is restored from a snapshot, in each copy: the key ring read again (a
+        rotation since the snapshot takes effect), the random generators reseeded (ids must differ
+        between copies), the replay cache and the clocks started fresh, and the next request counted
+        as a cold start. A ring that no longer reads is a configuration error, as at cold start."""
+        keyring = read_keyring(environ)
+        if keyring is not None:
+            self.keyring = keyring
+            self._keys = dumps(keyring.public_keyset())
+            if self._key_watcher is not None:
+                self._key_watcher.keyring = keyring
+        random.seed(os.urandom(32))
+        np.random.seed(int.from_bytes(os.urandom(4), "big"))  # numpy's legacy global generator
+        self.replay = ReplayGuard(self.settings.replay_window_s, self.settings.replay_cache_size)
+        logs.reset_clock()
+        self._first_request = True
 
     def _reload_keys(self, *, unknown_kid: bool) -> None:
         """Take the key file's new ring if it changed (rotation); the ring first, then ``/keys``."""

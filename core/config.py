@@ -131,6 +131,12 @@ def _origins(env: Mapping[str, str]) -> frozenset[str]:
     return origins
 
 
+def read_keyring(environ: Mapping[str, str] | None = None) -> KeyRing | None:
+    """The key ring the environment names now (``LITEFAAS_PRIVATE_KEYS`` or ``_FILE``), read again:
+    after a snapshot's restore, a rotation since the snapshot takes effect."""
+    return _keyring(os.environ if environ is None else environ)
+
+
 def _keyring(env: Mapping[str, str]) -> KeyRing | None:
     inline = env.get(PRIVATE_KEYS, "").strip()
     path = env.get(PRIVATE_KEYS_FILE, "").strip()

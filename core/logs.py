@@ -35,6 +35,11 @@ _second: list[Any] = [-1, ""]  # the last whole second formatted, and its text
 _with_severity = [False]
 
 
+def reset_clock() -> None:
+    """Forget the second last formatted (after a snapshot's restore the clock jumps)."""
+    _second[0], _second[1] = -1, ""
+
+
 def use_severity(enabled: bool) -> None:
     """Start every line with Cloud Logging's ``severity`` (the process's lines are read by it)."""
     _with_severity[0] = enabled

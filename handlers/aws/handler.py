@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from core import logs
@@ -82,3 +82,18 @@ def create_handler(app: App) -> LambdaHandler:
 # reports it as the function's init error, with the variable named in its message.
 APP = App.from_env(provider="aws")
 handler = create_handler(APP)
+
+
+def register_snapstart_hooks(app: App, environ: Mapping[str, str] = os.environ) -> bool:
+    """Under Lambda SnapStart (``AWS_LAMBDA_INITIALIZATION_TYPE=snap-start``), run ``app``'s
+    before-snapshot and after-restore steps through the runtime's ``snapshot_restore_py``."""
+    if environ.get("AWS_LAMBDA_INITIALIZATION_TYPE") != "snap-start":
+        return False
+    from snapshot_restore_py import register_after_restore, register_before_snapshot
+
+    register_before_snapshot(app.before_snapshot)
+    register_after_restore(app.after_restore)
+    return True
+
+
+register_snapstart_hooks(APP)

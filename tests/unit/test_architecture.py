@@ -27,7 +27,11 @@ PROVIDER_SDKS = (
     "werkzeug",
     "starlette",
 )
-HANDLER_SDKS = {"aws": set(), "gcp": {"functions_framework", "flask", "starlette"}, "azure": {"azure"}}
+HANDLER_SDKS = {
+    "aws": {"snapshot_restore_py"},
+    "gcp": {"functions_framework", "flask", "starlette"},
+    "azure": {"azure"},
+}  # aws: the Lambda runtime's SnapStart hooks
 
 
 def module_name(path: Path) -> str:
