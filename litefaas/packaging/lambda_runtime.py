@@ -122,8 +122,7 @@ class RuntimeApi:
 
     @property
     def address(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"{host}:{port}"
+        return f"127.0.0.1:{self._server.server_address[1]}"
 
     def start(self) -> RuntimeApi:
         self._thread.start()
