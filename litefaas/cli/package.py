@@ -54,8 +54,10 @@ def register(commands: Commands) -> None:
     package.add_argument(
         "--verify",
         action="store_true",
-        help="then answer an encrypted request with the bundle alone in an isolated pythonX.Y -I -S"
-        " (aws: also under awslambdaric in Lambda's read-only sandbox, where a mount namespace is allowed)",
+        help="then answer an encrypted request with the bundle alone in an isolated pythonX.Y -I -S, and"
+        " as its platform runs it: aws under awslambdaric in Lambda's read-only sandbox (where a mount"
+        " namespace is allowed), gcp from a fresh virtualenv of its requirements.txt under"
+        " functions-framework, azure indexed as Flex's worker indexes it",
     )
     package.set_defaults(handler=run_package)
 
@@ -172,6 +174,10 @@ def _verify(bundle: Bundle, out: Console) -> None:
         f"verified: {report.rows} encrypted rows answered by {bundle.path.name} alone, in Python "
         f"{report.python} -I -S ({report.interpreter}); outputs equal the local model's"
     )
+    if bundle.target.cloud == "gcp":
+        out.print("verified: and as the buildpack runs it (a fresh virtualenv of its requirements.txt)")
+    if bundle.target.cloud == "azure":
+        out.print("verified: and laid out and indexed as Flex Consumption's worker indexes it")
     if report.lambda_runtime_s is not None:
         out.print(
             f"verified: and under awslambdaric as Lambda runs it (read-only, nobody, no HOME, Lambda's"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.protocol import private_keyset_json
-from litefaas.packaging import lambda_runtime, probe
+from litefaas.packaging import lambda_runtime, platform_env, probe
 from litefaas.packaging.bundle import MODEL_PATH_IN_BUNDLE, unpack
 from litefaas.packaging.targets import (
     DEFAULT_PYTHON,
@@ -139,6 +139,55 @@ class Verification:
     """AWS: seconds from awslambdaric's start to its first answer in Lambda's sandbox (None: not run here)."""
 
 
+def platform_check(
+    bundle: Path,
+    root: Path,
+    target: Target,
+    python: str,
+    body: bytes,
+    env: Mapping[str, str],
+    secrets: Any,
+    engine: Any,
+    arrays: Mapping[str, Any],
+) -> None:
+    """GCP: the source folder answers ``body`` under functions-framework from a fresh virtualenv of its
+    requirements.txt, as the buildpack runs it; Azure: the zip's layout and its FunctionApp indexed in
+    a fresh virtualenv of the zip's requirements (:mod:`~litefaas.packaging.platform_env`)."""
+    import signal
+
+    import httpx
+    import numpy as np
+
+    from litefaas.client import decrypt_response
+    from litefaas.local.process import free_port
+
+    with tempfile.TemporaryDirectory(prefix="litefaas-platform-") as scratch:
+        venv = platform_env.fresh_venv(python, Path(scratch) / "venv", root / "requirements.txt")
+        if target.cloud == "azure":
+            platform_env.check_flex_layout(bundle)
+            indexed = platform_env.index_function_app(root, venv, env)
+            if indexed.get("health", [0])[0] != 200:  # type: ignore[index]
+                raise PackageError(f"the indexed FunctionApp answered {indexed.get('health')}")
+            return
+        port = free_port(1)
+        process = platform_env.start_buildpack_function(root, venv, port, env)
+        try:
+            platform_env.wait_healthy(f"http://127.0.0.1:{port}", process)
+            answer = httpx.post(
+                f"http://127.0.0.1:{port}/predict",
+                content=body,
+                headers={"Content-Type": "application/litefaas+json"},
+                timeout=30,
+            )
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.communicate(timeout=30)
+    document = decrypt_response(answer.content, secrets, answer.status_code)
+    got = np.asarray(_single(document), dtype=np.float32)
+    if not np.allclose(got, _single_expected(engine, arrays), atol=1e-6):
+        raise PackageError("as the buildpack runs it the bundle's outputs differ from the local model's")
+
+
 def _single(document: Mapping[str, Any]) -> Any:
     outputs = document.get("outputs")
     return next(iter(outputs.values())) if isinstance(outputs, dict) else outputs
@@ -189,6 +238,8 @@ def verify_bundle(bundle: Path, target: Target, python: str | None = None, rows:
             env["FUNCTION_USE_ASGI"] = "true"  # as litefaas deploy serves it
         result = probe_bundle(root, target.cloud, interpreter, body, env, platform_layer(target))
         under_runtime = None
+        if target.cloud in ("gcp", "azure"):
+            platform_check(bundle, root, target, interpreter, body, env, secrets, engine, arrays)
         if target.cloud == "aws" and lambda_runtime.can_sandbox() is None:
             answer, under_runtime = lambda_runtime.answer_direct(
                 root, target, interpreter, body, env, BUILD / "lambda-sandbox-verify"
