@@ -160,10 +160,40 @@ def bundle_for(deployment: Deployment, step: Step | None = None) -> Bundle:
     return build_bundle(deployment.target, deployment.dist, step=step)
 
 
+SNAPSTART_MAX_TMP_MB = 512
+
+
+def check_snapstart(params: Mapping[str, str]) -> None:
+    """Refuse, before anything is built, what Lambda SnapStart does not allow with ``snapStart=true``:
+    provisioned concurrency, a ``/tmp`` over 512 MB, EFS (litefaas mounts none)."""
+    flag = params.get("snapStart", "false").strip().lower()
+    if flag not in ("true", "false"):
+        raise PackageError(f"--param snapStart must be true or false, not {flag[:16]!r}")
+    if flag == "false":
+        return
+    if params.get("provisionedConcurrency", "0").strip() not in ("", "0"):
+        raise PackageError(
+            "--param snapStart=true: Lambda SnapStart does not work with provisioned concurrency;"
+            " set provisionedConcurrency=0 (or leave SnapStart off)"
+        )
+    storage = params.get("ephemeralStorageSize", str(SNAPSTART_MAX_TMP_MB)).strip()
+    if not storage.isdigit() or int(storage) > SNAPSTART_MAX_TMP_MB:
+        raise PackageError(
+            f"--param snapStart=true: Lambda SnapStart allows a /tmp of at most {SNAPSTART_MAX_TMP_MB} MB,"
+            f" not ephemeralStorageSize={storage[:16]}"
+        )
+    if params.get("fileSystemConfig"):
+        raise PackageError(
+            "--param snapStart=true: Lambda SnapStart does not work with EFS (fileSystemConfig)"
+        )
+
+
 def osls_package(deployment: Deployment, bundle: Bundle) -> list[Command]:
     """``osls package`` into the deployment's folder, the secret scan of what it wrote, and the
     provider commands that deploy it (``osls deploy`` for aws, the plugin's plan for gcp and azure)."""
     package_dir = deployment.package_dir
+    if deployment.cloud == "aws":
+        check_snapstart(deployment.params)
     shutil.rmtree(package_dir, ignore_errors=True)
     argv = osls_argv("package", package_dir, deployment)
     argv[0] = shutil.which("node") or "node"

@@ -318,3 +318,25 @@ def test_unknown_cloud_and_bad_parameters(capsys):
         "memorySize": "1024",
         "privateKeysSecret": "a=b",
     }
+
+
+@pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        ({"snapStart": "true", "provisionedConcurrency": "2"}, "provisioned concurrency"),
+        ({"snapStart": "true", "ephemeralStorageSize": "1024"}, "at most 512 MB"),
+        ({"snapStart": "true", "fileSystemConfig": "arn:aws:elasticfilesystem:x"}, "EFS"),
+        ({"snapStart": "yes"}, "true or false"),
+    ],
+)
+def test_snapstart_refuses_what_lambda_does_not_allow_with_it(params, says):
+    with pytest.raises(deploy.PackageError, match=says):
+        deploy.check_snapstart(params)
+
+
+def test_snapstart_on_or_off_within_its_limits_passes():
+    deploy.check_snapstart({"snapStart": "true", "ephemeralStorageSize": "512"})
+    deploy.check_snapstart(
+        {"snapStart": "false", "provisionedConcurrency": "4", "ephemeralStorageSize": "2048"}
+    )
+    deploy.check_snapstart({})

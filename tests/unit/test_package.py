@@ -482,3 +482,39 @@ def test_a_file_needing_a_newer_glibc_or_another_machine_is_refused_by_name(bund
     with pytest.raises(targets.PackageError, match=r"is built for another machine"):
         elf_check.check_tree(root, Target("aws", "arm64"))
     assert elf_check.check_tree(other, Target("aws", "arm64")) == 1
+
+
+@needs_osls
+def test_snapstart_publishes_a_version_and_routes_every_event_to_its_alias(bundles, dist, tmp_path):
+    # GIVEN --param snapStart=true WHEN osls packages the service offline
+    template = osls_package(dist, tmp_path / "sls", "--param", "snapStart=true")
+    resources = template["Resources"]
+    # THEN the function applies SnapStart to its published versions, with a /tmp SnapStart allows
+    function = resources["PredictLambdaFunction"]["Properties"]
+    assert function["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert function["EphemeralStorage"] == {"Size": 512}
+    (alias,) = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Alias"]
+    (version,) = [name for name, r in resources.items() if r["Type"] == "AWS::Lambda::Version"]
+    assert alias["FunctionVersion"] == {"Fn::GetAtt": [version, "Version"]} and alias["Name"] == "snapstart"
+    # AND every front door invokes the alias, never $LATEST (which SnapStart does not apply to)
+    qualified = {"Fn::Join": [":", [{"Fn::GetAtt": ["PredictLambdaFunction", "Arn"]}, "snapstart"]]}
+    integrations = [
+        r["Properties"] for r in resources.values() if r["Type"] == "AWS::ApiGatewayV2::Integration"
+    ]
+    assert integrations and all(i["IntegrationUri"] == qualified for i in integrations)
+    assert resources["PredictLambdaFunctionUrl"]["Properties"]["TargetFunctionArn"] == qualified
+    permissions = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::Permission"]
+    assert permissions and all(p["FunctionName"] == qualified for p in permissions)
+    if CFN_LINT.is_file():
+        path = tmp_path / "sls" / "cloudformation-template-update-stack.json"
+        lint = subprocess.run(
+            [str(CFN_LINT), "--ignore-checks", "W3005", "--", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+    # AND without it the function has no SnapStart and no alias
+    plain = osls_package(dist, tmp_path / "plain")["Resources"]
+    assert "SnapStart" not in plain["PredictLambdaFunction"]["Properties"]
+    assert not [r for r in plain.values() if r["Type"] == "AWS::Lambda::Alias"]
