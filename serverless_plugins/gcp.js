@@ -44,8 +44,14 @@ class LitefaasGcp extends CloudPlugin {
     if (!['asgi', 'wsgi'].includes(server)) {
       throw new this.serverless.classes.Error(`gcpServer must be asgi or wsgi, not ${server}`, 'LITEFAAS_GCP_SERVER');
     }
+    const boost = String(settings.startupCpuBoost || 'false');
+    if (!['true', 'false'].includes(boost)) {
+      throw new this.serverless.classes.Error(`startupCpuBoost must be true or false, not ${boost}`, 'LITEFAAS_GCP_BOOST');
+    }
     const variables = environment.filter(([name]) => name !== 'LITEFAAS_PRIVATE_KEYS');
     if (server === 'asgi') variables.push(['FUNCTION_USE_ASGI', 'true']);
+    // Newer runtimes set no project variable: the request lines name the trace as projects/ID/traces/T.
+    if (settings.project) variables.push(['GOOGLE_CLOUD_PROJECT', settings.project]);
     const pairs = variables.map(([name, value]) => `${name}=${value}`);
     const delimiter = pairs.some((pair) => pair.includes(',')) ? '^|^' : '';
     const source = path.join(packagePath(this.serverless, this.options), 'source');
@@ -75,7 +81,15 @@ class LitefaasGcp extends CloudPlugin {
     if (pairs.length) argv.push(`--set-env-vars=${delimiter}${pairs.join(delimiter ? '|' : ',')}`);
     if (settings.project) argv.push(`--project=${settings.project}`);
     argv.push('--quiet');
-    const file = writePlan(this.serverless, this.options, [{ argv, cwd: null }]);
+    const commands = [{ argv, cwd: null }];
+    if (boost === 'true') {
+      // A gen2 function is a Cloud Run service of the same name: startup CPU boost is set on it.
+      const update = ['gcloud', 'run', 'services', 'update', argv[3], `--region=${this.options.region || provider.region}`, '--cpu-boost'];
+      if (settings.project) update.push(`--project=${settings.project}`);
+      update.push('--quiet');
+      commands.push({ argv: update, cwd: null });
+    }
+    const file = writePlan(this.serverless, this.options, commands);
     this.log.notice(`Deploy plan written to ${file}`);
   }
 }

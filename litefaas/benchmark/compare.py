@@ -210,8 +210,20 @@ def _costs(document: Mapping[str, Any], options: Options) -> dict[str, Any]:
         if result.get("p50_ms") is not None:
             latency = {key: result[key] for key in ("p50_ms", "p95_ms", "p99_ms") if result.get(key)}
             latencies[name] = (latency, result.get("first_request_ms"))
+    from litefaas.simulate.prices import WARM_CAPACITY, load_prices, warm_instance_month
+
     trace = "azure2019_10fn" if options.quick else TRACE
-    out: dict[str, Any] = {"trace": trace, "by_model": {}, "high_concurrency": {}}
+    table = load_prices(options.prices)
+    out: dict[str, Any] = {
+        "trace": trace,
+        "by_model": {},
+        "high_concurrency": {},
+        "warm_month": {
+            "memory_mb": options.memory_mb,
+            "usd": warm_instance_month(table, options.memory_mb),
+            "capacity": WARM_CAPACITY,
+        },
+    }
     for name, (latency, cold_ms) in latencies.items():
         for key, level in (("by_model", options.concurrency), ("high_concurrency", HIGH_CONCURRENCY)):
             if key == "high_concurrency" and options.quick and name not in ("mlp-v1", "image-v2"):

@@ -143,6 +143,32 @@ def cost_table(document: Mapping[str, Any], model: str = "mlp-v1", key: str = "b
     return table
 
 
+def warm_month_rows(document: Mapping[str, Any]) -> list[list[str]]:
+    """One row per cloud: what one instance kept warm and idle costs a month."""
+    warm = (document.get("cost") or {}).get("warm_month") or {}
+    return [
+        [column, warm["capacity"][column.split("/")[0]], _usd(warm["usd"].get(column))]
+        for column in COLUMNS
+        if column in warm.get("usd", {})
+    ]
+
+
+def warm_month_table(document: Mapping[str, Any]) -> Table | None:
+    """What keeping one instance warm costs a month, with no request on it."""
+    warm = (document.get("cost") or {}).get("warm_month")
+    if not warm:
+        return None
+    table = Table(title=f"one instance kept warm a month, {warm['memory_mb']} MB, no requests (USD)")
+    for column in ("cloud", "setting", "per month"):
+        table.add_column(column, justify="right" if column == "per month" else "left")
+    for row in warm_month_rows(document):
+        table.add_row(*row)
+    table.caption = (
+        "an idle warm instance is billed: provisioned / minimum / always-ready rates of prices.json"
+    )
+    return table
+
+
 def plot(document: Mapping[str, Any], results: Mapping[str, Any], out: Path) -> list[Figure]:
     """The latency CDF, throughput against clients, and the cost by traffic pattern."""
     import matplotlib
@@ -528,6 +554,18 @@ def html_report(document: Mapping[str, Any], figures: Sequence[Figure], notes: S
             entry = (cost.get(key) or {}).get(model)
             if entry:
                 cost_sections.append(f"<h3>{html.escape(model)}, {title}</h3>" + _cost_html(entry, model))
+    warm_rows = warm_month_rows(document)
+    if warm_rows:
+        cost_sections.append(
+            "<h3>one instance kept warm a month</h3>"
+            + _table(
+                ["cloud", "setting", "per month (USD)"],
+                warm_rows,
+                f"{cost['warm_month']['memory_mb']} MB, no requests: an idle warm instance is billed at"
+                " the provisioned (Lambda), idle minimum-instance (Cloud Run) or always-ready baseline"
+                " (Flex) rate.",
+            )
+        )
     any_cost = next(iter((cost.get("by_model") or {}).values()), None)
     prices = ""
     if any_cost:

@@ -124,6 +124,9 @@ def measure_and_show(options: Options) -> int:
         table = report.cost_table(outcome.document, "mlp-v1", key)
         if table is not None:
             console.print(table)
+    warm = report.warm_month_table(outcome.document)
+    if warm is not None:
+        console.print(warm)
     console.print(f"report: {options.out / 'report.html'}  data: {options.out / 'bench.json'}")
     if outcome.wrong_answers:
         console.print(f"[red]{outcome.wrong_answers} answers did not match the local model[/]")

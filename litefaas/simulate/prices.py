@@ -282,3 +282,25 @@ def traffic_cost(
             "concurrency": level,
         }
     return out
+
+
+MONTH_S = 30 * 24 * 3600
+WARM_CAPACITY = {
+    "aws": "provisioned concurrency 1",
+    "gcp": "min instances 1 (idle rate)",
+    "azure": "always ready 1 (baseline)",
+}
+"""What each cloud calls an instance kept initialized with no request on it."""
+
+
+def warm_instance_month(table: dict[str, Any], memory_mb: float) -> dict[str, float]:
+    """USD a month for one instance kept warm and idle (no request), per cloud and architecture
+    (``aws/x86_64``, ``aws/arm64``, ``gcp/x86_64``, ``azure/x86_64``): it is billed even unused."""
+    idle = Usage(memory_mb, 0, [], 0.0, 1, 0, 0.0, float(MONTH_S))
+    out = {}
+    for architecture in ("x86_64", "arm64"):
+        out[f"aws/{architecture}"] = cost(idle, table, architecture)["aws"]["warm"]
+    costs = cost(idle, table)
+    out["gcp/x86_64"] = costs["gcp"]["warm"]
+    out["azure/x86_64"] = costs["azure"]["warm"]
+    return out

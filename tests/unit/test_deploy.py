@@ -99,7 +99,9 @@ def gcp_command(work: Path, **changes: str) -> list[str]:
     argv.append(
         f"--set-secrets=LITEFAAS_PRIVATE_KEYS={flags.get('secret', 'litefaas-dev-private-keys:latest')}"
     )
-    argv.append(f"--set-env-vars={flags.get('env', 'LITEFAAS_LOG_LEVEL=INFO,FUNCTION_USE_ASGI=true')}")
+    project = flags.get("project", PROJECT)
+    default_env = f"LITEFAAS_LOG_LEVEL=INFO,FUNCTION_USE_ASGI=true,GOOGLE_CLOUD_PROJECT={project}"
+    argv.append(f"--set-env-vars={flags.get('env', default_env)}")
     argv.append(f"--project={flags.get('project', PROJECT)}")
     return [*argv, "--quiet"]
 
@@ -181,7 +183,9 @@ def test_gcp_serves_asgi_unless_wsgi_is_asked_for(tools, dist, tmp_path):
         run_deploy(dist, work, "--cloud", "gcp", f"--param=gcpProject={PROJECT}", "--param=gcpServer=wsgi")
         == 0
     )
-    assert recorded(record)[-2]["argv"] == gcp_command(work, env="LITEFAAS_LOG_LEVEL=INFO")
+    assert recorded(record)[-2]["argv"] == gcp_command(
+        work, env=f"LITEFAAS_LOG_LEVEL=INFO,GOOGLE_CLOUD_PROJECT={PROJECT}"
+    )
     before = len(recorded(record))
     code = run_deploy(
         dist, tmp_path / "w2", "--cloud", "gcp", f"--param=gcpProject={PROJECT}", "--param=gcpServer=x"
@@ -340,3 +344,23 @@ def test_snapstart_on_or_off_within_its_limits_passes():
         {"snapStart": "false", "provisionedConcurrency": "4", "ephemeralStorageSize": "2048"}
     )
     deploy.check_snapstart({})
+
+
+def test_gcp_startup_cpu_boost_is_set_on_the_functions_service(tools, dist, tmp_path):
+    record = tools("gcloud")
+    work = tmp_path / "work"
+    code = run_deploy(
+        dist, work, "--cloud", "gcp", f"--param=gcpProject={PROJECT}", "--param=startupCpuBoost=true"
+    )
+    assert code == 0
+    commands = [entry["argv"] for entry in recorded(record)]
+    deployed = commands.index(gcp_command(work))
+    assert commands[deployed + 1] == [
+        "gcloud", "run", "services", "update", "litefaas-dev-predict", "--region=us-central1", "--cpu-boost",
+        f"--project={PROJECT}", "--quiet",
+    ]  # fmt: skip
+    before = len(recorded(record))
+    code = run_deploy(
+        dist, tmp_path / "w2", "--cloud", "gcp", f"--param=gcpProject={PROJECT}", "--param=startupCpuBoost=2"
+    )
+    assert code != 0 and len(recorded(record)) == before

@@ -680,3 +680,22 @@ def test_hundred_function_day_litefaas_beats_histogram():
     assert histogram["cold_starts"] < fixed["cold_starts"]
     assert ours["cold_starts"] < histogram["cold_starts"]
     assert ours["wasted_memory_gb_s"] < histogram["wasted_memory_gb_s"]
+
+
+def test_one_warm_idle_instance_a_month_at_each_clouds_warm_rate():
+    from litefaas.simulate.prices import MONTH_S, load_prices, warm_instance_month
+
+    table = load_prices()
+    month = warm_instance_month(table, 512)
+    aws, gcp, azure = table["clouds"]["aws"], table["clouds"]["gcp"], table["clouds"]["azure"]
+    assert month["aws/x86_64"] == pytest.approx(
+        MONTH_S * 0.5 * aws["architectures"]["x86_64"]["provisioned_gb_s"]
+    )
+    assert month["aws/arm64"] == pytest.approx(
+        MONTH_S * 0.5 * aws["architectures"]["arm64"]["provisioned_gb_s"]
+    )
+    tier = gcp["memory_tiers_mb"].index(512)
+    idle = 0.5 * gcp["idle_min_instance_gib_s"] + gcp["vcpu_per_tier"][tier] * gcp["idle_min_instance_vcpu_s"]
+    assert month["gcp/x86_64"] == pytest.approx(MONTH_S * idle)
+    assert month["azure/x86_64"] == pytest.approx(MONTH_S * 0.5 * azure["always_ready_baseline_gb_s"])
+    assert all(4 < usd < 7 for usd in month.values())  # about $5 a month each at 512 MB
