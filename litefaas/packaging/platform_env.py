@@ -8,7 +8,8 @@
   (``function_app.py`` and ``host.json`` at the root, the packages under
   ``.python_packages/lib/site-packages``, a ``requirements.txt``), and the ``FunctionApp`` indexed in a
   fresh Python 3.12 virtualenv made from the zip's requirements, as the worker indexes it (its
-  functions, routes and bindings), with one request answered by the indexed function.
+  functions, routes and bindings), with one request answered by the indexed function, and sealed
+  requests answered through litefaas's local Functions host run in that environment.
 """
 
 from __future__ import annotations
@@ -169,3 +170,43 @@ def index_function_app(root: Path, venv_python: Path, function_env: Mapping[str,
         raise PackageError(f"the FunctionApp did not index in a fresh Python:\n{tail}")
     document: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
     return document
+
+
+def start_local_azure_host(
+    root: Path, venv_python: Path, port: int, function_env: Mapping[str, str], repo: Path
+) -> subprocess.Popen[bytes]:
+    """litefaas's local Functions host (werkzeug, installed into the fresh env for it) serving the
+    unzipped app on 127.0.0.1:``port``, its packages on the path where the worker puts them."""
+    installed = subprocess.run(  # noqa: S603
+        [
+            str(venv_python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            f"werkzeug=={_pin('werkzeug')}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=PIP_TIMEOUT_S,
+        check=False,
+    )
+    if installed.returncode != 0:
+        raise PackageError(f"pip could not install werkzeug for the local host:\n{installed.stderr[-1000:]}")
+    path = os.pathsep.join([str(root), str(root / AZURE_SITE_PACKAGES), str(repo)])
+    env = {"PATH": os.defpath, "LANG": "C.UTF-8", "PYTHONPATH": path, **function_env}
+    return subprocess.Popen(  # noqa: S603
+        [str(venv_python), "-m", "litefaas.local.azure_host", "--app-dir", str(root), "--port", str(port)],
+        cwd=root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _pin(name: str) -> str:
+    from litefaas.packaging.targets import read_pins
+
+    return read_pins()[name]

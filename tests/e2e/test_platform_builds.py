@@ -19,6 +19,7 @@ from litefaas.local.process import free_port
 from litefaas.packaging import bundle as bundler
 from litefaas.packaging import platform_env, proof
 from litefaas.packaging.targets import PLATFORM_INSTALLED, Target
+from litefaas.paths import ROOT
 
 PYTHON312 = proof.find_python("3.12")
 pytestmark = [pytest.mark.e2e, pytest.mark.skipif(PYTHON312 is None, reason="no working python3.12 here")]
@@ -80,6 +81,21 @@ def test_azure_zip_is_laid_out_for_flex_and_indexes_as_the_worker_does(built, tm
         assert trigger["type"] == "httpTrigger" and trigger["authLevel"] == "ANONYMOUS"
     status, body = indexed["health"]
     assert status == 200 and json.loads(body)["status"] == "ok"
+    # AND through the local host, in that environment, a sealed request is answered
+    keys = make_keys()
+    port = free_port(1)
+    host = platform_env.start_local_azure_host(
+        root, venv_python, port, {"LITEFAAS_PRIVATE_KEYS": keys.private_json}, ROOT
+    )
+    try:
+        platform_env.wait_healthy(f"http://127.0.0.1:{port}/api", host)
+        sealed = seal(keys, inputs=ROWS[:2])
+        answer = httpx.post(f"http://127.0.0.1:{port}/api/predict", content=sealed.body, headers=ENCRYPTED)
+    finally:
+        os.killpg(host.pid, signal.SIGTERM)
+        output = host.communicate(timeout=30)[0].decode(errors="replace")
+    assert answer.status_code == 200, output[-2000:]
+    assert len(sealed.open(answer.content)["outputs"]) == 2
 
 
 def test_a_misplaced_package_is_refused_for_flex(built, tmp_path):
