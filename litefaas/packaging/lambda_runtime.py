@@ -35,6 +35,19 @@ API_PREFIX = "/2018-06-01/runtime"
 HANDLER = "handlers.aws.handler.handler"
 NOBODY = 65534
 SANDBOX = "/mnt"
+SERVICE_FILE = Path(__file__).resolve().parents[2] / "serverless.yml"
+
+
+def configured_memory_mb(service: Path = SERVICE_FILE) -> int:
+    """The function's memory as ``serverless.yml`` configures it (``params.default.memorySize``)."""
+    import re
+
+    found = re.search(r"^\s+memorySize:\s*(\d+)", service.read_text(encoding="utf-8"), re.MULTILINE)
+    if found is None:
+        raise PackageError(f"{service.name} sets no memorySize")
+    return int(found.group(1))
+
+
 TASK_ROOT, RUNTIME_DIR, LANG_DIR = f"{SANDBOX}/task", f"{SANDBOX}/runtime", f"{SANDBOX}/lang"
 
 
@@ -250,10 +263,12 @@ def start_lambda(
     api: RuntimeApi,
     function_env: Mapping[str, str],
     *,
-    memory_mb: int = 1024,
+    memory_mb: int | None = None,
     handler: str = HANDLER,
 ) -> LambdaProcess:
-    """Start awslambdaric on ``task_root`` (the unpacked bundle) in the sandbox, against ``api``."""
+    """Start awslambdaric on ``task_root`` (the unpacked bundle) in the sandbox, against ``api``, with
+    an address space of ``memory_mb`` (default: the configured memory size)."""
+    memory_mb = configured_memory_mb() if memory_mb is None else memory_mb
     environment = lambda_environment(api.address, memory_mb, function_env, handler)
     sources = {
         "LANG_SRC": str(python_home),

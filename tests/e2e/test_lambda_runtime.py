@@ -94,7 +94,14 @@ def test_every_event_shape_answers_sealed_under_awslambdaric_read_only_as_nobody
         assert status_fields["Uid"].split()[0] == "65534"
         assert "HOME" not in environ
         assert environ["_HANDLER"] == lambda_runtime.HANDLER and environ["LAMBDA_TASK_ROOT"] == "/mnt/task"
-        assert environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == "1024"
+        memory_mb = lambda_runtime.configured_memory_mb()
+        assert environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] == str(memory_mb) == "512"
+        (address_space,) = [
+            line
+            for line in Path(f"/proc/{python}/limits").read_text().splitlines()
+            if "address space" in line
+        ]
+        assert address_space.split()[3:5] == [str(memory_mb * 1024 * 1024)] * 2
         read_only = {line.split()[1] for line in mounts.splitlines() if " ro," in f" {line.split()[3]},"}
         assert {"/mnt/task", "/mnt/runtime", "/mnt/lang"} <= read_only
     finally:
@@ -132,3 +139,19 @@ def test_a_wrong_handler_or_a_missing_key_is_lambdas_init_error(lambda_dirs, han
     assert error["errorType"] == error_type and says in error["errorMessage"], error
     assert code != 0
     assert "private_key" not in json.dumps(error)
+
+
+def test_the_memory_limit_holds(lambda_dirs):
+    # GIVEN an address space far below what the interpreter and LiteRT need
+    task, runtime, home = lambda_dirs
+    api = lambda_runtime.RuntimeApi().start()
+    sandboxed = lambda_runtime.start_lambda(
+        task, runtime, home, api, {"LITEFAAS_PRIVATE_KEYS": make_keys().private_json}, memory_mb=48
+    )
+    # WHEN it starts THEN it cannot come up, and no event is ever answered
+    try:
+        code = sandboxed.process.wait(60)
+    finally:
+        sandboxed.stop()
+        api.stop()
+    assert code != 0 and not api.responses

@@ -452,6 +452,12 @@ def test_every_elf_file_of_every_bundle_fits_its_platform(bundles, tmp_path):
         newest[cloud] = max(needs.glibc_minor or 0 for _, needs in found)
         assert elf_check.check_tree(root, Target(cloud)) == len(found)
     assert newest == {"aws": 34, "gcp": 34, "azure": 34}  # cryptography's Rust core: no margin
+    # AND the arm64 (Graviton) bundle's are aarch64 files within the same glibc
+    arm = bundler.build_bundle(Target("aws", "arm64"), tmp_path / "arm-dist")
+    arm_root = bundler.unpack(arm.path, tmp_path / "arm")
+    arm_files = list(elf_check.elf_files(arm_root))
+    assert arm_files and {needs.machine for _, needs in arm_files} == {elf_check.MACHINES["aarch64"]}
+    assert max(needs.glibc_minor or 0 for _, needs in arm_files) <= 34
 
 
 def _patched(source: Path, destination: Path, old: bytes, new: bytes, at: int | None = None) -> Path:
