@@ -251,7 +251,8 @@ class App:
         status = response.status
         level = logging.ERROR if status >= 500 else logging.INFO
         cold_start, self._first_request = self._first_request, False
-        logging_on = self.logger.isEnabledFor(level)
+        logger = self.logger
+        logging_on = logger.isEnabledFor(level)
         if not logging_on and self._otel is None:
             return
         context = reply.trace or trace.callers(headers) or trace.new_trace()
@@ -274,24 +275,21 @@ class App:
             end_ns = time.time_ns() - (time.perf_counter_ns() - ended)
             own = self._otel.record(context, summary.record(), end_ns - (ended - started), end_ns)
             summary = summary._replace(trace=own, request_id=request_id or own.span_id)
-        if logging_on:
-            self._write_record(level, summary)
-
-    def _write_record(self, level: int, summary: RequestSummary) -> None:
-        request_log, logger = self._request_log, self.logger
-        now = time.time()
-        direct = logs.writes_directly(logger, level)
-        if summary.cold_start and (first := request_log.cold_start_line(now)) is not None:
+            if not logging_on:
+                return
+        request_log, now = self._request_log, time.time()
+        direct = logs.writes_directly(logger, level)  # the line written here, in one write
+        if cold_start and (first := request_log.cold_start_line(now)) is not None:
             if direct:
                 sys.stderr.write(first + "\n")
             elif direct is None:
                 logger.log(level, "cold_start_metric", extra={"line": first, "fields": {}})
         if direct:
-            sys.stderr.write(request_log.line(level, summary, now) + "\n")
+            sys.stderr.write(request_log.line(level, summary, now))
         elif direct is None:
             fields = {**summary.record(), **request_log.static}
             logger.log(
-                level, "request", extra={"fields": fields, "line": request_log.line(level, summary, now)}
+                level, "request", extra={"fields": fields, "line": request_log.line(level, summary, now)[:-1]}
             )
 
     def _allowed_origin(self, headers: Mapping[str, str]) -> str | None:
@@ -558,6 +556,7 @@ class App:
             if self._key_watcher is not None:
                 self._key_watcher.keyring = keyring
         random.seed(os.urandom(32))
+        trace.forget_ids()
         np.random.seed(int.from_bytes(os.urandom(4), "big"))  # numpy's legacy global generator
         self.replay = ReplayGuard(self.settings.replay_window_s, self.settings.replay_cache_size)
         logs.reset_clock()

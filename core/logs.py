@@ -45,20 +45,28 @@ def use_severity(enabled: bool) -> None:
     _with_severity[0] = enabled
 
 
-def line_head(level: int, event: str, now: float | None = None) -> str:
-    """A line's first fields, ``{"time":…,"level":…,"event":…`` (no closing brace), after
-    ``"severity":…`` where :func:`use_severity` asked for it."""
-    name = LEVEL_NAMES.get(level) or logging.getLevelName(level).lower()
-    if now is None:
-        now = time.time()
+def stamp(now: float) -> str:
+    """``now`` as a line's ``time``: UTC to the millisecond, ``2026-01-31T12:00:00.123Z``."""
     second = int(now)
     if second != _second[0]:  # the second's text is made once a second
         _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
         _second[0] = second
-    stamp = f"{_second[1]}.{int((now - second) * 1000):03d}Z"
+    return f"{_second[1]}.{int((now - second) * 1000):03d}Z"
+
+
+def line_head(level: int, event: str, now: float | None = None) -> str:
+    """A line's first fields, ``{"time":…,"level":…,"event":…`` (no closing brace), after
+    ``"severity":…`` where :func:`use_severity` asked for it."""
+    name = level_name(level)
+    when = stamp(time.time() if now is None else now)
     if _with_severity[0]:
-        return f'{{"severity":"{name.upper()}","time":"{stamp}","level":"{name}","event":{_string(event)}'
-    return f'{{"time":"{stamp}","level":"{name}","event":{_string(event)}'
+        return f'{{"severity":"{name.upper()}","time":"{when}","level":"{name}","event":{_string(event)}'
+    return f'{{"time":"{when}","level":"{name}","event":{_string(event)}'
+
+
+def level_name(level: int) -> str:
+    """A level's name in a line: ``info``, ``error``, …"""
+    return LEVEL_NAMES.get(level) or logging.getLevelName(level).lower()
 
 
 def json_line(

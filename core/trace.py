@@ -9,6 +9,7 @@ The request's own span id is always new; the caller's becomes its parent.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 from collections.abc import Callable, Mapping
@@ -27,7 +28,43 @@ _ZERO_SPAN = "0" * 16
 _MAX_HEADER = 512
 _random_bits = random.getrandbits
 _new_tuple = tuple.__new__
-"""Ids need to be unique, not secret: drawn as OpenTelemetry's SDK draws them (its RandomIdGenerator)."""
+"""Ids need to be unique, not secret: drawn as OpenTelemetry's SDK draws them (its RandomIdGenerator),
+but many at a time: one draw and one hex conversion per ``_POOL_IDS`` requests, each request slicing
+its trace id and span id from the digits (a warm request is then not the one that warms the generator)."""
+_POOL_IDS = 256
+_ID_DIGITS = 48  # a trace id's 32 hex digits, then a span id's 16
+
+
+class _IdPool:
+    """The drawn digits, and the offset of the next unused id pair in them."""
+
+    __slots__ = ("digits", "offset")
+
+    def __init__(self) -> None:
+        self.digits, self.offset = "", 0
+
+
+_pool = _IdPool()
+
+
+def forget_ids() -> None:
+    """Draw the next ids afresh: after a fork or a snapshot's restore, copies of one process must not
+    hand out the same ids (called with ``random``'s own reseed)."""
+    _pool.digits, _pool.offset = "", 0
+
+
+os.register_at_fork(after_in_child=forget_ids)
+
+
+def _next_ids() -> str:
+    """The next 48 random hex digits: a trace id and a span id."""
+    pool = _pool
+    digits, offset = pool.digits, pool.offset
+    if offset >= len(digits):
+        digits, offset = "%0*x" % (_POOL_IDS * _ID_DIGITS, _random_bits(_POOL_IDS * _ID_DIGITS * 4)), 0  # noqa: UP031
+        pool.digits = digits
+    pool.offset = offset + _ID_DIGITS
+    return digits[offset : offset + _ID_DIGITS]
 
 
 class TraceContext(NamedTuple):
@@ -46,17 +83,19 @@ class TraceContext(NamedTuple):
 
 def new_span_id() -> str:
     """A random, non-zero 64-bit span id in 16 hex digits."""
-    return f"{_random_bits(64) or 1:016x}"
+    span_id = _next_ids()[32:]
+    return span_id if span_id != _ZERO_SPAN else new_span_id()  # pragma: no cover - one in 2**64
 
 
 def new_trace_id() -> str:
     """A random, non-zero 128-bit trace id in 32 hex digits."""
-    return f"{_random_bits(128) or 1:032x}"
+    trace_id = _next_ids()[:32]
+    return trace_id if trace_id != _ZERO_TRACE else new_trace_id()  # pragma: no cover - one in 2**128
 
 
 def new_trace() -> TraceContext:
     """A new trace, with this request's span at its root."""
-    ids = "%048x" % _random_bits(192)  # one draw, one format for both ids  # noqa: UP031 - the fastest
+    ids = _next_ids()
     trace_id, span_id = ids[:32], ids[32:]
     if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
         return TraceContext(new_trace_id(), new_span_id())  # pragma: no cover - one chance in 2**64
@@ -130,7 +169,10 @@ def callers(headers: Mapping[str, str]) -> TraceContext | None:
 
     Names are looked up as the providers spell them: lower case (HTTP/2, API Gateway, ASGI, Azure's
     case-insensitive headers) or capitalized (werkzeug's ``Traceparent``), not by a scan of every
-    header (a request carries a dozen or more)."""
+    header (a request carries a dozen or more); a dict that has none of those names is passed over in
+    one look."""
+    if type(headers) is dict and _TRACE_HEADERS.isdisjoint(headers):
+        return None
     for names, read in _READERS:
         for name in names:
             value = headers.get(name)
@@ -148,3 +190,4 @@ _READERS: tuple[tuple[tuple[str, ...], Callable[[str | None], tuple[str, str | N
     ((CLOUD_TRACE, "X-Cloud-Trace-Context"), parse_cloud_trace),
     ((XRAY_TRACE, "X-Amzn-Trace-Id"), parse_xray),
 )
+_TRACE_HEADERS = frozenset(name for names, _ in _READERS for name in names)

@@ -15,6 +15,8 @@ import snapshot_restore_py
 from fixtures.aws_events import aws_event, aws_response
 from fixtures.requests import ENCRYPTED, ROWS, make_keys, seal
 
+from core import trace
+
 HANDLER_MODULE = "handlers.aws.handler"
 
 
@@ -50,6 +52,7 @@ def test_restored_copies_take_a_rotated_key_and_draw_different_randomness(snapst
     new_keys = make_keys()
     monkeypatch.setenv("LITEFAAS_PRIVATE_KEYS", new_keys.private_json)
     # WHEN two copies are restored from it, each running the after-restore hooks
+    snapshot = random.getstate(), (trace._pool.digits, trace._pool.offset)
     outcomes = []
     for _ in range(2):
         read, write = os.pipe()
@@ -57,6 +60,8 @@ def test_restored_copies_take_a_rotated_key_and_draw_different_randomness(snapst
         if pid == 0:  # the restored copy
             os.close(read)
             try:
+                random.setstate(snapshot[0])  # a restore is not a fork: its memory is the snapshot's
+                trace._pool.digits, trace._pool.offset = snapshot[1]
                 run_hooks(snapshot_restore_py.get_after_restore())
                 fresh = seal(new_keys, inputs=ROWS[:2])
                 status, _, body = aws_response(
@@ -80,6 +85,7 @@ def test_restored_copies_take_a_rotated_key_and_draw_different_randomness(snapst
                     "old_key": [old_status, json.loads(old_body)["error"]["code"]],
                     "kids": [key["public_key"] for key in keys_now["keys"]],
                     "random": random.getrandbits(64),
+                    "trace_id": trace.new_trace().trace_id,
                     "first": module.APP._first_request,
                 }
                 os.write(write, json.dumps(report).encode())
@@ -98,6 +104,7 @@ def test_restored_copies_take_a_rotated_key_and_draw_different_randomness(snapst
         assert outcome["first"] is False  # the restore's first request was the cold start
     # AND their random state differs (ids drawn after the restore are not the same in both)
     assert outcomes[0]["random"] != outcomes[1]["random"]
+    assert outcomes[0]["trace_id"] != outcomes[1]["trace_id"]
 
 
 def test_without_snapstart_no_hook_is_registered(monkeypatch, keys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -251,3 +252,32 @@ class TestTraceContext:
         for value in (context.trace_id, context.span_id, context.parent_id or "0" * 16):
             assert set(value) <= set("0123456789abcdef")
         assert context.span_id != "0" * 16
+
+    def test_ids_drawn_many_at_a_time_are_all_different_and_never_zero(self):
+        # GIVEN more requests than one draw of ids holds
+        contexts = [trace.new_trace() for _ in range(3 * trace._POOL_IDS + 7)]
+        spans = [trace.new_span_id() for _ in range(trace._POOL_IDS)]
+        # THEN every trace id and span id is new, full length and not zero
+        trace_ids = [c.trace_id for c in contexts]
+        span_ids = [c.span_id for c in contexts] + spans
+        assert len(set(trace_ids)) == len(trace_ids) and len(set(span_ids)) == len(span_ids)
+        assert {len(t) for t in trace_ids} == {32} and {len(s) for s in span_ids} == {16}
+        assert "0" * 32 not in trace_ids and "0" * 16 not in span_ids
+
+    def test_a_forked_child_does_not_hand_out_its_parents_next_ids(self):
+        # GIVEN a process whose ids are drawn (gunicorn and the Lambda sandbox fork after import)
+        trace.new_trace()
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # WHEN it forks, the child's next ids ...
+            try:
+                os.close(read)
+                os.write(write, trace.new_trace().trace_id.encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            child = pipe.read().decode()
+        os.waitpid(pid, 0)
+        # THEN ... are not the parent's
+        assert len(child) == 32 and child != trace.new_trace().trace_id
