@@ -20,7 +20,7 @@ def gcp_wsgi_app(env: Mapping[str, str]) -> Any:
 
 
 def gcp_asgi_app(env: Mapping[str, str]) -> Any:
-    """functions-framework's real Starlette app for ``handlers/gcp/main.py`` (``FUNCTION_USE_ASGI``,
+    """functions-framework's real ASGI app for ``handlers/gcp/main.py`` (``FUNCTION_USE_ASGI``,
     as deployed), cold-started in ``env``."""
     return _gcp_app({**env, "FUNCTION_USE_ASGI": "true"})
 

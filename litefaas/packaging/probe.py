@@ -40,7 +40,7 @@ def answer(cloud: str, root: str, body: bytes) -> tuple[int, bytes]:
         if hasattr(app, "test_client"):  # WSGI: Flask
             reply = app.test_client().post("/predict", data=body, headers=headers)
             return reply.status_code, reply.get_data()
-        return asgi_post(app, "/predict", headers, body)  # FUNCTION_USE_ASGI: Starlette, as deployed
+        return asgi_post(app, "/predict", headers, body)  # FUNCTION_USE_ASGI, as deployed
     import azure.functions as func
     import function_app
 

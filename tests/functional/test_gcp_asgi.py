@@ -1,0 +1,71 @@
+"""The Cloud Functions entrypoint in functions-framework's ASGI mode (``FUNCTION_USE_ASGI``, as
+deployed): the app functions-framework builds is the core's own ASGI app; where it would build its
+Starlette app instead, that one answers in the protocol's terms too."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+
+import functions_framework.aio as aio
+from fixtures.providers_gcp_azure import gcp_asgi
+from fixtures.requests import ENCRYPTED, seal
+
+from litefaas.benchmark.wsgi import AsgiCaller
+
+
+def lifespan(app):
+    """The messages ``app`` sends through the lifespan protocol, as uvicorn drives it."""
+    incoming = iter([{"type": "lifespan.startup"}, {"type": "lifespan.shutdown"}])
+    sent = []
+
+    async def receive():
+        return next(incoming)
+
+    async def send(message):
+        sent.append(message["type"])
+
+    asyncio.run(app({"type": "lifespan", "asgi": {"version": "3.0"}}, receive, send))
+    return sent
+
+
+def test_functions_framework_serves_the_core_app_directly(keys):
+    # GIVEN functions-framework's ASGI app for the entrypoint, cold-started as deployed
+    call = gcp_asgi({"LITEFAAS_PRIVATE_KEYS": keys.private_json})
+    module = sys.modules["main"]
+    # THEN it is the entrypoint's own ASGI app, not a Starlette app around the function
+    assert call.app is module.predict.asgi_app
+    # AND it answers the lifespan protocol and sealed requests
+    assert lifespan(call.app) == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
+    request = seal(keys)
+    status, headers, body = call("POST", "/predict", ENCRYPTED, request.body)
+    assert status == 200 and headers["content-length"] == str(len(body))
+    assert len(request.open(body)["outputs"]) == 1
+    status, headers, body = call("GET", "/robots.txt", {}, b"")
+    assert (status, json.loads(body)["error"]["code"]) == (404, "not_found")
+
+
+def test_where_functions_framework_builds_starlette_its_own_answers_are_the_protocols(keys):
+    # GIVEN the entrypoint loaded, and functions-framework's Starlette app built around the function
+    # (what it serves for a function without the direct app)
+    gcp_asgi({"LITEFAAS_PRIVATE_KEYS": keys.private_json})
+    module = sys.modules["main"]
+    starlette_app = aio._create_asgi_app_with_function(module.create_asgi_function(module.APP), "http", False)
+    call = AsgiCaller(starlette_app)
+    assert type(starlette_app).__name__ == "Starlette"
+    # WHEN it is asked what Starlette would answer itself, and a sealed request
+    answers = {
+        (method, path): call(method, path, {}, b"")
+        for method, path in [("GET", "/robots.txt"), ("GET", "/favicon.ico"), ("TRACE", "/predict")]
+    }
+    request = seal(keys)
+    status, _, body = call("POST", "/predict", ENCRYPTED, request.body)
+    # THEN every answer is the core's
+    assert status == 200 and len(request.open(body)["outputs"]) == 1
+    codes = {key: (status, json.loads(body)["error"]["code"]) for key, (status, _, body) in answers.items()}
+    assert codes == {
+        ("GET", "/robots.txt"): (404, "not_found"),
+        ("GET", "/favicon.ico"): (404, "not_found"),
+        ("TRACE", "/predict"): (405, "method_not_allowed"),
+    }
