@@ -20,13 +20,12 @@ import json
 import logging
 import os
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from core.errors import ConfigError
-from core.logs import encode_fields, level_name, use_severity
+from core.logs import encode_fields, level_name, stamp, use_severity
 from core.trace import TraceContext
 
 LOG_FORMAT = "LITEFAAS_LOG_FORMAT"
@@ -63,7 +62,7 @@ FIELD_METRICS = tuple(name for name in METRIC_UNITS if name not in ALWAYS_METRIC
 _string = json.encoder.encode_basestring_ascii
 _MAX_DIRECTIVES = 64  # the paths a request can take are few; the cache stays bounded whatever comes
 _NAMESPACE = re.compile(r"[A-Za-z0-9._/#:-]{1,255}")  # CloudWatch's namespace characters
-_SEVERITY = {logging.INFO: "INFO", logging.ERROR: "ERROR"}  # a request's two levels
+_SEVERITY = {logging.INFO: "INFO", logging.ERROR: "ERROR"}  # a request's two levels, in Cloud Logging
 
 
 @dataclass(frozen=True)
@@ -175,8 +174,7 @@ class RequestLog:
         self.static.setdefault("function_name", str(self.static.get("model", "litefaas")))
         self._suffix = "," + encode_fields(self.static)[1:-1]
         self._directives: dict[tuple[str, ...], str] = {}
-        self._heads: dict[int, str] = {}
-        self._second, self._second_text = -1, ""
+        self._heads = {level: _head(level) for level in (logging.INFO, logging.ERROR)}
         self._trace_prefix = (
             f"projects/{settings.gcp_project}/traces/" if settings.gcp_project is not None else None
         )
@@ -192,28 +190,19 @@ class RequestLog:
             summary
         )
         trace_id, span_id, parent_id, sampled = context
-        second = int(now)
-        if second != self._second:  # the second's text is made once a second
-            self._second, self._second_text = second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        head = self._heads.get(level) or self._head(level)
+        head = self._heads.get(level) or _head(level)
         rest = "," + encode_fields(fields)[1:-1] if fields else ""
         parent = "" if parent_id is None else ',"parent_span_id":"' + parent_id + '"'
         if not sampled:
             parent += ',"sampled":false'
         return (
-            f'{opening}"time":"{self._second_text}.{int((now - second) * 1000):03d}Z{head}'
+            f'{opening}"time":"{stamp(now)}{head}'
             f',"request_id":{_string(request_id)},"trace_id":"{trace_id}","span_id":"{span_id}"{parent}'
             f',"route":"{route}","method":{_string(method)},"status":{status}'
             f',"error":{1 if status >= 400 else 0},"fault":{1 if status >= 500 else 0}'
             f',"cold_start":{"true" if cold_start else "false"},"duration_us":{duration_us}'
             f',"bytes_in":{bytes_in},"bytes_out":{bytes_out}{rest}{self._suffix}{closing}'
         )
-
-    def _head(self, level: int) -> str:
-        head = f'","level":"{level_name(level)}","event":"request"'
-        if len(self._heads) < _MAX_DIRECTIVES:
-            self._heads[level] = head
-        return head
 
     def _json(self, level: int, summary: RequestSummary, now: float) -> str:
         return self._fields(level, summary, now, "{", "}\n")
@@ -270,6 +259,11 @@ class RequestLog:
             "ColdStart": 1,
         }
         return encode_fields(document)
+
+
+def _head(level: int) -> str:
+    """What follows a request line's time: its level and event."""
+    return f'","level":"{level_name(level)}","event":"request"'
 
 
 def function_name(environ: Mapping[str, str] | None = None) -> str | None:
