@@ -8,6 +8,8 @@ and ``report.html`` in the output folder, and returns the document.
 from __future__ import annotations
 
 import json
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -119,7 +121,10 @@ def run_benchmark(options: Options, step: Step) -> Outcome:
         return measure
 
     names = list(options.providers)
+    ctrl_c = CtrlC()
+    step = ctrl_c.watching(step)
     try:
+        ctrl_c.install()
         if options.urls:
             for name in names:
                 results[name] = ProviderResult(name, options.urls[name], "deployed function")
@@ -141,6 +146,8 @@ def run_benchmark(options: Options, step: Step) -> Outcome:
             models.update(measure_models(plan_for(options.quick), step))
     except KeyboardInterrupt:
         interrupted = True
+    finally:
+        interrupted = ctrl_c.restore() or interrupted
 
     document: dict[str, Any] = {
         "providers": {name: result.to_json() for name, result in results.items()},
@@ -163,6 +170,53 @@ def run_benchmark(options: Options, step: Step) -> Outcome:
     figures = report.plot(document, results, out)
     (out / "report.html").write_text(report.html_report(document, figures, NOTES), encoding="utf-8")
     return Outcome(document, interrupted, wrong_answers(document))
+
+
+class CtrlC:
+    """SIGINT as ``KeyboardInterrupt``, and remembered: one raised while a finalizer runs (a closed
+    event loop's transports are collected at any moment) is printed and dropped by Python, so the
+    interrupt is raised again at the next step or advance of the progress."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._installed = False
+        self._previous: Any = None
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+            self._installed = True
+
+    def restore(self) -> bool:
+        """Put the previous handler back and stop checking; whether SIGINT came meanwhile."""
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.SIG_DFL if self._previous is None else self._previous)
+            self._installed = False
+        return self.seen
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def check(self) -> None:
+        """Raise the interrupt that was seen (and perhaps dropped), while installed."""
+        if self.seen and self._installed:
+            raise KeyboardInterrupt
+
+    def watching(self, step: Step) -> Step:
+        """``step``, with the interrupt checked at each step and each advance."""
+
+        def watched(label: str, total: int) -> Callable[[int], None]:
+            self.check()
+            advance = step(label, total)
+
+            def watched_advance(count: int) -> None:
+                self.check()
+                advance(count)
+
+            return watched_advance
+
+        return watched
 
 
 def wrong_answers(document: Mapping[str, Any]) -> int:
