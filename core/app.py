@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from core import crypto, logs, trace
+from core import crypto, logs, memory, trace
 from core.config import XNNPACK, Settings, read_keyring
 from core.engine import Array, Engine, ShapeNotRunnable, XnnpackRequired
 from core.errors import (
@@ -189,6 +189,8 @@ class App:
         answer becomes the protocol's ``413 payload_too_large`` (sealed where the request was).
         """
         started = time.perf_counter_ns()
+        if len(body) > memory.LARGE_BODY:
+            memory.keep_large_buffers()
         reply = Reply(limit=response_limit)
         route = route_of(path)
         response = self._answer(method.upper(), route, headers, body, reply, response_limit)

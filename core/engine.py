@@ -362,6 +362,19 @@ def _sample_rows(binding: _Binding, row_shape: tuple[int, ...], count: int, seed
     )
 
 
+def _write_misaligned(interpreter: Any, index: int, value: Array) -> None:
+    """An input whose bytes are not aligned to its element size (a tensor read in place at any
+    offset of a request): ``set_tensor`` would copy it twice, once to align it, where a view of the
+    input tensor takes it in one copy (half the time of a 224x224x3 image). Another shape or type
+    goes to ``set_tensor``, whose error it is."""
+    view = interpreter.tensor(index)()
+    if view.shape != value.shape or view.dtype != value.dtype:
+        del view
+        interpreter.set_tensor(index, value)
+        return
+    view[...] = value
+
+
 class _Session:
     """One interpreter with its tensor indices; used by one thread at a time."""
 
@@ -413,7 +426,11 @@ class _Session:
         if resized:
             interpreter.allocate_tensors()
         for name, binding in self.inputs.items():
-            interpreter.set_tensor(binding.index, inputs[name])
+            value = inputs[name]
+            if value.flags.aligned:
+                interpreter.set_tensor(binding.index, value)
+            else:
+                _write_misaligned(interpreter, binding.index, value)
         interpreter.invoke()
         return {name: interpreter.get_tensor(b.index) for name, b in self.outputs.items()}
 

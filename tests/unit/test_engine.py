@@ -119,3 +119,31 @@ class TestDamagedArtifact:
         (copy / "manifest.json").write_text(json.dumps(manifest))
         with pytest.raises(ModelError, match="pixels"):
             Engine.from_dir(copy)
+
+
+def misaligned_copy(array):
+    """``array``'s values at an address that is not a multiple of their size (a tensor read in place
+    from a request at any offset)."""
+    raw = bytearray(array.nbytes + 1)
+    view = np.frombuffer(raw, dtype=array.dtype, offset=1, count=array.size).reshape(array.shape)
+    view[...] = array
+    assert not view.flags.aligned
+    return view
+
+
+@pytest.mark.parametrize("size", [1, 7, 1, 300])
+def test_a_misaligned_input_gives_the_aligned_answer(artifact_dir, size):
+    # GIVEN an engine, and rows whose bytes are not aligned to a float32
+    fresh = Engine.from_dir(artifact_dir)
+    aligned = rows(size)
+    # WHEN it runs them, written into the input tensor through its view rather than set_tensor
+    session_calls = []
+    fresh.predict({"features": rows(2)})  # the interpreter exists, at another batch size
+    interpreter = fresh._local.session.interpreter
+    original = interpreter.set_tensor
+    interpreter.set_tensor = lambda index, value: session_calls.append(index) or original(index, value)
+    answer = fresh.predict({"features": misaligned_copy(aligned)})["probability"]
+    # THEN the answer is the aligned rows' own, and set_tensor was not used
+    assert session_calls == []
+    assert np.array_equal(answer, fresh.predict({"features": aligned})["probability"])
+    assert len(session_calls) == 1
