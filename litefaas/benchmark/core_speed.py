@@ -17,7 +17,8 @@
    (sealed tensors); the warm encrypted request through ``App.handle`` and through the GCP entry
    point in process (functions-framework's Flask app, called as its WSGI server calls it)
    against the floor: one HPKE open of a request of the same size plus LiteRT's invoke of the
-   same image.
+   same image. With ``--host`` (the default), the same image through the GCP host as served
+   (:mod:`litefaas.benchmark.host_image`): its p50 and the server's page faults per request.
 5. Oblivious HTTP (``--oblivious``, :mod:`litefaas.benchmark.oblivious_speed`): the seed row and the
    image sealed as version 2 and encapsulated as RFC 9458 with and without padding, through the
    GCP entry point in process: bytes on the wire and time, Oblivious HTTP over version 2.
@@ -416,6 +417,14 @@ def print_table(results: dict[str, object]) -> None:
         ("App.handle / floor", "", f"{warm['app_handle_v2_over_floor']}"),
         ("GCP entry point (WSGI) / floor", "", f"{warm['gcp_entry_v2_over_floor']}"),
         ("GCP entry point (ASGI) / floor (target <= 1.5)", "", f"{warm['gcp_asgi_v2_over_floor']}"),
+        *(
+            [
+                ("GCP host as served (ASGI), one client: p50 ms", "", f"{host['p50_ms']}"),
+                ("GCP host as served: page faults per request", "", f"{host['page_faults_per_request']}"),
+            ]
+            if isinstance(host := image.get("gcp_host"), dict)
+            else []
+        ),
         (
             "GCP body read: entry point vs werkzeug get_data, ms",
             "",
@@ -437,6 +446,12 @@ def main() -> None:
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument(
         "--image", action=argparse.BooleanOptionalAction, default=True, help="the 224x224x3 image section"
+    )
+    parser.add_argument(
+        "--host",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="the image through the GCP host as served, on 127.0.0.1 (with --image)",
     )
     parser.add_argument(
         "--image-repeats", type=int, default=30, help="requests per image median (default 30)"
@@ -541,6 +556,10 @@ def main() -> None:
     results["observability"] = observability_cost(keys, engine, args.repeats)
     if args.image:
         results["image"] = image_results(keys, args.image_repeats)
+        if args.host:
+            from litefaas.benchmark import host_image
+
+            results["image"]["gcp_host"] = host_image.measure(keys, image_model())  # type: ignore[index]
     if args.oblivious:
         from litefaas.benchmark import oblivious_speed
 

@@ -28,6 +28,8 @@ class ProcessStat:
     group: int
     cpu_s: float = 0.0
     """User + system CPU seconds the process has used."""
+    minor_faults: int = 0
+    """Page faults served without I/O (a page mapped or touched for the first time)."""
 
     @property
     def alive(self) -> bool:
@@ -40,7 +42,7 @@ def process_stat(pid: int) -> ProcessStat | None:
     try:
         fields = (PROC / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()
         cpu_s = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
-        return ProcessStat(pid, fields[0], int(fields[1]), int(fields[2]), cpu_s)
+        return ProcessStat(pid, fields[0], int(fields[1]), int(fields[2]), cpu_s, int(fields[7]))
     except (OSError, IndexError, ValueError):
         return None
 
@@ -56,6 +58,11 @@ def processes() -> Iterator[ProcessStat]:
 def group_pids(group: int) -> list[int]:
     """The live processes of process group ``group`` (zombies excepted)."""
     return [stat.pid for stat in processes() if stat.group == group and stat.alive]
+
+
+def group_minor_faults(group: int) -> int:
+    """The minor page faults of process group ``group``'s live processes, so far."""
+    return sum(stat.minor_faults for stat in processes() if stat.group == group and stat.alive)
 
 
 def tree_cpu_s(root: int) -> float:

@@ -10,7 +10,7 @@ import time
 import pytest
 
 from litefaas.benchmark.peers import _wrk_p50_ms, servers
-from litefaas.local.process import tree_cpu_s
+from litefaas.local.process import group_minor_faults, tree_cpu_s
 
 WRK_OUTPUT = """Running 5s test @ http://127.0.0.1:28862/predict
   1 threads and 1 connections
@@ -49,6 +49,24 @@ def test_the_cpu_of_a_process_tree_counts_its_children_in_any_session():
     child.wait()
     # THEN the child's CPU time is in the tree's
     assert during - before > 0.2
+
+
+def test_the_page_faults_of_a_process_group_count_its_children():
+    # GIVEN a child in a group of its own that touches 8 MB of new pages, then waits
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nb = b'x' * (8 << 20)\nprint(1, flush=True)\ntime.sleep(5)"],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == b"1"
+        # WHEN its group's faults are read
+        # THEN each of those pages was faulted in once
+        assert group_minor_faults(child.pid) > (8 << 20) // os.sysconf("SC_PAGE_SIZE")
+        assert group_minor_faults(os.getpgrp()) > 0
+    finally:
+        child.kill()
+        child.wait()
 
 
 def test_every_server_of_the_table_has_its_own_request_and_sealed_bodies_are_new_each_time(tmp_path):
