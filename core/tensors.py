@@ -8,6 +8,7 @@ bytes are read in place (``np.frombuffer`` on the received buffer); every proble
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections.abc import Iterable, Mapping, Sequence
@@ -49,6 +50,7 @@ _MAX_RANK = 32
 _encode_header = compact_json()
 
 
+@functools.lru_cache(maxsize=64)  # a model's few dtypes, asked for at every request
 def datatype_of(dtype: npt.DTypeLike) -> str:
     """The Open Inference Protocol name of a numpy dtype (``float32`` -> ``FP32``)."""
     resolved = np.dtype(dtype)
@@ -309,13 +311,14 @@ def _check_tensor(tensor: TensorHeader, spec: TensorSpec, max_batch: int, image:
         raise InvalidPayload(f"input {tensor.name}: the batch is empty")
     if batch > max_batch:
         raise PayloadTooLarge(f"input {tensor.name}: batch of {batch} rows is over the limit of {max_batch}")
-    expected_shape = ", ".join("?" if want == -1 else str(want) for want in row_shape)
-    for axis, (got, want) in enumerate(zip(tensor.shape[1:], row_shape, strict=True), start=1):
-        if got < 1 or (want != -1 and got != want):
-            raise InvalidPayload(
-                f"input {tensor.name}: shape {list(tensor.shape)} does not match"
-                f" [N, {expected_shape}] at axis {axis}"
-            )
+    if tensor.shape[1:] != row_shape:  # else every size is the model's own
+        for axis, (got, want) in enumerate(zip(tensor.shape[1:], row_shape, strict=True), start=1):
+            if got < 1 or (want != -1 and got != want):
+                expected_shape = ", ".join("?" if size == -1 else str(size) for size in row_shape)
+                raise InvalidPayload(
+                    f"input {tensor.name}: shape {list(tensor.shape)} does not match"
+                    f" [N, {expected_shape}] at axis {axis}"
+                )
     if not image:
         check_row_elements(spec, tensor.shape, f"input {tensor.name}")
 
