@@ -29,7 +29,8 @@ LEVEL_NAMES = {
     logging.ERROR: "error",
     logging.CRITICAL: "critical",
 }
-_second: list[Any] = [-1, ""]  # the last whole second formatted, and its text
+_second: list[Any] = [-1, ""]  # the last whole second formatted, and its text up to the dot
+_MILLIS = tuple(f"{ms:03d}Z" for ms in range(1000))  # a line's last digits, looked up, not formatted
 
 
 _with_severity = [False]
@@ -49,9 +50,10 @@ def stamp(now: float) -> str:
     """``now`` as a line's ``time``: UTC to the millisecond, ``2026-01-31T12:00:00.123Z``."""
     second = int(now)
     if second != _second[0]:  # the second's text is made once a second
-        _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
         _second[0] = second
-    return f"{_second[1]}.{int((now - second) * 1000):03d}Z"
+    text: str = _second[1]
+    return text + _MILLIS[int((now - second) * 1000)]
 
 
 def line_head(level: int, event: str, now: float | None = None) -> str:

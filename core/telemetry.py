@@ -60,9 +60,12 @@ FIELD_METRICS = tuple(name for name in METRIC_UNITS if name not in ALWAYS_METRIC
 """The metrics of the path's own fields: present where the request got that far."""
 
 _string = json.encoder.encode_basestring_ascii
-_MAX_DIRECTIVES = 64  # the paths a request can take are few; the cache stays bounded whatever comes
+_MAX_CACHED = 64  # the paths and outcomes a request can have are few; each cache stays bounded
 _NAMESPACE = re.compile(r"[A-Za-z0-9._/#:-]{1,255}")  # CloudWatch's namespace characters
-_SEVERITY = {logging.INFO: "INFO", logging.ERROR: "ERROR"}  # a request's two levels, in Cloud Logging
+_GCP_OPENINGS = {
+    level: '{"severity":"' + level_name(level).upper() + '",' for level in (logging.INFO, logging.ERROR)
+}
+"""A request line's start in Cloud Logging's terms, at a request's two levels."""
 
 
 @dataclass(frozen=True)
@@ -173,7 +176,9 @@ class RequestLog:
             self.static.setdefault("function_name", settings.function_name)
         self.static.setdefault("function_name", str(self.static.get("model", "litefaas")))
         self._suffix = "," + encode_fields(self.static)[1:-1]
-        self._directives: dict[tuple[str, ...], str] = {}
+        self._emf_openings: dict[tuple[str, ...], str] = {}
+        self._outcomes: dict[tuple[str, str, int, bool], str] = {}
+        self._gcp_outcomes: dict[tuple[str, str, int], tuple[str, str]] = {}
         self._heads = {level: _head(level) for level in (logging.INFO, logging.ERROR)}
         self._trace_prefix = (
             f"projects/{settings.gcp_project}/traces/" if settings.gcp_project is not None else None
@@ -195,49 +200,75 @@ class RequestLog:
         parent = "" if parent_id is None else ',"parent_span_id":"' + parent_id + '"'
         if not sampled:
             parent += ',"sampled":false'
+        outcome = self._outcomes.get((route, method, status, cold_start)) or self._outcome(
+            route, method, status, cold_start
+        )
         return (
             f'{opening}"time":"{stamp(now)}{head}'
             f',"request_id":{_string(request_id)},"trace_id":"{trace_id}","span_id":"{span_id}"{parent}'
-            f',"route":"{route}","method":{_string(method)},"status":{status}'
-            f',"error":{1 if status >= 400 else 0},"fault":{1 if status >= 500 else 0}'
-            f',"cold_start":{"true" if cold_start else "false"},"duration_us":{duration_us}'
+            f'{outcome},"duration_us":{duration_us}'
             f',"bytes_in":{bytes_in},"bytes_out":{bytes_out}{rest}{self._suffix}{closing}'
         )
+
+    def _outcome(self, route: str, method: str, status: int, cold_start: bool) -> str:
+        """``,"route":…,"method":…,"status":…,"error":…,"fault":…,"cold_start":…``: the few a
+        function answers are made once each (a caller's odd methods past the cache's bound each time)."""
+        text = (
+            f',"route":"{route}","method":{_string(method)},"status":{status}'
+            f',"error":{1 if status >= 400 else 0},"fault":{1 if status >= 500 else 0}'
+            f',"cold_start":{"true" if cold_start else "false"}'
+        )
+        if len(self._outcomes) < _MAX_CACHED:
+            self._outcomes[route, method, status, cold_start] = text
+        return text
 
     def _json(self, level: int, summary: RequestSummary, now: float) -> str:
         return self._fields(level, summary, now, "{", "}\n")
 
     def _emf(self, level: int, summary: RequestSummary, now: float) -> str:
         fields = tuple(summary.fields)  # one path's fields come in one order: a cheap cache key
-        directive = self._directives.get(fields)
-        if directive is None:
+        opening = self._emf_openings.get(fields)
+        if opening is None:
             present = tuple(name for name in FIELD_METRICS if name in summary.fields)
             directive = _directive(
                 self.settings.namespace, self.settings.dimensions, ALWAYS_METRICS + present
             )
-            if len(self._directives) < _MAX_DIRECTIVES:
-                self._directives[fields] = directive
-        opening = f'{{"_aws":{{"Timestamp":{int(now * 1000)},"CloudWatchMetrics":[{directive}]}},'
-        return self._fields(level, summary, now, opening, "}\n")
+            opening = f'{{"_aws":{{"CloudWatchMetrics":[{directive}],"Timestamp":'
+            if len(self._emf_openings) < _MAX_CACHED:
+                self._emf_openings[fields] = opening
+        return self._fields(level, summary, now, f"{opening}{int(now * 1000)}}},", "}\n")
 
     def _gcp(self, level: int, summary: RequestSummary, now: float) -> str:
         trace_id, span_id, _, sampled = summary.trace
         method, route, status = summary.method, summary.route, summary.status
+        message, http_request = self._gcp_outcomes.get((method, route, status)) or self._gcp_outcome(
+            method, route, status
+        )
         trace = (
             ""
             if self._trace_prefix is None
             else f',"logging.googleapis.com/trace":"{self._trace_prefix}{trace_id}"'
         )
-        opening = f'{{"severity":"{_SEVERITY.get(level) or level_name(level).upper()}",'
+        opening = _GCP_OPENINGS.get(level) or f'{{"severity":"{level_name(level).upper()}",'
+        seconds, micros = divmod(summary.duration_us, 1_000_000)
         closing = (
-            f',"message":{_string(f"{method} {route} {status}")}{trace}'
+            f"{message}{trace}"
             f',"logging.googleapis.com/spanId":"{span_id}"'
             f',"logging.googleapis.com/trace_sampled":{"true" if sampled else "false"}'
-            f',"httpRequest":{{"requestMethod":{_string(method)},"status":{status}'
-            f',"requestSize":"{summary.bytes_in}","responseSize":"{summary.bytes_out}"'
-            f',"latency":"{summary.duration_us / 1e6:.6f}s"}}}}\n'
+            f'{http_request},"requestSize":"{summary.bytes_in}","responseSize":"{summary.bytes_out}"'
+            f',"latency":"{seconds}.{str(1_000_000 + micros)[1:]}s"}}}}\n'
         )
         return self._fields(level, summary, now, opening, closing)
+
+    def _gcp_outcome(self, method: str, route: str, status: int) -> tuple[str, str]:
+        """Cloud Logging's ``message`` and the start of ``httpRequest``, made once per outcome."""
+        parts = (
+            f',"message":{_string(f"{method} {route} {status}")}',
+            f',"httpRequest":{{"requestMethod":{_string(method)},"status":{status}',
+        )
+        if len(self._gcp_outcomes) < _MAX_CACHED:
+            self._gcp_outcomes[method, route, status] = parts
+        return parts
 
     def cold_start_line(self, now: float) -> str | None:
         """EMF's ``ColdStart`` object, for the instance's first request (None in other formats)."""

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import jsonschema
@@ -14,11 +16,11 @@ from fixtures.requests import ENCRYPTED, PLAINTEXT, seal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core import trace
+from core import logs, trace
 from core.app import App
 from core.config import Settings
 from core.errors import ConfigError
-from core.telemetry import DIMENSION_FIELDS, TelemetrySettings
+from core.telemetry import DIMENSION_FIELDS, RequestLog, RequestSummary, TelemetrySettings
 
 SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "fixtures" / "emf_schema.json").read_text())
 CALLER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -149,7 +151,7 @@ class TestCloudLogging:
         http = line["httpRequest"]
         assert http["requestMethod"] == "POST" and http["status"] == 200
         assert http["requestSize"] == str(len(sealed.body)) and int(http["responseSize"]) > 0
-        assert http["latency"].endswith("s") and float(http["latency"][:-1]) > 0
+        assert http["latency"] == f"{line['duration_us'] / 1e6:.6f}s"  # a protobuf Duration's JSON
         assert "remoteIp" not in http and "requestUrl" not in http
         assert "203.0.113.9" not in json.dumps(line)
 
@@ -167,6 +169,16 @@ class TestCloudLogging:
         assert (line["trace_id"], line["parent_span_id"]) == (CALLER[3:35], CALLER[36:52])
         assert "logging.googleapis.com/trace" not in line  # no project known: no trace path to name
         assert line["severity"] == "INFO" and line["code"] == "invalid_payload"
+
+    @given(st.integers(min_value=0, max_value=10**10), st.sampled_from([200, 400, 503]))
+    def test_latency_is_the_duration_in_seconds_to_the_microsecond(self, duration_us, status):
+        log = RequestLog(TelemetrySettings(log_format="gcp"), {"model": "m"})
+        context = trace.new_trace()
+        summary = RequestSummary("r", context, "predict", "POST", status, False, duration_us, 1, 2, {})
+        line = json.loads(log.line(logging.INFO, summary, 1_700_000_000.0))
+        assert line["httpRequest"]["latency"] == f"{duration_us / 1e6:.6f}s"
+        assert line["message"] == f"POST predict {status}" and line["httpRequest"]["status"] == status
+        assert (line["error"], line["fault"]) == (int(status >= 400), int(status >= 500))
 
 
 class TestRecords:
@@ -281,3 +293,19 @@ class TestTraceContext:
         os.waitpid(pid, 0)
         # THEN ... are not the parent's
         assert len(child) == 32 and child != trace.new_trace().trace_id
+
+
+class TestLineTime:
+    @given(st.lists(st.floats(min_value=0, max_value=4e9, allow_nan=False), min_size=1, max_size=20))
+    def test_a_lines_time_is_utc_to_the_millisecond_whatever_order_times_come_in(self, times):
+        # GIVEN times in any order (a second made once is reused, a clock may step back)
+        for now in times:
+            # WHEN each is a line's time, THEN it is the second's UTC text and the truncated millisecond
+            second = int(now)
+            expected = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            assert logs.stamp(now) == f"{expected}.{int((now - second) * 1000):03d}Z"
+
+    def test_after_a_restore_the_second_is_made_anew(self):
+        logs.stamp(1_700_000_000.5)
+        logs.reset_clock()
+        assert logs.stamp(1_700_000_000.25) == "2023-11-14T22:13:20.250Z"
