@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 import json
 from collections.abc import Callable
 from typing import Any
 
+_TO_URLSAFE = bytes.maketrans(b"+/", b"-_")
+
+
+def b64u_bytes(data: bytes) -> bytes:
+    """``data`` as base64url without padding, in ASCII bytes (for a body built of bytes)."""
+    return binascii.b2a_base64(data, newline=False).translate(_TO_URLSAFE).rstrip(b"=")
+
 
 def b64u_encode(data: bytes) -> str:
     """Encode ``data`` as base64url without padding."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+    return b64u_bytes(data).decode("ascii")
 
 
 # base64url's two characters become standard base64's; standard base64's own two become a
@@ -81,11 +87,22 @@ def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-_STRICT_DECODER = json.JSONDecoder(object_pairs_hook=_unique_fields, parse_constant=_no_constant)
+def json_parser(decoder: json.JSONDecoder) -> Callable[[str], Any]:
+    """``decoder.decode``, with its two whitespace scans (and two Python frames) skipped where the
+    text has no whitespace around its value, as clients write it; anything else is decoded as ever."""
+    scan, decode = decoder.scan_once, decoder.decode  # type: ignore[attr-defined]
+
+    def parse(text: str) -> Any:
+        try:
+            value, end = scan(text, 0)
+        except StopIteration:
+            return decode(text)  # its own error, or a value after whitespace
+        return value if end == len(text) else decode(text)
+
+    return parse
 
 
-def strict_json(text: str) -> Any:
-    """Parse JSON with no duplicate field in any object and no NaN or Infinity; ``ValueError``
-    (or ``RecursionError``) otherwise. One decoder for every call (``json.loads`` with arguments
-    builds one per call)."""
-    return _STRICT_DECODER.decode(text)
+strict_json = json_parser(json.JSONDecoder(object_pairs_hook=_unique_fields, parse_constant=_no_constant))
+"""Parse JSON with no duplicate field in any object and no NaN or Infinity; ``ValueError`` (or
+``RecursionError``) otherwise. One decoder for every call (``json.loads`` with arguments builds one
+per call)."""

@@ -134,6 +134,11 @@ class TensorSpec:
         """Shape of one row: the shape without its batch dimension (-1 where any size goes)."""
         return tuple(d if d is not None else -1 for d in self.shape[1:])
 
+    @functools.cached_property
+    def numpy_dtype(self) -> np.dtype[Any]:
+        """``dtype`` as numpy's, made once (numpy parses a dtype's name on every call given one)."""
+        return np.dtype(self.dtype)
+
 
 _PUBLIC_METADATA = ("display_name", "description", "author", "license")
 

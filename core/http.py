@@ -52,6 +52,7 @@ def header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def media_type(headers: Mapping[str, str]) -> str:
-    """The Content-Type's media type, lower case, without parameters."""
-    value = header(headers, "content-type") or ""
-    return value.split(";", 1)[0].strip().lower()
+    """The Content-Type's media type, lower case, without parameters (the name looked up as the
+    providers spell it before a scan of every header: a request carries a dozen or more)."""
+    value = headers.get("content-type") or headers.get("Content-Type") or header(headers, "content-type")
+    return (value or "").split(";", 1)[0].strip().lower()

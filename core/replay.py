@@ -62,9 +62,10 @@ class ReplayGuard:
         with self._lock:
             self._latest_now = max(self._latest_now, now)
             oldest_fresh = self._latest_now - self.window_s
-            if ts > now + self.window_s or ts < oldest_fresh or self._is_closed(ts):
+            if ts > now + self.window_s or ts < oldest_fresh or (self._closed and self._is_closed(ts)):
                 raise StaleRequest()
-            self._evict_before(oldest_fresh)
+            if (self._seconds and self._seconds[0] < oldest_fresh) or self._closed:
+                self._evict_before(oldest_fresh)
             if request_id in self._ts_by_id:
                 raise ReplayedRequest()
             while len(self._ts_by_id) >= self.max_entries:

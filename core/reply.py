@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from core import crypto
-from core.encoding import b64u_decode, compact_json
+from core.encoding import b64u_decode, compact_json, json_parser
 from core.errors import InvalidPayload, LitefaasError
 from core.http import Response, json_headers
 from core.protocol import (
@@ -72,7 +72,7 @@ class Reply:
         if self.binary:
             body = crypto.seal_binary_response(self.response_key, self.request_id, plaintext)
         else:
-            body = dumps(crypto.seal_response(self.response_key, self.request_id, plaintext))
+            body = crypto.seal_response(self.response_key, self.request_id, plaintext)
         self.fields["seal_us"] = (time.perf_counter_ns() - started) // 1000
         return Response(status, json_headers(ENCRYPTED_TYPE_V2 if self.binary else ENCRYPTED_TYPE), body)
 
@@ -90,7 +90,7 @@ class Reply:
         self.request_id = rid
 
 
-_DECODER = json.JSONDecoder()
+_parse = json_parser(json.JSONDecoder())
 
 encode_values = compact_json()
 """Compact JSON of finite numbers, lists and dicts (``ValueError`` on NaN or inf)."""
@@ -103,4 +103,4 @@ def dumps(payload: Mapping[str, Any]) -> bytes:
 
 def loads(body: bytes) -> Any:
     """Parse UTF-8 JSON; ``ValueError`` (or ``RecursionError``) when it is not."""
-    return _DECODER.decode(body.decode("utf-8"))
+    return _parse(body.decode("utf-8"))

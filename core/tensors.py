@@ -261,7 +261,7 @@ class ModelInputs:
         image = self._images.get(tensor.name)
         if image is None:
             raise InvalidPayload(f"input {tensor.name}: this model input takes {datatype_of(spec.dtype)}")
-        dtype = np.dtype(spec.dtype)
+        dtype = spec.numpy_dtype
         self.arrays[tensor.name] = images_to_batch(value, image, tensor.name, dtype, spec.row_shape)
 
     def result(self) -> dict[str, Array]:

@@ -69,7 +69,8 @@ def json_has_no_literals(text: bytes, strings: int) -> bool:
 
 
 def _batch(spec: TensorSpec, rows: Any, max_batch: int, named: bool, no_literals: bool) -> Array:
-    if np.dtype(spec.dtype).kind in "biu":
+    dtype = spec.numpy_dtype
+    if dtype.kind in "biu":
         return _exact_batch(spec, rows, max_batch, named, no_literals)
     if isinstance(rows, list) and 0 < len(rows) <= max_batch:
         try:
@@ -79,7 +80,7 @@ def _batch(spec: TensorSpec, rows: Any, max_batch: int, named: bool, no_literals
                 numbers_only = set(map(type, chain.from_iterable(rows))) <= _NUMBER_TYPES
             else:
                 numbers_only = set(map(type, np.array(rows, dtype=object).flat)) <= _NUMBER_TYPES
-            array = np.array(rows, dtype=spec.dtype) if numbers_only else None
+            array = np.array(rows, dtype=dtype) if numbers_only else None
         except (TypeError, ValueError, OverflowError):
             array = None
         if (
@@ -91,13 +92,13 @@ def _batch(spec: TensorSpec, rows: Any, max_batch: int, named: bool, no_literals
     problem = _batch_problem(spec, rows, max_batch, named)
     if problem is not None:
         raise problem
-    return np.array(rows, dtype=spec.dtype)
+    return np.array(rows, dtype=dtype)
 
 
 def _exact_batch(spec: TensorSpec, rows: Any, max_batch: int, named: bool, no_literals: bool) -> Array:
     """An integer or boolean input: every value a whole number within the dtype's range
     (0 or 1 for a boolean), never rounded or wrapped around."""
-    dtype = np.dtype(spec.dtype)
+    dtype = spec.numpy_dtype
     low, high = (0, 1) if dtype.kind == "b" else (int(np.iinfo(dtype).min), int(np.iinfo(dtype).max))
     if no_literals and isinstance(rows, list) and 0 < len(rows) <= max_batch:
         try:
@@ -155,7 +156,7 @@ def _batch_problem(spec: TensorSpec, rows: Any, max_batch: int, named: bool) -> 
         array = values.astype(np.float64)
     except OverflowError:
         return InvalidPayload(f"{where}: a value is too large")
-    limit = np.finfo(np.dtype(spec.dtype)).max if np.dtype(spec.dtype).kind == "f" else np.inf
+    limit = np.finfo(spec.numpy_dtype).max if spec.numpy_dtype.kind == "f" else np.inf
     bad = ~np.isfinite(array) | (np.abs(np.nan_to_num(array)) > limit)
     if not bad.any():
         return None

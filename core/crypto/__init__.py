@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PrivateKey, 
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from core.encoding import b64u_decode, b64u_encode, strict_json
+from core.encoding import b64u_bytes, b64u_decode, b64u_encode, strict_json
 from core.errors import DecryptionFailed, InvalidEnvelope
 from core.protocol import (
     DEFAULT_SUITE,
@@ -310,8 +310,32 @@ class KeyRing:
             raise DecryptionFailed() from None
 
 
+_COMPACT_ENVELOPE = re.compile(
+    rb'\{"v": ?1, ?"kid": ?"(' + KID_PATTERN_TEXT.encode() + rb')", ?"suite": ?"([a-z0-9-]{1,64})", ?"ct": ?"'
+)
+"""The start of an envelope as clients write it (compact, or Python's default separators), in
+the protocol's field order, up to the ct's opening quote."""
+
+
 def parse_envelope(body: bytes) -> Envelope:
-    """Parse a request body; :class:`InvalidEnvelope` unless it is exactly the v1 envelope."""
+    """Parse a request body; :class:`InvalidEnvelope` unless it is exactly the v1 envelope.
+
+    An envelope as clients write it is read without the JSON parser: its start matched, its ct the
+    base64url up to the closing ``"}``. Anything else (another order, whitespace, escapes, an
+    error) takes the parser, so both ways give one answer."""
+    head = _COMPACT_ENVELOPE.match(body)
+    if head is not None and body.endswith(b'"}'):
+        try:
+            ciphertext = b64u_decode(body[head.end() : -2])
+        except ValueError:
+            pass  # the parser says what is wrong
+        else:
+            return Envelope(kid=head[1].decode("ascii"), suite=head[2].decode("ascii"), ct=ciphertext)
+    return parse_envelope_json(body)
+
+
+def parse_envelope_json(body: bytes) -> Envelope:
+    """:func:`parse_envelope` by the strict JSON parser alone."""
     try:
         document = _loads(body)
     except (ValueError, RecursionError):
@@ -351,12 +375,16 @@ def _response_cipher(response_key: bytes) -> AESGCM:
     return AESGCM(response_key)
 
 
-def seal_response(response_key: bytes, request_id: bytes, plaintext: bytes) -> dict[str, Any]:
-    """Encrypt a response body to the request's ``response_key``, bound to its ``id``."""
+_RESPONSE_START = b'{"v":%d,"nonce":"' % PROTOCOL_VERSION
+
+
+def seal_response(response_key: bytes, request_id: bytes, plaintext: bytes) -> bytes:
+    """Encrypt a response body to the request's ``response_key``, bound to its ``id``: the
+    ``{"v","nonce","ct"}`` body, compact JSON built as bytes."""
     cipher = _response_cipher(response_key)
     nonce = os.urandom(RESPONSE_NONCE_BYTES)
     ct = cipher.encrypt(nonce, plaintext, RESPONSE_AAD_V1 + request_id)
-    return {"v": PROTOCOL_VERSION, "nonce": b64u_encode(nonce), "ct": b64u_encode(ct)}
+    return b"".join((_RESPONSE_START, b64u_bytes(nonce), b'","ct":"', b64u_bytes(ct), b'"}'))
 
 
 def open_response(response_key: bytes, request_id: bytes, body: bytes | str | Mapping[str, Any]) -> bytes:

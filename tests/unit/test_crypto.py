@@ -10,6 +10,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import core.crypto as crypto_module
 from core.crypto import (
     DEFAULT_SUITE,
     KID_PATTERN,
@@ -21,6 +22,7 @@ from core.crypto import (
     generate_private_key,
     open_response,
     parse_envelope,
+    parse_envelope_json,
     public_key_bytes,
     request_info,
     seal_request,
@@ -411,6 +413,68 @@ def test_parse_envelope_fuzz_objects(document: dict[str, object]) -> None:
     assert envelope.kid == document["kid"]
 
 
+def parsed_or_error(parse: Any, body: bytes) -> object:
+    try:
+        return parse(body)
+    except InvalidEnvelope as exc:
+        return ("InvalidEnvelope", str(exc))
+
+
+separators = st.sampled_from([(",", ":"), (", ", ": "), (",", ": "), (" ,", " :"), (",\n", ":\t")])
+base64url_texts = st.binary(max_size=64).map(b64u_encode)
+mostly_valid_envelopes = st.fixed_dictionaries(
+    {
+        "v": st.sampled_from([1, 1, 1, 1.0, 2, True, "1"]),
+        "kid": st.sampled_from(["k0", "k0", "k-1.a_B", "", "k" * 65, 'k"0', "k\u00e9"]),
+        "suite": st.sampled_from([DEFAULT_SUITE, DEFAULT_SUITE, HYBRID, "", "X", "a" * 65, "x\\y"]),
+        "ct": st.one_of(
+            base64url_texts,
+            base64url_texts.map(lambda text: text + "="),
+            base64url_texts.map(lambda text: text + "=="),
+            st.sampled_from(["A", "AB", "AA+/", 'AA"', "AA\\u0041"]),
+        ),
+    }
+)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.one_of(mostly_valid_envelopes, mostly_valid_envelopes, near_envelopes),
+    separators,
+    st.sampled_from(["", "", " ", "\n"]),
+    st.booleans(),
+)
+def test_an_envelope_as_clients_write_it_parses_as_the_json_parser_says(
+    document: dict[str, object], separator: tuple[str, str], trailing: str, ascii_only: bool
+) -> None:
+    """The fast way through a client's envelope gives what the strict parser gives, or defers to it:
+    the same envelope or the same error, for any fields, order, separators and escapes."""
+    body = (json.dumps(document, separators=separator, ensure_ascii=ascii_only) + trailing).encode()
+    assert parsed_or_error(parse_envelope, body) == parsed_or_error(parse_envelope_json, body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    base64url_texts,
+    st.sampled_from([b'"}', b'=="}', b'"} ', b'","x":1}', b'"}"}', b"", b'\\"}', b'"]}']),
+    st.binary(max_size=4),
+)
+def test_any_ending_after_an_envelopes_start_parses_as_the_json_parser_says(
+    ct: str, ending: bytes, noise: bytes
+) -> None:
+    start = b'{"v":1,"kid":"k0","suite":"x25519-sha256-aes128gcm","ct":"'
+    for body in (start + ct.encode() + ending, start + ct.encode() + noise + ending):
+        assert parsed_or_error(parse_envelope, body) == parsed_or_error(parse_envelope_json, body)
+
+
+def test_a_clients_envelope_takes_the_fast_way_with_its_ciphertext_whole() -> None:
+    for separator in ((",", ":"), (", ", ": ")):
+        document = {"v": 1, "kid": "k0", "suite": DEFAULT_SUITE, "ct": b64u_encode(b"\x01\x02\x03\x04\x05")}
+        body = json.dumps(document, separators=separator).encode()
+        assert crypto_module._COMPACT_ENVELOPE.match(body) is not None
+        assert parse_envelope(body) == Envelope("k0", DEFAULT_SUITE, b"\x01\x02\x03\x04\x05")
+
+
 @settings(max_examples=100, deadline=None)
 @given(ct=st.binary(max_size=200), suite=st.sampled_from([*ALL_SUITES, "other"]))
 def test_open_fuzz_only_decryption_failed(ring: KeyRing, ct: bytes, suite: str) -> None:
@@ -508,7 +572,7 @@ REQUEST_ID = bytes(range(16))
 def test_response_round_trip(key_len: int) -> None:
     """A sealed response has v, nonce (12 bytes) and ct, and opens from a dict, a str or bytes."""
     response_key = os.urandom(key_len)
-    sealed = seal_response(response_key, REQUEST_ID, b'{"outputs": [[0.93]]}')
+    sealed = json.loads(seal_response(response_key, REQUEST_ID, b'{"outputs": [[0.93]]}'))
     assert set(sealed) == {"v", "nonce", "ct"}
     assert sealed["v"] == 1
     assert len(b64u_decode(sealed["nonce"])) == 12
@@ -516,10 +580,18 @@ def test_response_round_trip(key_len: int) -> None:
         assert open_response(response_key, REQUEST_ID, body) == b'{"outputs": [[0.93]]}'
 
 
+def test_a_sealed_response_is_compact_json_with_exactly_its_three_fields() -> None:
+    body = seal_response(os.urandom(16), REQUEST_ID, b"hello")
+    document = json.loads(body)
+    assert list(document) == ["v", "nonce", "ct"]
+    assert body == json.dumps(document, separators=(",", ":")).encode()
+    assert b64u_encode(b64u_decode(document["ct"])) == document["ct"]
+
+
 def test_response_wire_format() -> None:
     """A response is AES-GCM under the response key with the response label and request id as AAD."""
     response_key = os.urandom(16)
-    sealed = seal_response(response_key, REQUEST_ID, b"hello")
+    sealed = json.loads(seal_response(response_key, REQUEST_ID, b"hello"))
     aad = b"litefaas/1 response\x00" + REQUEST_ID
     nonce, ct = b64u_decode(sealed["nonce"]), b64u_decode(sealed["ct"])
     assert AESGCM(response_key).decrypt(nonce, ct, aad) == b"hello"
@@ -528,7 +600,7 @@ def test_response_wire_format() -> None:
 def test_response_nonces_are_fresh() -> None:
     """Every sealed response gets a fresh nonce."""
     response_key = os.urandom(16)
-    nonces = {seal_response(response_key, REQUEST_ID, b"x")["nonce"] for _ in range(50)}
+    nonces = {json.loads(seal_response(response_key, REQUEST_ID, b"x"))["nonce"] for _ in range(50)}
     assert len(nonces) == 50
 
 
@@ -568,7 +640,7 @@ def tampered_responses(sealed: dict[str, Any]) -> list[object]:
 def test_response_tampering_fails() -> None:
     """Any tampered or malformed response is one DecryptionFailed with no chained cause."""
     response_key = os.urandom(32)
-    sealed = seal_response(response_key, REQUEST_ID, b"payload")
+    sealed = json.loads(seal_response(response_key, REQUEST_ID, b"payload"))
     for body in tampered_responses(sealed):
         with pytest.raises(DecryptionFailed) as caught:
             open_response(
@@ -582,7 +654,7 @@ def test_response_tampering_fails() -> None:
 def test_response_wrong_id_or_key_fails() -> None:
     """A response opened with another request id or key is DecryptionFailed."""
     response_key = os.urandom(16)
-    sealed = seal_response(response_key, REQUEST_ID, b"payload")
+    sealed = json.loads(seal_response(response_key, REQUEST_ID, b"payload"))
     with pytest.raises(DecryptionFailed):
         open_response(response_key, bytes(16), sealed)
     with pytest.raises(DecryptionFailed):

@@ -98,7 +98,7 @@ def open_v1(ring: crypto.KeyRing, body: bytes, answer: dict[str, Any]) -> dict[s
     return {
         "request": request,
         "tensors": {},
-        "body": b64u_encode(json.dumps(sealed).encode()),
+        "body": b64u_encode(sealed),
         "content_type": "application/litefaas+json",
     }
 
