@@ -13,7 +13,7 @@ import re
 import struct
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hpke
@@ -171,14 +171,17 @@ class PrivateKeyEntry:
         return f"PrivateKeyEntry(kid={self.kid!r}, suite={self.suite!r})"
 
 
-@dataclass(frozen=True)
-class Envelope:
-    """A parsed encrypted request; ``ct`` is ``enc || ciphertext``; ``info`` set for version 2."""
+class Envelope(NamedTuple):
+    """A parsed encrypted request; ``ct`` is ``enc || ciphertext``; ``info`` set for version 2.
+    (A tuple: a frozen dataclass's fields cost a request 1 µs to set.)"""
 
     kid: str
     suite: str
-    ct: bytes | memoryview = field(repr=False)
-    info: bytes | None = field(default=None, repr=False)
+    ct: bytes | memoryview
+    info: bytes | None = None
+
+    def __repr__(self) -> str:
+        return f"Envelope(kid={self.kid!r}, suite={self.suite!r})"
 
 
 def _loads(text: str | bytes) -> Any:
