@@ -194,7 +194,8 @@ class App:
         reply = Reply(limit=response_limit)
         route = route_of(path)
         response = self._answer(method.upper(), route, headers, body, reply, response_limit)
-        self._add_cors(headers, response)
+        if self.settings.cors_origins:
+            self._add_cors(headers, response)
         route_name = route.name if route is not None else "unknown"
         self._log(route_name, method, response, started, request_id, headers, len(body), reply)
         return response
@@ -515,8 +516,7 @@ class App:
     def _predict_encrypted(self, body: bytes, reply: Reply) -> Response:
         plaintext = self._open(crypto.parse_envelope(body), reply)
         request = self._sealable_request(plaintext, reply)
-        unknown = request.keys() - REQUEST_FIELDS
-        if unknown or "inputs" not in request or "ts" not in request:
+        if request.keys() != REQUEST_FIELDS:
             expected = ", ".join(sorted(REQUEST_FIELDS))
             raise InvalidPayload(f"the request must have exactly the fields {expected}")
         self.replay.check(request["ts"], reply.request_id, self.clock())
