@@ -63,7 +63,7 @@ from core.routing import (
     route_of,
 )
 from core.telemetry import RequestLog, RequestSummary
-from core.tensors import datatype_of, frame_tensors, model_inputs, split_frame, wanted_outputs
+from core.tensors import Framer, datatype_of, model_inputs, split_frame, wanted_outputs
 from core.trace import TRACEPARENT
 from core.validate import inputs_to_arrays, json_has_no_literals
 
@@ -100,6 +100,7 @@ class App:
         keyset = self.keyring.public_keyset() if self.keyring else {"keys": []}
         self._keys = dumps(keyset)
         self._model_suffix = b',"model":' + dumps(self._model_info) + b"}"
+        self._framer = Framer({"model": self._model_info}, "outputs")
         self._single_output = engine.manifest.outputs[0].name if len(engine.manifest.outputs) == 1 else None
         self._key_watcher = (
             KeyFileWatcher(settings.keys_file, settings.keys_reload_s, self.keyring, self.logger)
@@ -615,9 +616,7 @@ class App:
         )
         reply.fields["decode_us"] = (time.perf_counter_ns() - decode_started) // 1000
         outputs = self._run(arrays, reply)
-        message = frame_tensors(
-            {"model": self._model_info}, "outputs", {name: outputs[name] for name in wanted}
-        )
+        message = self._framer.frame({name: outputs[name] for name in wanted})
         return reply.respond_encoded(200, message)
 
 

@@ -184,7 +184,7 @@ def _read_inputs(
 
 def _binary_data(tensor: TensorHeader, chunk: memoryview) -> Array | list[bytes]:
     if tensor.datatype != BYTES:
-        expected = tensor.count * DATATYPES[tensor.datatype].itemsize
+        expected = tensor.elements * DATATYPES[tensor.datatype].itemsize
         if len(chunk) != expected:
             raise InvalidPayload(
                 f"input {tensor.name}: binary_data_size {len(chunk)}, but {tensor.datatype}"

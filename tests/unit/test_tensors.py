@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core import tensors
 from core.engine import TensorSpec
 from core.errors import InvalidPayload, LitefaasError, PayloadTooLarge
 from core.tensors import (
@@ -176,3 +177,20 @@ def test_any_header_is_either_a_request_or_invalid_payload(inputs, tail):
         read(frame({"inputs": inputs}, tail))
     except LitefaasError as error:
         assert error.status in (413, 422)
+
+
+def test_a_framer_encodes_its_fixed_header_once_and_frames_as_frame_tensors_does():
+    outputs = {"y": np.arange(6, dtype=np.float32).reshape(2, 3), "names": [b"a", b"bc"]}
+    fixed = {"model": {"name": "m", "version": "1"}, "outputs": "replaced"}
+    framed = tensors.Framer(fixed, "outputs").frame(outputs)
+    header, payload = tensors.split_frame(framed)
+    assert header == {
+        "model": {"name": "m", "version": "1"},
+        "outputs": [
+            {"name": "y", "datatype": "FP32", "shape": [2, 3]},
+            {"name": "names", "datatype": "BYTES", "shape": [2]},
+        ],
+    }
+    read = tensors.read_tensors(header, "outputs", payload)
+    assert np.array_equal(read["y"], outputs["y"]) and read["names"] == [b"a", b"bc"]
+    assert tensors.Framer({}, "inputs").frame({}) == tensors.join_frame({"inputs": []})
