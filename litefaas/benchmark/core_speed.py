@@ -18,8 +18,9 @@
    point in process (functions-framework's Flask app, called as its WSGI server calls it)
    against the floor: one HPKE open of each request (requests as each path gets them, one after
    another; one body opened again and again would be read from a warm cache, and that figure is
-   given beside it) plus LiteRT's invoke of the same image. With ``--host`` (the default), the same image through the GCP host as served
-   (:mod:`litefaas.benchmark.host_image`): its p50 and the server's page faults per request.
+   given beside it) plus LiteRT's invoke of the same image. With ``--host`` (the default), the
+   same image through the GCP host as served (:mod:`litefaas.benchmark.host_image`): its p50 and
+   the server's page faults per request.
 5. Oblivious HTTP (``--oblivious``, :mod:`litefaas.benchmark.oblivious_speed`): the seed row and the
    image sealed as version 2 and encapsulated as RFC 9458 with and without padding, through the
    GCP entry point in process: bytes on the wire and time, Oblivious HTTP over version 2.
