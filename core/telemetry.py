@@ -166,6 +166,17 @@ class RequestSummary(NamedTuple):
         return record
 
 
+class _Outcome(NamedTuple):
+    """A request's route, method, status and cold start as each format writes them."""
+
+    record: str
+    """``,"route":…,"method":…,"status":…,"error":…,"fault":…,"cold_start":…``"""
+    message: str
+    """Cloud Logging's ``,"message":…``"""
+    http_request: str
+    """Cloud Logging's ``,"httpRequest":{"requestMethod":…,"status":…`` (its sizes and latency follow)"""
+
+
 class RequestLog:
     """Writes each request's record as one line of the configured format."""
 
@@ -176,9 +187,9 @@ class RequestLog:
             self.static.setdefault("function_name", settings.function_name)
         self.static.setdefault("function_name", str(self.static.get("model", "litefaas")))
         self._suffix = "," + encode_fields(self.static)[1:-1]
-        self._emf_openings: dict[tuple[str, ...], str] = {}
-        self._outcomes: dict[tuple[str, str, int, bool], str] = {}
-        self._gcp_outcomes: dict[tuple[str, str, int], tuple[str, str]] = {}
+        self._emf_openings: dict[frozenset[str], str] = {}
+        self._last_emf_opening: tuple[frozenset[str], str] = (frozenset({"-"}), "")
+        self._outcomes: dict[tuple[str, str, int, bool], _Outcome] = {}
         self._heads = {level: _head(level) for level in (logging.INFO, logging.ERROR)}
         self._trace_prefix = (
             f"projects/{settings.gcp_project}/traces/" if settings.gcp_project is not None else None
@@ -187,7 +198,15 @@ class RequestLog:
         """``(level, summary, now) -> str``: the request's line, ending in a newline."""
         use_severity(settings.log_format == "gcp")
 
-    def _fields(self, level: int, summary: RequestSummary, now: float, opening: str, closing: str) -> str:
+    def _fields(
+        self,
+        level: int,
+        summary: RequestSummary,
+        now: float,
+        opening: str,
+        closing: str,
+        outcome: _Outcome | None = None,
+    ) -> str:
         """The line, ``opening`` then ``"time":…,"level":…``, the record and ``closing``, in one format
         string (the ids are hex, the route one of a fixed set; a line longer than the small-object
         allocator's 512 bytes is copied as few times as can be); the path's own fields by the encoder."""
@@ -200,75 +219,80 @@ class RequestLog:
         parent = "" if parent_id is None else ',"parent_span_id":"' + parent_id + '"'
         if not sampled:
             parent += ',"sampled":false'
-        outcome = self._outcomes.get((route, method, status, cold_start)) or self._outcome(
-            route, method, status, cold_start
-        )
+        if outcome is None:
+            outcome = self._outcomes.get((route, method, status, cold_start)) or self._outcome(summary)
         return (
             f'{opening}"time":"{stamp(now)}{head}'
             f',"request_id":{_string(request_id)},"trace_id":"{trace_id}","span_id":"{span_id}"{parent}'
-            f'{outcome},"duration_us":{duration_us}'
+            f'{outcome.record},"duration_us":{duration_us}'
             f',"bytes_in":{bytes_in},"bytes_out":{bytes_out}{rest}{self._suffix}{closing}'
         )
 
-    def _outcome(self, route: str, method: str, status: int, cold_start: bool) -> str:
-        """``,"route":…,"method":…,"status":…,"error":…,"fault":…,"cold_start":…``: the few a
-        function answers are made once each (a caller's odd methods past the cache's bound each time)."""
-        text = (
+    def _outcome(self, summary: RequestSummary) -> _Outcome:
+        """What a request's route, method, status and cold start say, in each format's terms: the few
+        a function answers are made once each (a caller's odd methods past the cache's bound each time)."""
+        route, method, status, cold_start = summary.route, summary.method, summary.status, summary.cold_start
+        outcome = _Outcome(
             f',"route":"{route}","method":{_string(method)},"status":{status}'
             f',"error":{1 if status >= 400 else 0},"fault":{1 if status >= 500 else 0}'
-            f',"cold_start":{"true" if cold_start else "false"}'
+            f',"cold_start":{"true" if cold_start else "false"}',
+            f',"message":{_string(f"{method} {route} {status}")}',
+            f',"httpRequest":{{"requestMethod":{_string(method)},"status":{status}',
         )
         if len(self._outcomes) < _MAX_CACHED:
-            self._outcomes[route, method, status, cold_start] = text
-        return text
+            self._outcomes[route, method, status, cold_start] = outcome
+        return outcome
 
     def _json(self, level: int, summary: RequestSummary, now: float) -> str:
         return self._fields(level, summary, now, "{", "}\n")
 
     def _emf(self, level: int, summary: RequestSummary, now: float) -> str:
-        fields = tuple(summary.fields)  # one path's fields come in one order: a cheap cache key
-        opening = self._emf_openings.get(fields)
-        if opening is None:
-            present = tuple(name for name in FIELD_METRICS if name in summary.fields)
-            directive = _directive(
-                self.settings.namespace, self.settings.dimensions, ALWAYS_METRICS + present
-            )
-            opening = f'{{"_aws":{{"CloudWatchMetrics":[{directive}],"Timestamp":'
-            if len(self._emf_openings) < _MAX_CACHED:
-                self._emf_openings[fields] = opening
+        names = summary.fields.keys()
+        last_names, opening = self._last_emf_opening  # one path's fields, request after request
+        if names != last_names:  # a set's comparison, in place: nothing made
+            key = frozenset(names)
+            opening = self._emf_openings.get(key) or self._emf_opening(key)
+            self._last_emf_opening = key, opening
         return self._fields(level, summary, now, f"{opening}{int(now * 1000)}}},", "}\n")
 
+    def _emf_opening(self, names: frozenset[str]) -> str:
+        """``{"_aws":{"CloudWatchMetrics":[…],"Timestamp":`` for a path's fields: its metrics."""
+        present = tuple(name for name in FIELD_METRICS if name in names)
+        directive = _directive(self.settings.namespace, self.settings.dimensions, ALWAYS_METRICS + present)
+        opening = f'{{"_aws":{{"CloudWatchMetrics":[{directive}],"Timestamp":'
+        if len(self._emf_openings) < _MAX_CACHED:
+            self._emf_openings[names] = opening
+        return opening
+
     def _gcp(self, level: int, summary: RequestSummary, now: float) -> str:
-        trace_id, span_id, _, sampled = summary.trace
-        method, route, status = summary.method, summary.route, summary.status
-        message, http_request = self._gcp_outcomes.get((method, route, status)) or self._gcp_outcome(
-            method, route, status
-        )
+        (
+            _,
+            (trace_id, span_id, _, sampled),
+            route,
+            method,
+            status,
+            cold_start,
+            duration_us,
+            bytes_in,
+            bytes_out,
+            _,
+        ) = summary
+        outcome = self._outcomes.get((route, method, status, cold_start)) or self._outcome(summary)
         trace = (
             ""
             if self._trace_prefix is None
             else f',"logging.googleapis.com/trace":"{self._trace_prefix}{trace_id}"'
         )
         opening = _GCP_OPENINGS.get(level) or f'{{"severity":"{level_name(level).upper()}",'
-        seconds, micros = divmod(summary.duration_us, 1_000_000)
+        seconds, micros = divmod(duration_us, 1_000_000)
         closing = (
-            f"{message}{trace}"
+            f"{outcome.message}{trace}"
             f',"logging.googleapis.com/spanId":"{span_id}"'
             f',"logging.googleapis.com/trace_sampled":{"true" if sampled else "false"}'
-            f'{http_request},"requestSize":"{summary.bytes_in}","responseSize":"{summary.bytes_out}"'
+            f'{outcome.http_request},"requestSize":"{bytes_in}","responseSize":"{bytes_out}"'
             f',"latency":"{seconds}.{str(1_000_000 + micros)[1:]}s"}}}}\n'
         )
-        return self._fields(level, summary, now, opening, closing)
-
-    def _gcp_outcome(self, method: str, route: str, status: int) -> tuple[str, str]:
-        """Cloud Logging's ``message`` and the start of ``httpRequest``, made once per outcome."""
-        parts = (
-            f',"message":{_string(f"{method} {route} {status}")}',
-            f',"httpRequest":{{"requestMethod":{_string(method)},"status":{status}',
-        )
-        if len(self._gcp_outcomes) < _MAX_CACHED:
-            self._gcp_outcomes[method, route, status] = parts
-        return parts
+        return self._fields(level, summary, now, opening, closing, outcome)
 
     def cold_start_line(self, now: float) -> str | None:
         """EMF's ``ColdStart`` object, for the instance's first request (None in other formats)."""

@@ -82,6 +82,25 @@ class TestEmbeddedMetricFormat:
         assert [line["cold_start"] for line in requests] == [True, False, False]
         assert requests[0]["bytes_in"] == len(sealed.body)
 
+    def test_paths_with_other_fields_in_turn_each_name_just_their_own_metrics(self):
+        log = RequestLog(TelemetrySettings(log_format="emf"), {"model": "m", "model_version": "1"})
+        shapes = [
+            {"encrypted": True, "decrypt_us": 5, "decode_us": 1, "infer_us": 2, "seal_us": 1},
+            {"code": "not_found"},
+            {"seal_us": 1, "infer_us": 2, "decode_us": 1, "decrypt_us": 5, "encrypted": True},
+            {},
+            {"encrypted": True, "decrypt_us": 5, "decode_us": 1, "infer_us": 2, "seal_us": 1},
+        ]
+        for fields in shapes * 2:
+            summary = RequestSummary("r", trace.new_trace(), "predict", "POST", 200, False, 9, 1, 2, fields)
+            document = json.loads(log.line(logging.INFO, summary, 1_700_000_000.0))
+            assert_valid_emf(document)
+            (directive,) = document["_aws"]["CloudWatchMetrics"]
+            named = {metric["Name"] for metric in directive["Metrics"]}
+            assert named == {"duration_us", "bytes_in", "bytes_out", "error", "fault"} | (
+                fields.keys() & {"decrypt_us", "decode_us", "infer_us", "seal_us"}
+            )
+
     def test_namespace_and_dimensions_are_settings(self, keys, engine, capsys):
         app = app_with(
             keys,
