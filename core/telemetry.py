@@ -188,7 +188,6 @@ class RequestLog:
         self.static.setdefault("function_name", str(self.static.get("model", "litefaas")))
         self._suffix = "," + encode_fields(self.static)[1:-1]
         self._emf_openings: dict[frozenset[str], str] = {}
-        self._last_emf_opening: tuple[frozenset[str], str] = (frozenset({"-"}), "")
         self._outcomes: dict[tuple[str, str, int, bool], _Outcome] = {}
         self._heads = {level: _head(level) for level in (logging.INFO, logging.ERROR)}
         self._trace_prefix = (
@@ -247,12 +246,8 @@ class RequestLog:
         return self._fields(level, summary, now, "{", "}\n")
 
     def _emf(self, level: int, summary: RequestSummary, now: float) -> str:
-        names = summary.fields.keys()
-        last_names, opening = self._last_emf_opening  # one path's fields, request after request
-        if names != last_names:  # a set's comparison, in place: nothing made
-            key = frozenset(names)
-            opening = self._emf_openings.get(key) or self._emf_opening(key)
-            self._last_emf_opening = key, opening
+        names = frozenset(summary.fields)  # the directive names the metrics present, in any order
+        opening = self._emf_openings.get(names) or self._emf_opening(names)
         return self._fields(level, summary, now, f"{opening}{int(now * 1000)}}},", "}\n")
 
     def _emf_opening(self, names: frozenset[str]) -> str:

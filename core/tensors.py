@@ -85,8 +85,11 @@ def split_frame(message: Buffer) -> tuple[dict[str, Any], memoryview]:
 
 def join_frame(header: Mapping[str, Any], tensors: Iterable[Buffer] = ()) -> bytes:
     """Frame a header and the tensors' bytes (already in the header's order)."""
-    encoded = _encode_header(header).encode()
-    return b"".join([_LENGTH.pack(len(encoded)), encoded, *tensors])
+    return _joined(_encode_header(header).encode(), tensors)
+
+
+def _joined(encoded_header: bytes, tensors: Iterable[Buffer]) -> bytes:
+    return b"".join([_LENGTH.pack(len(encoded_header)), encoded_header, *tensors])
 
 
 class TensorHeader(NamedTuple):
@@ -207,8 +210,7 @@ class Framer:
                 datatype, shape = BYTES, [len(value)]
             entries.append({"name": name, "datatype": datatype, "shape": shape})
             parts += tensor_bytes(value, datatype)
-        encoded = (self._start + _encode_header(entries) + "}").encode()
-        return b"".join([_LENGTH.pack(len(encoded)), encoded, *parts])
+        return _joined((self._start + _encode_header(entries) + "}").encode(), parts)
 
 
 def frame_tensors(
