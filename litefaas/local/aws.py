@@ -8,7 +8,8 @@ the virtualenv litefaas runs in. Stop it with SIGINT to the node process: it end
 serverless-offline ignores ``binaryMediaTypes``: it would decode a version-2 (binary) body as UTF-8
 text. ``aws_binary_media.mjs``, beside this file, is a Node module hook that makes it honour them;
 :func:`launch_spec` registers it (``NODE_OPTIONS=--import …``) with the media types
-:func:`binary_media_types` reads from ``serverless.yml``.
+:func:`binary_media_types` reads from ``serverless.yml``. ``aws_runner_guard.mjs``, registered the
+same way, keeps a Python process that died from taking the whole host down with it.
 """
 
 from __future__ import annotations
@@ -24,8 +25,17 @@ from core.protocol import ENCRYPTED_TYPE_V2, PLAINTEXT_TYPE_V2
 from litefaas.local.server import LaunchSpec, ServerError
 from litefaas.paths import OSLS_BIN, ROOT
 
-__all__ = ["BINARY_MEDIA_HOOK", "OSLS_BIN", "binary_media_types", "lambda_port", "launch_spec", "python_env"]
+__all__ = [
+    "BINARY_MEDIA_HOOK",
+    "OSLS_BIN",
+    "RUNNER_GUARD_HOOK",
+    "binary_media_types",
+    "lambda_port",
+    "launch_spec",
+    "python_env",
+]
 BINARY_MEDIA_HOOK = Path(__file__).resolve().with_name("aws_binary_media.mjs")
+RUNNER_GUARD_HOOK = Path(__file__).resolve().with_name("aws_runner_guard.mjs")
 LAMBDA_PORT_OFFSET = 1000
 IDLE_SECONDS = 86400
 LOCAL_TIMEOUT_S = 30
@@ -74,11 +84,11 @@ def _version(package: str) -> str:
         return "?"
 
 
-def launch_spec(port: int, env: dict[str, str]) -> LaunchSpec:
+def launch_spec(port: int, env: dict[str, str], *, timeout_s: int = LOCAL_TIMEOUT_S) -> LaunchSpec:
     """``osls offline start`` on 127.0.0.1:``port`` (Lambda API on :func:`lambda_port`) with ``env``.
 
     ``env`` goes on top of this process's environment minus its ``LITEFAAS_*`` variables. The
-    function's timeout is :data:`LOCAL_TIMEOUT_S` here, not serverless.yml's.
+    function's timeout is ``timeout_s`` (:data:`LOCAL_TIMEOUT_S`) here, not serverless.yml's.
     """
     if not OSLS_BIN.is_file():
         raise ServerError(
@@ -92,8 +102,8 @@ def launch_spec(port: int, env: dict[str, str]) -> LaunchSpec:
     child["SLS_TELEMETRY_DISABLED"] = "1"
     child["CLOUD"] = "aws"
     child["OFFLINE_BINARY_MEDIA_TYPES"] = json.dumps(binary_media_types())
-    hook = f"--import={BINARY_MEDIA_HOOK.as_uri()}"
-    child["NODE_OPTIONS"] = " ".join(filter(None, [child.get("NODE_OPTIONS", ""), hook]))
+    hooks = [f"--import={hook.as_uri()}" for hook in (BINARY_MEDIA_HOOK, RUNNER_GUARD_HOOK)]
+    child["NODE_OPTIONS"] = " ".join(filter(None, [child.get("NODE_OPTIONS", ""), *hooks]))
     node = shutil.which("node", path=child["PATH"]) or "node"
     argv = [
         node,
@@ -108,7 +118,7 @@ def launch_spec(port: int, env: dict[str, str]) -> LaunchSpec:
         str(lambda_port(port)),
         "--terminateIdleLambdaTime",
         str(IDLE_SECONDS),
-        f"--param=timeout={LOCAL_TIMEOUT_S}",
+        f"--param=timeout={timeout_s}",
     ]
     return LaunchSpec(
         argv=argv,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -15,11 +16,19 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from fixtures.binary import ENCRYPTED_V2, features, seal_v2
 from fixtures.requests import ENCRYPTED, PLAINTEXT, ROWS, make_keys, seal
 
 from core.engine import Engine
 from litefaas.client import Client, InvalidPayloadError, PlaintextDisabledError
-from litefaas.local.aws import BINARY_MEDIA_HOOK, OSLS_BIN, binary_media_types, lambda_port, launch_spec
+from litefaas.local.aws import (
+    BINARY_MEDIA_HOOK,
+    OSLS_BIN,
+    RUNNER_GUARD_HOOK,
+    binary_media_types,
+    lambda_port,
+    launch_spec,
+)
 from litefaas.local.process import free_port
 from litefaas.paths import ROOT
 
@@ -40,9 +49,9 @@ FUNCTION_NAME = "litefaas-dev-predict"
 class OfflineServer:
     """serverless-offline started from ``launch_spec`` in a process group of its own."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, **options: int) -> None:
         self.port = free_port()
-        self.spec = launch_spec(self.port, env)
+        self.spec = launch_spec(self.port, env, **options)
         self.log_path = log_path
         with log_path.open("wb") as log:
             self.process = subprocess.Popen(
@@ -257,3 +266,70 @@ def test_sigint_to_node_stops_everything(keys, tmp_path):
         ["ps", "-o", "pid=,stat=", "-p", ",".join(map(str, descendants))], capture_output=True, text=True
     ).stdout
     assert [line for line in listing.splitlines() if not line.split()[1].startswith("Z")] == []
+
+
+def test_a_python_process_that_dies_mid_event_fails_only_its_invocation(keys, engine, tmp_path):
+    # GIVEN serverless-offline with a short function timeout, with its runner guard, answering
+    started = OfflineServer(function_env(keys), tmp_path / "offline.log", timeout_s=3)
+    try:
+        assert f"--import={RUNNER_GUARD_HOOK.as_uri()}" in started.spec.env["NODE_OPTIONS"]
+        started.wait_healthy()
+        rows = np.asarray(ROWS[:2], dtype=np.float32)
+        expected = engine.predict({"features": rows})["probability"]
+        with Client(started.spec.base_url) as client:
+            np.testing.assert_array_equal(client.predict(rows).outputs, expected)
+            runtimes = [pid for pid, args in started.group().items() if args.startswith("python3 -u ")]
+            assert len(runtimes) == 1, started.group()
+            # WHEN the Lambda instance's Python process stops reading (an event larger than a pipe
+            # holds is being written to it) and dies
+            os.kill(runtimes[0], signal.SIGSTOP)
+            large = seal_v2(keys, tensors=features((ROWS * 40)[:1024])).body  # ~170 KB as an event
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                pending = pool.submit(
+                    httpx.post,
+                    f"{started.spec.base_url}/predict",
+                    content=large,
+                    headers=ENCRYPTED_V2,
+                    timeout=30,
+                )
+                time.sleep(1)
+                os.kill(runtimes[0], signal.SIGKILL)
+                answer = pending.result()
+            # THEN that event is answered by the function's timeout, and the host is still there
+            assert started.process.poll() is None, started.log
+            assert "timeout" in answer.text.lower(), answer.text
+            # AND the next request is served by a new process, rightly
+            np.testing.assert_array_equal(client.predict(rows).outputs, expected)
+        assert runtimes[0] not in started.group()
+    finally:
+        started.stop()
+
+
+RUNNER = ROOT / "node_modules/serverless-offline/src/lambda/handler-runner/python-runner/PythonRunner.js"
+APPLY_HOOK = """
+const [hook, target] = process.argv.slice(1)
+const { load } = await import(hook)
+const { readFile } = await import("node:fs/promises")
+const result = await load(target, {}, async (url) => ({ format: "module", source: await readFile(new URL(url)) }))
+process.stdout.write(typeof result.source === "string" ? result.source : "")
+"""
+
+
+def test_the_runner_guard_applies_to_the_installed_serverless_offline():
+    """A Python process that dies while an event is written to it makes that write fail with EPIPE
+    (a race under load; make reliability kills one mid-load): the guard's listener must be in
+    serverless-offline's runner, else that one failure stops the whole host."""
+    # GIVEN the installed serverless-offline's Python runner, loaded through the guard's hook
+    patched = subprocess.run(
+        ["node", "--input-type=module", "-e", APPLY_HOOK, RUNNER_GUARD_HOOK.as_uri(), RUNNER.as_uri()],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    # THEN its Python process's stdin has an error listener, set as the process is spawned
+    original = RUNNER.read_text(encoding="utf-8")
+    assert patched.stderr == "" and 'stdin.on("error"' not in original
+    assert patched.stdout.count('this.#handlerProcess.stdin.on("error", () => {})') == 1
+    assert patched.stdout.index("stdin.on(") < patched.stdout.index("stdout.readline = createInterface")
+    assert patched.stdout.replace('this.#handlerProcess.stdin.on("error", () => {})\n\n    ', "") == original
