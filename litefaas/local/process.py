@@ -85,17 +85,17 @@ def group_alive(group: int) -> bool:
     return any(stat.group == group and stat.alive for stat in processes())
 
 
-def group_rss_kib(group: int) -> int:
-    """Resident memory (KiB, ``VmRSS``) summed over every process of process group ``group``."""
-    total = 0
+def group_rss_kib(group: int) -> dict[int, int]:
+    """Resident memory (KiB, ``VmRSS``) of every process of process group ``group``, by pid."""
+    resident: dict[int, int] = {}
     for stat in processes():
         if stat.group != group:
             continue
         with contextlib.suppress(OSError, IndexError, ValueError):
             for line in (PROC / str(stat.pid) / "status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return total
+                    resident[stat.pid] = int(line.split()[1])
+    return resident
 
 
 def parent_of(pid: int) -> int | None:
