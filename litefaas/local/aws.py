@@ -5,11 +5,11 @@ request to one long-lived ``python3 invoke.py`` process (never ``--reloadHandler
 request, and it leaks them). It takes ``python3`` from ``VIRTUAL_ENV``, so the spec points that at
 the virtualenv litefaas runs in. Stop it with SIGINT to the node process: it ends its Python child.
 
-serverless-offline ignores ``binaryMediaTypes``: it would decode a version-2 (binary) body as UTF-8
-text. ``aws_binary_media.mjs``, beside this file, is a Node module hook that makes it honour them;
-:func:`launch_spec` registers it (``NODE_OPTIONS=--import …``) with the media types
-:func:`binary_media_types` reads from ``serverless.yml``. ``aws_runner_guard.mjs``, registered the
-same way, keeps a Python process that died from taking the whole host down with it.
+``aws_offline_hooks.mjs``, beside this file, is a Node module hook that :func:`launch_spec` registers
+(``NODE_OPTIONS=--import …``). It makes serverless-offline honour ``binaryMediaTypes`` (it would
+decode a version-2, binary, body as UTF-8 text), with the media types :func:`binary_media_types`
+reads from ``serverless.yml``; and it keeps a Python process that died from taking the whole host
+down with it.
 """
 
 from __future__ import annotations
@@ -26,16 +26,14 @@ from litefaas.local.server import LaunchSpec, ServerError
 from litefaas.paths import OSLS_BIN, ROOT
 
 __all__ = [
-    "BINARY_MEDIA_HOOK",
+    "OFFLINE_HOOKS",
     "OSLS_BIN",
-    "RUNNER_GUARD_HOOK",
     "binary_media_types",
     "lambda_port",
     "launch_spec",
     "python_env",
 ]
-BINARY_MEDIA_HOOK = Path(__file__).resolve().with_name("aws_binary_media.mjs")
-RUNNER_GUARD_HOOK = Path(__file__).resolve().with_name("aws_runner_guard.mjs")
+OFFLINE_HOOKS = Path(__file__).resolve().with_name("aws_offline_hooks.mjs")
 LAMBDA_PORT_OFFSET = 1000
 IDLE_SECONDS = 86400
 LOCAL_TIMEOUT_S = 30
@@ -102,8 +100,8 @@ def launch_spec(port: int, env: dict[str, str], *, timeout_s: int = LOCAL_TIMEOU
     child["SLS_TELEMETRY_DISABLED"] = "1"
     child["CLOUD"] = "aws"
     child["OFFLINE_BINARY_MEDIA_TYPES"] = json.dumps(binary_media_types())
-    hooks = [f"--import={hook.as_uri()}" for hook in (BINARY_MEDIA_HOOK, RUNNER_GUARD_HOOK)]
-    child["NODE_OPTIONS"] = " ".join(filter(None, [child.get("NODE_OPTIONS", ""), *hooks]))
+    hooks = f"--import={OFFLINE_HOOKS.as_uri()}"
+    child["NODE_OPTIONS"] = " ".join(filter(None, [child.get("NODE_OPTIONS", ""), hooks]))
     node = shutil.which("node", path=child["PATH"]) or "node"
     argv = [
         node,

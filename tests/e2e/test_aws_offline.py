@@ -22,9 +22,8 @@ from fixtures.requests import ENCRYPTED, PLAINTEXT, ROWS, make_keys, seal
 from core.engine import Engine
 from litefaas.client import Client, InvalidPayloadError, PlaintextDisabledError
 from litefaas.local.aws import (
-    BINARY_MEDIA_HOOK,
+    OFFLINE_HOOKS,
     OSLS_BIN,
-    RUNNER_GUARD_HOOK,
     binary_media_types,
     lambda_port,
     launch_spec,
@@ -193,7 +192,7 @@ def test_direct_invoke_through_the_lambda_api(server, keys, engine):
 
 def test_version_2_binary_bodies_reach_the_handler_intact(server, engine):
     # GIVEN the launch spec's hook, which makes serverless-offline honour binaryMediaTypes
-    assert f"--import={BINARY_MEDIA_HOOK.as_uri()}" in server.spec.env["NODE_OPTIONS"]
+    assert f"--import={OFFLINE_HOOKS.as_uri()}" in server.spec.env["NODE_OPTIONS"]
     assert json.loads(server.spec.env["OFFLINE_BINARY_MEDIA_TYPES"]) == binary_media_types()
     assert {"application/litefaas", "application/vnd.litefaas.tensors"} <= set(binary_media_types())
     rows = np.asarray((ROWS * 40)[:1024], dtype=np.float32)  # every byte value shows up somewhere
@@ -272,7 +271,7 @@ def test_a_python_process_that_dies_mid_event_fails_only_its_invocation(keys, en
     # GIVEN serverless-offline with a short function timeout, with its runner guard, answering
     started = OfflineServer(function_env(keys), tmp_path / "offline.log", timeout_s=3)
     try:
-        assert f"--import={RUNNER_GUARD_HOOK.as_uri()}" in started.spec.env["NODE_OPTIONS"]
+        assert f"--import={OFFLINE_HOOKS.as_uri()}" in started.spec.env["NODE_OPTIONS"]
         started.wait_healthy()
         rows = np.asarray(ROWS[:2], dtype=np.float32)
         expected = engine.predict({"features": rows})["probability"]
@@ -321,7 +320,7 @@ def test_the_runner_guard_applies_to_the_installed_serverless_offline():
     serverless-offline's runner, else that one failure stops the whole host."""
     # GIVEN the installed serverless-offline's Python runner, loaded through the guard's hook
     patched = subprocess.run(
-        ["node", "--input-type=module", "-e", APPLY_HOOK, RUNNER_GUARD_HOOK.as_uri(), RUNNER.as_uri()],
+        ["node", "--input-type=module", "-e", APPLY_HOOK, OFFLINE_HOOKS.as_uri(), RUNNER.as_uri()],
         capture_output=True,
         text=True,
         check=True,
