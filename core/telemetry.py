@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from core.encoding import MembersEncoder
 from core.errors import ConfigError
 from core.logs import encode_fields, level_name, stamp, use_severity
 from core.trace import TraceContext
@@ -187,7 +188,8 @@ class RequestLog:
             self.static.setdefault("function_name", settings.function_name)
         self.static.setdefault("function_name", str(self.static.get("model", "litefaas")))
         self._suffix = "," + encode_fields(self.static)[1:-1]
-        self._emf_openings: dict[frozenset[str], str] = {}
+        self._members = MembersEncoder(encode_fields, _MAX_CACHED)
+        self._emf_openings: dict[tuple[str, ...], str] = {}
         self._outcomes: dict[tuple[str, str, int, bool], _Outcome] = {}
         self._heads = {level: _head(level) for level in (logging.INFO, logging.ERROR)}
         self._trace_prefix = (
@@ -208,13 +210,14 @@ class RequestLog:
     ) -> str:
         """The line, ``opening`` then ``"time":…,"level":…``, the record and ``closing``, in one format
         string (the ids are hex, the route one of a fixed set; a line longer than the small-object
-        allocator's 512 bytes is copied as few times as can be); the path's own fields by the encoder."""
+        allocator's 512 bytes is copied as few times as can be); the path's own fields by
+        :class:`~core.encoding.MembersEncoder`."""
         request_id, context, route, method, status, cold_start, duration_us, bytes_in, bytes_out, fields = (
             summary
         )
         trace_id, span_id, parent_id, sampled = context
         head = self._heads.get(level) or _head(level)
-        rest = "," + encode_fields(fields)[1:-1] if fields else ""
+        rest = self._members(fields)
         parent = "" if parent_id is None else ',"parent_span_id":"' + parent_id + '"'
         if not sampled:
             parent += ',"sampled":false'
@@ -246,11 +249,11 @@ class RequestLog:
         return self._fields(level, summary, now, "{", "}\n")
 
     def _emf(self, level: int, summary: RequestSummary, now: float) -> str:
-        names = frozenset(summary.fields)  # the directive names the metrics present, in any order
+        names = tuple(summary.fields)  # the directive names the metrics present
         opening = self._emf_openings.get(names) or self._emf_opening(names)
         return self._fields(level, summary, now, f"{opening}{int(now * 1000)}}},", "}\n")
 
-    def _emf_opening(self, names: frozenset[str]) -> str:
+    def _emf_opening(self, names: tuple[str, ...]) -> str:
         """``{"_aws":{"CloudWatchMetrics":[…],"Timestamp":`` for a path's fields: its metrics."""
         present = tuple(name for name in FIELD_METRICS if name in names)
         directive = _directive(self.settings.namespace, self.settings.dimensions, ALWAYS_METRICS + present)
