@@ -88,14 +88,17 @@ _QUICK_FORMS = {
 
 class MembersEncoder:
     """The members of a flat mapping as compact JSON, ``,"name":value…`` (``""`` when empty), exactly
-    as ``encode`` writes them: one f-string per tuple of names, made on first sight (at most ``limit``
-    of them), writes each int, bool and str itself, where ``encode`` would escape every name and
-    build a list of parts (a request record's seven fields: 0.6 µs against 1.45)."""
+    as ``encode`` writes them, but faster for a set of names met again: for each (at most ``limit``),
+    one f-string that writes each int, bool and str itself, where ``encode`` escapes every name and
+    builds a list of parts (a request record's seven fields: 0.6 µs against 1.45). It is made the
+    second time its names are seen, so that a set seen once, and an instance's first request, never
+    pay the 0.2 ms of making it."""
 
     def __init__(self, encode: Callable[[Any], str], limit: int = 64) -> None:
         self._encode = encode
         self._limit = limit
         self._by_names: dict[tuple[Any, ...], Callable[[Mapping[str, Any]], str]] = {(): lambda _: ""}
+        self._seen_once: set[tuple[Any, ...]] = set()
 
     def __call__(self, fields: Mapping[str, Any]) -> str:
         names = tuple(fields)
@@ -107,6 +110,10 @@ class MembersEncoder:
 
     def _members(self, names: tuple[Any, ...], values: tuple[Any, ...]) -> Callable[[Mapping[str, Any]], str]:
         if len(self._by_names) > self._limit:
+            return self._by_encode
+        if names not in self._seen_once:
+            if len(self._seen_once) < self._limit:
+                self._seen_once.add(names)
             return self._by_encode
         members = self._by_encode
         if all(type(name) is str and _MEMBER_NAME.fullmatch(name) for name in names):
@@ -124,6 +131,7 @@ class MembersEncoder:
             exec(source, namespace)  # noqa: S102 - names checked above; no value is in the source
             members = namespace["members"]
         self._by_names[names] = members
+        self._seen_once.discard(names)
         return members
 
 

@@ -100,7 +100,7 @@ def test_members_are_written_as_the_encoder_writes_them(records):
 
 @given(
     st.lists(field_names, min_size=1, max_size=5, unique=True).flatmap(
-        lambda names: st.lists(st.tuples(*[field_values] * len(names)), min_size=2, max_size=8).map(
+        lambda names: st.lists(st.tuples(*[field_values] * len(names)), min_size=3, max_size=8).map(
             lambda rows: [dict(zip(names, row, strict=True)) for row in rows]
         )
     )
@@ -112,12 +112,24 @@ def test_a_set_of_names_met_again_is_written_rightly_whatever_its_values_now_are
         assert members(fields) == members_by_encode(fields)
 
 
+def test_a_set_of_names_gets_its_own_f_string_the_second_time_it_is_seen():
+    """The first sight (an instance's first request) is written by the encoder, without compiling."""
+    members = MembersEncoder(encode_fields)
+    fields = {"encrypted": True, "kid": "k0", "decrypt_us": 45, "rows": 1}
+    assert members(fields) == members_by_encode(fields)
+    assert tuple(fields) not in members._by_names
+    assert members(fields) == members_by_encode(fields)
+    assert members._by_names[tuple(fields)] != members._by_encode
+
+
 def test_past_its_limit_a_new_set_of_names_is_written_by_the_encoder_and_not_kept():
     members = MembersEncoder(encode_fields, limit=4)
     for count in range(1, 12):
         fields = {f"n{index}": index for index in range(count)} | {"flag": count % 2 == 0, "kid": "k0"}
-        assert members(fields) == members_by_encode(fields)
+        for _ in range(3):
+            assert members(fields) == members_by_encode(fields)
     assert len(members._by_names) <= 4 + 1
+    assert len(members._seen_once) <= 4
 
 
 def test_a_name_that_is_not_an_identifier_never_reaches_the_source_it_makes():
