@@ -64,7 +64,10 @@ def wsgi_post(app: Any, path: str, content_type: str, body: bytes) -> tuple[str,
 
 class AsgiCaller:
     """Requests handed to an ASGI app as uvicorn hands them: a scope, the body in ``http.request``
-    messages of ``chunk`` bytes, the answer gathered from ``http.response.*``; one event loop for all."""
+    messages of ``chunk`` bytes, the answer gathered from ``http.response.*``; one event loop for all.
+    uvicorn hands on what each read of the socket brought: on 127.0.0.1, with uvloop and httptools,
+    a 602 KB body came in 3 or 4 messages of up to 256,000 bytes; the default of 64 KiB is the
+    more messages a slower network would bring."""
 
     def __init__(self, app: Any, chunk: int = 65536) -> None:
         import asyncio
