@@ -20,8 +20,8 @@
    another; one body opened again and again would be read from a warm cache, and that figure is
    given beside it) plus LiteRT's invoke of the same image. The version-2 request's paths and the
    floor's two parts run in shuffled rounds of one block of 10 calls each, so that the machine's
-   phases weigh on all alike; each ratio is the median of its rounds' ratios (version 1, a thousand
-   times slower, is timed apart). With ``--host`` (the default), the
+   phases weigh on all alike; each ratio is the median of its rounds' ratios (version 1, 250 times
+   slower, is timed apart). With ``--host`` (the default), the
    same image through the GCP host as served (:mod:`litefaas.benchmark.host_image`): its p50 and
    the server's page faults per request.
 5. Oblivious HTTP (``--oblivious``, :mod:`litefaas.benchmark.oblivious_speed`): the seed row and the
@@ -303,8 +303,9 @@ def image_results(keys, repeats: int) -> dict[str, object]:
     def over_floor(name: str) -> float:
         return statistics.median(a / f for a, f in zip(per_round[name], floors, strict=True))
 
-    handle_v2, gcp_v2, gcp_asgi_v2, open_s, invoke_s = (statistics.median(per_round[name]) for name in arms)
-    floor = statistics.median(floors)
+    medians = {name: statistics.median(values) for name, values in per_round.items()}
+    handle_v2, gcp_v2, gcp_asgi_v2 = medians["app_handle_v2"], medians["gcp_entry_v2"], medians["gcp_asgi_v2"]
+    open_s, invoke_s, floor = medians["hpke_open"], medians["invoke"], statistics.median(floors)
     read_once_s, read_chunked_s = body_read(v2_body, repeats * 10)
     ms = 1000
     return {
