@@ -245,10 +245,9 @@ def image_results(keys, repeats: int) -> dict[str, object]:
             return [build_tensor_request(tensors, key)[0] for _ in range(count)]
         return [build_request(image, key)[0] for _ in range(count)]
 
-    def through(call, version: int, count: int) -> float:
-        bodies = iter(sealed(version, count + 3))
-        content_type = ENCRYPTED_TYPE_V2 if version == 2 else ENCRYPTED_TYPE
-        return median_of(lambda: call(content_type, next(bodies)), count)
+    def through_v1(call, count: int) -> float:
+        bodies = iter(sealed(1, count + 3))
+        return median_of(lambda: call(ENCRYPTED_TYPE, next(bodies)), count)
 
     def app_call(content_type: str, body: bytes) -> None:
         reply = app.handle("POST", "/predict", {"Content-Type": content_type}, body)
@@ -261,8 +260,8 @@ def image_results(keys, repeats: int) -> dict[str, object]:
         assert status.startswith("200") and answer, status
 
     v1_repeats = max(5, repeats // 4)
-    handle_v1 = through(app_call, 1, v1_repeats)
-    gcp_v1 = through(gcp_call, 1, v1_repeats)
+    handle_v1 = through_v1(app_call, v1_repeats)
+    gcp_v1 = through_v1(gcp_call, v1_repeats)
     asgi = AsgiCaller(gcp_asgi_app(env))  # as deployed: FUNCTION_USE_ASGI
 
     def asgi_call(content_type: str, body: bytes) -> None:
