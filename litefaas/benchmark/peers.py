@@ -44,7 +44,14 @@ from litefaas.paths import BUILD, ROOT
 
 PEERS_DIR = BUILD / "peers"
 RESULTS = BUILD / "bench" / "peers.json"
-PINS = {"kserve": "kserve==0.21.0", "mlserver": "mlserver==1.7.1", "bentoml": "bentoml==1.4.40"}
+PINS = {
+    "kserve": ("kserve==0.21.0",),
+    # uvloop 0.22 made get_event_loop() raise where no loop runs, which MLServer 1.7.1's parallel
+    # worker calls before its own loop starts: the default server's worker dies at start-up
+    # (SeldonIO/MLServer#2286, its fix #2285 not released)
+    "mlserver": ("mlserver==1.7.1", "uvloop==0.21.0"),
+    "bentoml": ("bentoml==1.4.40",),
+}
 SEALED_RPS_CEILING = 6000
 """Sealed bodies made per second of load: more than one instance answers here (each is used once)."""
 RUNTIME_PINS = ("ai-edge-litert==2.3.0", "numpy==2.4.6")
@@ -166,15 +173,16 @@ def install_peer(peer: str, log: Callable[[str], None]) -> None:
     """``build/peers/PEER``: a virtualenv with the peer and LiteRT, made once (PyPI only)."""
     folder = PEERS_DIR / peer
     stamp = folder / ".installed"
-    if stamp.is_file() and stamp.read_text() == PINS[peer]:
+    pins = (*PINS[peer], *RUNTIME_PINS)
+    if stamp.is_file() and stamp.read_text() == " ".join(pins):
         return
-    log(f"installing {PINS[peer]} into {folder.relative_to(ROOT)} (once)")
+    log(f"installing {' '.join(PINS[peer])} into {folder.relative_to(ROOT)} (once)")
     shutil.rmtree(folder, ignore_errors=True)
     subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)  # noqa: S603
     subprocess.run(  # noqa: S603
-        [_python(peer), "-m", "pip", "install", "-q", PINS[peer], *RUNTIME_PINS], check=True
+        [_python(peer), "-m", "pip", "install", "-q", *pins], check=True
     )
-    stamp.write_text(PINS[peer])
+    stamp.write_text(" ".join(pins))
 
 
 def ensure_wrk(log: Callable[[str], None]) -> str:

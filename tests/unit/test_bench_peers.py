@@ -77,3 +77,32 @@ def test_every_server_of_the_table_has_its_own_request_and_sealed_bodies_are_new
     bodies = sealed.bodies(3)
     assert len(set(bodies)) == 3
     assert servers(tmp_path / "x", [[0.0] * 30], ["bento"])[0].name == "BentoML 1.4"
+
+
+def test_a_peer_is_installed_again_when_any_of_its_pins_changes(tmp_path, monkeypatch):
+    # GIVEN MLServer's virtualenv stamped with its pins before uvloop was pinned below 0.22
+    from litefaas.benchmark import peers
+
+    monkeypatch.setattr(peers, "PEERS_DIR", tmp_path)
+    monkeypatch.setattr(peers, "ROOT", tmp_path.parent)
+    (tmp_path / "mlserver").mkdir()
+    (tmp_path / "mlserver" / ".installed").write_text(" ".join(("mlserver==1.7.1", *peers.RUNTIME_PINS)))
+    asked: list[list[str]] = []
+
+    def run(argv: list[str], check: bool) -> None:  # pip and venv, asked, not run (PyPI is slow)
+        asked.append(argv)
+        if "venv" in argv:
+            os.makedirs(argv[-1])
+
+    monkeypatch.setattr(peers.subprocess, "run", run)
+    # WHEN it is asked for
+    peers.install_peer("mlserver", lambda _: None)
+    # THEN it is made again with every pin, and a second ask installs nothing
+    assert asked[-1][-len(peers.PINS["mlserver"]) - len(peers.RUNTIME_PINS) :] == [
+        *peers.PINS["mlserver"],
+        *peers.RUNTIME_PINS,
+    ]
+    assert "uvloop==0.21.0" in asked[-1]
+    calls = len(asked)
+    peers.install_peer("mlserver", lambda _: None)
+    assert len(asked) == calls
