@@ -201,6 +201,23 @@ class App:
         self._log(route_name, method, response, started, request_id, headers, len(body), reply)
         return response
 
+    def refuse(
+        self,
+        error: LitefaasError,
+        request_id: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        **fields: str,
+    ) -> Response:
+        """Answer with ``error`` a request the provider could not hand on (an event of no source it
+        reads), recorded as every request is: one line in the cloud's format, ``route`` unknown, the
+        trace from ``headers``."""
+        started = time.perf_counter_ns()
+        reply = Reply()
+        response = reply.error(error)
+        reply.fields.update(fields, code=error.code)
+        self._log("unknown", "-", response, started, request_id, headers or {}, 0, reply)
+        return response
+
     def _answer(
         self,
         method: str,
@@ -393,6 +410,7 @@ class App:
         if media_type(headers) != OHTTP_REQUEST_TYPE:
             raise UnsupportedMediaType(f"send {OHTTP_REQUEST_TYPE}")
         reply.fields["encrypted"] = True
+        decrypt_started = time.perf_counter_ns()
         try:
             decapsulated = self.keyring.gateway.decapsulate(body)
         except UnknownKey:
@@ -401,11 +419,15 @@ class App:
         except DecryptionFailed:
             reply.fields["code"] = DecryptionFailed.code
             return oblivious.bare_400()
+        reply.fields["decrypt_us"] = (time.perf_counter_ns() - decrypt_started) // 1000
         reply.fields["kid"] = self.keyring.gateway.kid(decapsulated.key_id)
         sealed_limit = None if reply.limit is None else reply.limit - oblivious.SEAL_OVERHEAD
         inner = self._inner_answer(decapsulated, reply, sealed_limit)
+        seal_started = time.perf_counter_ns()
         message = oblivious.encode_answer(inner, self.settings.ohttp_padding, sealed_limit)
-        return Response(200, json_headers(OHTTP_RESPONSE_TYPE), decapsulated.sealer.seal(message))
+        sealed = decapsulated.sealer.seal(message)
+        reply.fields["seal_us"] = (time.perf_counter_ns() - seal_started) // 1000
+        return Response(200, json_headers(OHTTP_RESPONSE_TYPE), sealed)
 
     def _inner_answer(
         self, decapsulated: crypto.ohttp.Decapsulated, reply: Reply, sealed_limit: int | None
@@ -439,7 +461,7 @@ class App:
             request.method.upper(), route, headers, request.content, inner_reply, inner_limit
         )
         reply.fields["inner_status"] = inner.status
-        for name in ("infer_us", "rows", "code"):
+        for name in ("decode_us", "infer_us", "rows", "code"):
             if name in inner_reply.fields:
                 reply.fields[f"inner_{name}" if name == "code" else name] = inner_reply.fields[name]
         return inner

@@ -2,10 +2,10 @@
 ``APPLICATIONINSIGHTS_CONNECTION_STRING`` asks for it, so a function without them never loads it.
 
 Spans and metrics go to whatever providers the process has set: the Azure entry point sets
-Application Insights' (``handlers.azure.monitor``) where its connection string is set.
-Each request becomes one ``SERVER`` span, a child of the caller's ``traceparent``, with the
-record's safe fields as attributes, and counts in ``litefaas.requests``, ``litefaas.errors``,
-``litefaas.cold_starts`` and the ``litefaas.request.duration`` histogram.
+Application Insights' (``configure_monitoring`` in ``handlers/azure/function_app.py``) where its
+connection string is set. Each request becomes one ``SERVER`` span, a child of the caller's
+``traceparent``, with the record's safe fields as attributes, and counts in ``litefaas.requests``,
+``litefaas.errors``, ``litefaas.cold_starts`` and the ``litefaas.request.duration`` histogram.
 """
 
 from __future__ import annotations

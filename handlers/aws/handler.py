@@ -10,15 +10,12 @@ the handler never raises.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from core import logs
 from core.app import App
 from core.errors import InvalidEnvelope
-from core.http import error_response
 from core.trace import XRAY_TRACE
 from handlers.aws.sources import BadEvent, DirectInvoke, Event, EventSource, Result, infer_source
 
@@ -33,24 +30,22 @@ def _request_id(context: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def _with_xray(headers: Mapping[str, str]) -> Mapping[str, str]:
+    """The headers, with this invocation's X-Ray trace (set by the runtime client) where they name none."""
+    xray = os.environ.get(XRAY_ENV)
+    if xray and XRAY_TRACE not in headers:
+        return {**headers, XRAY_TRACE: xray}
+    return headers
+
+
 def create_handler(app: App) -> LambdaHandler:
     """A Lambda handler ``(event, context) -> result`` answering every request with ``app``."""
 
     def reject(
         source: str, shape: type[EventSource], event: Event, problem: str, request_id: str | None
     ) -> Result:
-        error = InvalidEnvelope(problem)
-        logs.log_event(
-            app.logger,
-            logging.INFO,
-            "request",
-            request_id=request_id,
-            source=source,
-            route="unknown",
-            status=error.status,
-            code=error.code,
-        )
-        return shape.response(event, error_response(error))
+        refused = app.refuse(InvalidEnvelope(problem), request_id, _with_xray({}), source=source)
+        return shape.response(event, refused)
 
     def handler(event: Any, context: Any) -> Result:
         request_id = _request_id(context)
@@ -61,14 +56,10 @@ def create_handler(app: App) -> LambdaHandler:
             request = source.request(event)
         except BadEvent as exc:
             return reject(source.name, source, event, f"{source.name} event: {exc}", request_id)
-        headers = request.headers
-        xray = os.environ.get(XRAY_ENV)  # this invocation's X-Ray trace, set by the runtime client
-        if xray and XRAY_TRACE not in headers:
-            headers = {**headers, XRAY_TRACE: xray}
         response = app.handle(
             request.method,
             request.path,
-            headers,
+            _with_xray(request.headers),
             request.body,
             request_id=request_id,
             response_limit=source.response_limit,

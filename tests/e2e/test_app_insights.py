@@ -29,8 +29,10 @@ SCRIPT = textwrap.dedent(
 
     app_dir = ROOT / "handlers" / "azure"
     routes = {route.function_name: route for route in http_routes(load_function_app(app_dir))}
-    for name, path in (("health", "/health"), ("keys", "/keys")):
-        request = func.HttpRequest("GET", f"https://fn.azurewebsites.net/api{path}", headers={"traceparent": sys.argv[1]}, body=b"")
+    calls = (("health", "GET", "/health", b""), ("keys", "GET", "/keys", b""), ("predict", "POST", "/predict", b"x"))
+    for name, method, path, body in calls:
+        headers = {"traceparent": sys.argv[1], "content-type": "text/plain"}
+        request = func.HttpRequest(method, f"https://fn.azurewebsites.net/api{path}", headers=headers, body=body)
         context = InvocationContext(name, str(app_dir), caller_trace=sys.argv[1])
         print(name, context.trace_context.trace_parent, routes[name].user_function(req=request, context=context).status_code)
     trace.get_tracer_provider().force_flush()
@@ -86,7 +88,8 @@ def test_request_spans_and_metrics_reach_application_insights(ingestion, tmp_pat
             f"InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint=http://127.0.0.1:{ingestion}/"
         ),
     }
-    # WHEN two requests arrive through the Functions host (whose span is the caller's child)
+    # WHEN three requests arrive through the Functions host (whose span is the caller's child), the
+    # last of a media type the function does not take
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, CALLER],
         env=env,
@@ -96,31 +99,47 @@ def test_request_spans_and_metrics_reach_application_insights(ingestion, tmp_pat
         check=True,
     )
     answered = [line.split() for line in out.stdout.splitlines()]
-    assert [(name, status) for name, _, status in answered] == [("health", "200"), ("keys", "200")]
+    assert [(name, status) for name, _, status in answered] == [
+        ("health", "200"),
+        ("keys", "200"),
+        ("predict", "415"),
+    ]
     host_spans = {name: parent[36:52] for name, parent, _ in answered}
     # THEN Application Insights receives one request per invocation, in the caller's operation,
     # each the child of the host's span
     requests = [item for item in Ingestion.received if item["data"]["baseType"] == "RequestData"]
-    assert sorted(item["data"]["baseData"]["name"] for item in requests) == ["GET health", "GET keys"]
+    names = sorted(item["data"]["baseData"]["name"] for item in requests)
+    assert names == ["GET health", "GET keys", "POST predict"]
     for item in requests:
         data, tags = item["data"]["baseData"], item["tags"]
         assert tags["ai.operation.id"] == CALLER[3:35]
         assert tags["ai.operation.parentId"] == host_spans[data["name"].split()[1]]
-        assert data["responseCode"] == "200" and data["success"] is True
+        refused = data["name"] == "POST predict"
+        assert data["responseCode"] == ("415" if refused else "200")
+        assert refused or data["success"] is True
         assert data["properties"]["litefaas.model"] == "breast_cancer_mlp"
-    # AND the metrics: requests by route and status, and the one cold start
+    # AND the metrics: requests by route and status, the one error by its code, the one cold start
     metric_points = {
         metric["name"]: metric
         for item in Ingestion.received
         if item["data"]["baseType"] == "MetricData"
         for metric in item["data"]["baseData"]["metrics"]
     }
-    assert {"litefaas.requests", "litefaas.request.duration", "litefaas.cold_starts"} <= set(metric_points)
-    requests_total = sum(
-        metric["value"]
-        for item in Ingestion.received
-        if item["data"]["baseType"] == "MetricData"
-        for metric in item["data"]["baseData"]["metrics"]
-        if metric["name"] == "litefaas.requests"
-    )
-    assert requests_total == 2
+    assert {
+        "litefaas.requests",
+        "litefaas.errors",
+        "litefaas.request.duration",
+        "litefaas.cold_starts",
+    } <= set(metric_points)
+
+    def total(name: str) -> float:
+        return sum(
+            metric["value"]
+            for item in Ingestion.received
+            if item["data"]["baseType"] == "MetricData"
+            for metric in item["data"]["baseData"]["metrics"]
+            if metric["name"] == name
+        )
+
+    assert total("litefaas.requests") == 3
+    assert total("litefaas.errors") == 1 and total("litefaas.cold_starts") == 1

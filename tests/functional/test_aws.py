@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 from fixtures.aws_events import HTTP_KINDS, KINDS, aws_event, aws_response, template
 from fixtures.conformance import PROTOCOL_STATUSES
+from fixtures.emf import assert_valid_emf
 from fixtures.requests import ENCRYPTED, PLAINTEXT, ROWS, seal
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -467,3 +468,36 @@ def test_fuzzed_events_never_raise(handler, event):
     result = handler(event, None)
     assert result["statusCode"] in PROTOCOL_STATUSES
     json.dumps(result)
+
+
+def test_a_refused_event_is_recorded_as_every_request_is(lambda_module, keys, engine, capsys, monkeypatch):
+    # GIVEN a fresh function writing CloudWatch EMF, in an invocation that X-Ray traces
+    monkeypatch.setenv(
+        "_X_AMZN_TRACE_ID", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+    )
+    handler = lambda_module.create_handler(make_app(keys, engine, LITEFAAS_LOG_FORMAT="emf"))
+    capsys.readouterr()
+    # WHEN its first event is of no source it reads, and a request follows
+    result = handler({"source": "aws.events"}, SimpleNamespace(aws_request_id="req-1"))
+    call(handler, "http_api_v2", "GET", "/health", {}, context=SimpleNamespace(aws_request_id="req-2"))
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    records = {line["request_id"]: line for line in lines if line.get("event") == "request"}
+    # THEN the refusal is answered as before and is a request record, valid EMF: its status, error
+    # metric and code, the invocation's trace, the model, and the instance's cold start
+    assert result["statusCode"] == 400 and result["body"]["error"]["code"] == "invalid_envelope"
+    refused = records["req-1"]
+    assert_valid_emf(refused)
+    assert (refused["route"], refused["status"], refused["error"], refused["fault"]) == ("unknown", 400, 1, 0)
+    assert (refused["code"], refused["source"], refused["cold_start"]) == (
+        "invalid_envelope",
+        "unknown",
+        True,
+    )
+    assert (refused["trace_id"], refused["parent_span_id"]) == (
+        "5759e988bd862e3fe1be46a994272793",
+        "53995c3f42cd8ad8",
+    )
+    assert refused["model"] == engine.manifest.name and refused["bytes_in"] == 0
+    assert any(line.get("ColdStart") == 1 for line in lines)
+    # AND the request after it is not the cold start
+    assert records["req-2"]["cold_start"] is False

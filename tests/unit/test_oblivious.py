@@ -283,8 +283,8 @@ def test_oversized_bodies_are_413_outside(keys, engine):
     assert (response.status, json.loads(response.body)["error"]["code"]) == (413, "payload_too_large")
 
 
-def test_the_request_log_names_the_route_and_never_an_address_or_a_payload(keys, engine):
-    # GIVEN a function whose log lines are captured as it writes them
+def _logging_app(keys, engine, name: str) -> tuple[App, list[str]]:
+    """An app whose request lines are captured as JSON, as it writes them."""
     import logging
 
     from core import logs
@@ -297,10 +297,17 @@ def test_the_request_log_names_the_route_and_never_an_address_or_a_payload(keys,
 
     capture = Capture()
     capture.setFormatter(logs.JsonFormatter())
-    logger = logging.getLogger("litefaas.test.oblivious")
+    logger = logging.getLogger(f"litefaas.test.oblivious.{name}")
     logger.addHandler(capture)
     logger.setLevel(logging.INFO)
+    logger.propagate = False
     app = App(Settings.from_env({"LITEFAAS_PRIVATE_KEYS": keys.private_json}), engine, logger=logger)
+    return app, lines
+
+
+def test_the_request_log_names_the_route_and_never_an_address_or_a_payload(keys, engine):
+    # GIVEN a function whose log lines are captured as it writes them
+    app, lines = _logging_app(keys, engine, "addresses")
     # WHEN a request arrives encapsulated, with a forwarding header outside and inside
     body, _ = _encapsulated(
         app,
@@ -313,7 +320,6 @@ def test_the_request_log_names_the_route_and_never_an_address_or_a_payload(keys,
     )
     outer = {"Content-Type": OHTTP_REQUEST_TYPE, "X-Forwarded-For": "198.51.100.9"}
     assert app.handle("POST", "/.well-known/ohttp-gateway", outer, body).status == 200
-    logger.removeHandler(capture)
     # THEN its one line names the gateway, the inner route and status, and nothing of the caller's
     (line,) = lines
     entry = json.loads(line)
@@ -325,6 +331,30 @@ def test_the_request_log_names_the_route_and_never_an_address_or_a_payload(keys,
     )
     for secret in ("203.0.113.7", "198.51.100.9", "31337", "inputs"):
         assert secret not in line
+
+
+def test_the_request_log_times_the_decapsulation_the_inner_request_and_the_seal(keys, engine):
+    # GIVEN a function whose log lines are captured
+    from fixtures.binary import plain_v2
+
+    from core.protocol import PLAINTEXT_TYPE_V2
+
+    app, lines = _logging_app(keys, engine, "timings")
+    # WHEN a version-1 and a version-2 request arrive encapsulated
+    v1 = json.dumps({"inputs": ROWS[:2]}).encode()
+    v2 = plain_v2(features(ROWS[:2]))
+    for content, kind in ((v1, "application/json"), (v2, PLAINTEXT_TYPE_V2)):
+        body, context = _encapsulated(
+            app, _request("/predict", "POST", content=content, headers=[("content-type", kind)])
+        )
+        assert _answer(app, body, context).status == 200
+    # THEN each line has the gateway's open and seal and the inner request's decoding and
+    # inference, in microseconds
+    for entry in map(json.loads, lines):
+        assert entry["inner_status"] == 200
+        for name in ("decrypt_us", "decode_us", "infer_us", "seal_us"):
+            assert type(entry[name]) is int and 0 <= entry[name] < 10_000_000, name
+    assert len(lines) == 2
 
 
 def test_an_answer_over_the_front_doors_limit_is_a_413_inside(keys, engine):

@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-import jsonschema
 import pytest
+from fixtures.emf import assert_valid_emf
 from fixtures.requests import ENCRYPTED, PLAINTEXT, seal
 from hypothesis import given
 from hypothesis import strategies as st
@@ -22,7 +22,6 @@ from core.config import Settings
 from core.errors import ConfigError
 from core.telemetry import DIMENSION_FIELDS, RequestLog, RequestSummary, TelemetrySettings
 
-SCHEMA = json.loads((Path(__file__).resolve().parent.parent / "fixtures" / "emf_schema.json").read_text())
 CALLER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -33,21 +32,6 @@ def lines_of(capsys) -> list[dict]:
 
 def app_with(keys, engine, provider=None, **env) -> App:
     return App(Settings.from_env({"LITEFAAS_PRIVATE_KEYS": keys.private_json, **env}, provider), engine)
-
-
-def assert_valid_emf(document: dict) -> None:
-    """Valid by the specification: its structure, and every reference naming a root member of the
-    right type (a dimension a string; a metric a number or at most 100 numbers)."""
-    jsonschema.validate(document, SCHEMA)
-    for directive in document["_aws"]["CloudWatchMetrics"]:
-        for dimension_set in directive["Dimensions"]:
-            for name in dimension_set:
-                assert isinstance(document.get(name), str), name
-        for metric in directive["Metrics"]:
-            value = document.get(metric["Name"])
-            numbers = value if isinstance(value, list) else [value]
-            assert len(numbers) <= 100
-            assert all(type(n) in (int, float) for n in numbers), metric["Name"]
 
 
 class TestEmbeddedMetricFormat:
