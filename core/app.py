@@ -62,7 +62,7 @@ from core.routing import (
     Route,
     route_of,
 )
-from core.telemetry import RequestLog, RequestSummary
+from core.telemetry import RequestLog, RequestSummary, wants_severity
 from core.tensors import Framer, datatype_of, model_inputs, split_frame, wanted_outputs
 from core.trace import TRACEPARENT
 from core.validate import inputs_to_arrays, json_has_no_literals
@@ -157,6 +157,7 @@ class App:
                 raise ConfigError("LITEFAAS_MODEL_DIR", str(exc) or exc.__class__.__name__) from None
             app = cls(settings, engine, logger=logger)
         except ConfigError as exc:
+            logs.use_severity(wants_severity(os.environ if environ is None else environ, provider))
             logs.log_event(logger, logging.ERROR, "config_error", variable=exc.variable, problem=exc.problem)
             raise
         logs.log_event(

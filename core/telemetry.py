@@ -86,7 +86,7 @@ class TelemetrySettings:
     @classmethod
     def from_env(cls, env: Mapping[str, str], provider: str | None = None) -> TelemetrySettings:
         """Read and check; the format defaults to the provider's (``aws``: emf, ``gcp``: gcp)."""
-        log_format = env.get(LOG_FORMAT, "").strip().lower() or PROVIDER_FORMATS.get(provider or "", "json")
+        log_format = requested_format(env, provider)
         if log_format not in FORMATS:
             raise ConfigError(LOG_FORMAT, f"must be one of {', '.join(FORMATS)}")
         namespace = env.get(METRICS_NAMESPACE, "").strip() or DEFAULT_NAMESPACE
@@ -114,6 +114,20 @@ class TelemetrySettings:
             gcp_project=next((env[n].strip() for n in GCP_PROJECT_VARIABLES if env.get(n, "").strip()), None),
             function_name=function_name(env),
         )
+
+
+def requested_format(env: Mapping[str, str], provider: str | None = None) -> str:
+    """The log format ``LITEFAAS_LOG_FORMAT`` asks for, else the provider's (not yet checked)."""
+    return env.get(LOG_FORMAT, "").strip().lower() or PROVIDER_FORMATS.get(provider or "", "json")
+
+
+def wants_severity(env: Mapping[str, str], provider: str | None = None) -> bool:
+    """Whether lines start with Cloud Logging's ``severity``: ``gcp`` asked for, or GCP's default
+    where what is asked is no format (a cold start's error line is written before settings hold)."""
+    log_format = requested_format(env, provider)
+    if log_format not in FORMATS:
+        log_format = PROVIDER_FORMATS.get(provider or "", "json")
+    return log_format == "gcp"
 
 
 def _directive(namespace: str, dimensions: tuple[str, ...], metrics: tuple[str, ...]) -> str:

@@ -220,6 +220,49 @@ class TestRecords:
         )
         assert out.stdout.strip() == "[]"
 
+    def test_without_its_connection_string_the_azure_entry_point_imports_no_monitor(self, keys):
+        # GIVEN no Application Insights connection string WHEN function_app.py is loaded as the
+        # Functions worker loads it THEN neither azure-monitor-opentelemetry nor OpenTelemetry is
+        script = (
+            "import sys; from litefaas.local.azure_host import load_function_app; "
+            "from litefaas.paths import ROOT; load_function_app(ROOT / 'handlers' / 'azure'); "
+            "print(sorted(m for m in sys.modules if m.startswith(('opentelemetry', 'azure.monitor'))), "
+            "'azure.functions' in sys.modules)"
+        )
+        env = {
+            name: value
+            for name, value in os.environ.items()
+            if name not in ("APPLICATIONINSIGHTS_CONNECTION_STRING", "LITEFAAS_OTEL")
+        }
+        env |= {"LITEFAAS_PRIVATE_KEYS": keys.private_json, "LITEFAAS_LOG_LEVEL": "ERROR"}
+        out = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True, cwd=ROOT, env=env
+        )
+        assert out.stdout.strip() == "[] True"
+
+
+@pytest.mark.parametrize(
+    ("provider", "env", "severity"),
+    [
+        ("gcp", {"LITEFAAS_MAX_BATCH": "lots"}, True),
+        ("gcp", {"LITEFAAS_LOG_FORMAT": "xml"}, True),
+        ("aws", {"LITEFAAS_LOG_FORMAT": "gcp", "LITEFAAS_MAX_BATCH": "lots"}, True),
+        ("gcp", {"LITEFAAS_LOG_FORMAT": "json", "LITEFAAS_MAX_BATCH": "lots"}, False),
+        ("aws", {"LITEFAAS_MAX_BATCH": "lots"}, False),
+    ],
+)
+def test_a_cold_starts_configuration_error_is_written_in_the_clouds_terms(provider, env, severity, capsys):
+    # GIVEN a setting that does not hold WHEN the cold start fails
+    try:
+        with pytest.raises(ConfigError):
+            App.from_env(env, provider)
+        # THEN its one line has Cloud Logging's severity where the lines are Cloud Logging's
+        (line,) = lines_of(capsys)
+        assert line["event"] == "config_error"
+        assert line.get("severity") == ("ERROR" if severity else None)
+    finally:
+        logs.use_severity(False)
+
 
 class TestTraceContext:
     def test_the_three_headers_clouds_send(self):
