@@ -106,3 +106,19 @@ def test_a_peer_is_installed_again_when_any_of_its_pins_changes(tmp_path, monkey
     calls = len(asked)
     peers.install_peer("mlserver", lambda _: None)
     assert len(asked) == calls
+
+
+@pytest.mark.parametrize("glue", ["KSERVE_GLUE", "MLSERVER_GLUE", "BENTOML_GLUE"])
+def test_each_peers_glue_is_python_that_resizes_only_for_a_new_shape(glue):
+    # GIVEN a peer's glue (run in its own virtualenv, so only compiled here)
+    from litefaas.benchmark import peers
+
+    source = getattr(peers, glue)
+    # THEN it compiles, and its one resize waits for a batch of another shape
+    compile(source, glue, "exec")
+    lines = [line.strip() for line in source.splitlines()]
+    resize = next(
+        i for i, line in enumerate(lines) if line.startswith("self.interpreter.resize_tensor_input")
+    )
+    assert lines[resize - 1] == "if rows.shape != self.shape:"
+    assert sum("allocate_tensors()" in line for line in lines) == 2  # at load, and after a resize
