@@ -32,6 +32,18 @@ const INSTALL_HINTS = {
   func: 'Azure Functions Core Tools: https://learn.microsoft.com/azure/azure-functions/functions-run-local',
 };
 
+// serverless.yml's azureAppInsights, a YAML bool or a --param string: true or false, nothing else.
+function appInsights(settings, serverless) {
+  const value = String(settings.appInsights === undefined ? false : settings.appInsights).trim().toLowerCase();
+  if (value !== 'true' && value !== 'false') {
+    throw new serverless.classes.Error(
+      `azureAppInsights must be true or false, not ${value.slice(0, 16)}`,
+      'LITEFAAS_AZURE_APP_INSIGHTS'
+    );
+  }
+  return value === 'true';
+}
+
 function hhmmss(seconds) {
   const total = Number(seconds);
   const pad = (value) => String(value).padStart(2, '0');
@@ -45,6 +57,11 @@ class LitefaasAzure extends CloudPlugin {
 
   constructor(serverless, options, context) {
     super(serverless, options, context, 'azure', INSTALL_HINTS);
+  }
+
+  // An Application Insights deploy needs azure-monitor-opentelemetry in the bundle.
+  bundleArguments() {
+    return appInsights(this.settings(), this.serverless) ? ['--app-insights'] : [];
   }
 
   plan() {
@@ -97,6 +114,7 @@ class LitefaasAzure extends CloudPlugin {
       alwaysReadyInstances: Number(settings.minInstances),
       functionTimeout: hhmmss(provider.timeout),
       appSettings,
+      appInsights: appInsights(settings, this.serverless),
     };
     const document = {
       $schema: 'https://schema.management.azure.com/schemas/2019-04-01/deploymentParameters.json#',

@@ -56,9 +56,9 @@ function artifactPath(serverless) {
   return path.resolve(serverless.serviceDir, artifact);
 }
 
-// Build the bundle serverless.yml names with `litefaas package`, unless LITEFAAS_BUNDLE says that
-// exact file was just built (by `litefaas deploy`).
-function ensureBundle(serverless, cloud, log) {
+// Build the bundle serverless.yml names with `litefaas package` (and `extra` arguments), unless
+// LITEFAAS_BUNDLE says that exact file was just built (by `litefaas deploy`).
+function ensureBundle(serverless, cloud, log, extra = []) {
   const artifact = artifactPath(serverless);
   const ready = process.env.LITEFAAS_BUNDLE && path.resolve(process.env.LITEFAAS_BUNDLE);
   if (ready === artifact && fs.existsSync(artifact)) return artifact;
@@ -75,6 +75,7 @@ function ensureBundle(serverless, cloud, log) {
     python,
     '--out',
     path.dirname(artifact),
+    ...extra,
   ];
   const executable = pythonExecutable(serverless.serviceDir);
   log.notice(`Building the ${cloud} bundle: ${[path.basename(executable), ...argv].join(' ')}`);
@@ -232,7 +233,12 @@ class CloudPlugin {
   }
 
   bundle() {
-    this.bundlePath = ensureBundle(this.serverless, this.cloud, this.log);
+    this.bundlePath = ensureBundle(this.serverless, this.cloud, this.log, this.bundleArguments());
+  }
+
+  // What `litefaas package` is given beyond the target (a subclass adds its own).
+  bundleArguments() {
+    return [];
   }
 
   // The provider's environment as [name, value] pairs, and the private keys' reference, which must

@@ -23,7 +23,8 @@ INSTRUMENTATIONS = ("azure_sdk", "django", "fastapi", "flask", "psycopg2", "requ
 """azure-monitor-opentelemetry's library instrumentations, all off: litefaas's span is the request's."""
 MONITOR_MISSING = (
     f"litefaas: {APPLICATIONINSIGHTS} is set, but azure-monitor-opentelemetry is not installed:"
-    " add it to the function app's packages, or unset the connection string"
+    " deploy with --param azureAppInsights=true (or `litefaas package --app-insights`), or unset the"
+    " connection string"
 )
 
 

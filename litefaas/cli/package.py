@@ -59,6 +59,12 @@ def register(commands: Commands) -> None:
         " namespace is allowed), gcp from a fresh virtualenv of its requirements.txt under"
         " functions-framework, azure indexed as Flex's worker indexes it",
     )
+    package.add_argument(
+        "--app-insights",
+        action="store_true",
+        help="azure: vendor azure-monitor-opentelemetry too, for the function to export its spans and"
+        " metrics to Application Insights where APPLICATIONINSIGHTS_CONNECTION_STRING is set",
+    )
     package.set_defaults(handler=run_package)
 
     deploy = commands.add_parser(
@@ -148,7 +154,11 @@ def run_package(args: argparse.Namespace) -> int:
     bundle = _with_progress(
         target.bundle_name,
         lambda step: build_bundle(
-            target, args.out or DEFAULT_DIST, model_dir=args.model or DEFAULT_MODEL, step=step
+            target,
+            args.out or DEFAULT_DIST,
+            model_dir=args.model or DEFAULT_MODEL,
+            step=step,
+            app_insights=args.app_insights,
         ),
     )
     out = make_console()

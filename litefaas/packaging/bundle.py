@@ -47,7 +47,7 @@ from litefaas.packaging.targets import (
     pinned,
     read_pins,
 )
-from litefaas.packaging.wheels import WHEEL_CACHE, fetch_wheels
+from litefaas.packaging.wheels import WHEEL_CACHE, fetch_wheels, wheel_key
 from litefaas.paths import ROOT
 
 DEFAULT_DIST = ROOT / "dist"
@@ -209,22 +209,38 @@ def build_bundle(
     cache: Path = WHEEL_CACHE,
     runtime: Runtime | None = None,
     enforce_limits: bool = True,
+    app_insights: bool = False,
 ) -> Bundle:
     """Build ``target``'s bundle into ``out_dir``: sources, slimmed target wheels, secret scan, zip.
+    ``app_insights`` (Azure): azure-monitor-opentelemetry vendored too, for the entry point to export
+    to Application Insights where its connection string is set.
 
     A bundle already there that was made of the same inputs (its zip comment records their digest)
     is kept after a new secret scan, so packaging again is fast and offline.
     """
     started = time.monotonic()
     say = step or (lambda _text: None)
+    if app_insights and target.cloud != "azure":
+        raise PackageError("Application Insights is Azure's: build it into an Azure bundle")
     pins = read_pins()
     sources = source_files(target.cloud, model_dir)
-    runtime = runtime or litert_runtime(pins, images=has_image_input(model_dir))
+    runtime = runtime or litert_runtime(pins, images=has_image_input(model_dir), monitor=app_insights)
     platform = pinned(PLATFORM_INSTALLED[target.cloud], pins)
     say(f"wheels for {target.abi} {target.machine}")
     wheels = fetch_wheels(
         runtime.requirements, target, with_dependencies=runtime.with_dependencies, cache=cache
     )
+    with_entry_points: set[str] = set()
+    if runtime.extras:
+        say("wheels of " + ", ".join(runtime.extras) + " and what they need")
+        vendored = {wheel_key(wheel.name)[0] for wheel in wheels}
+        extra = [
+            wheel
+            for wheel in fetch_wheels(runtime.extras, target, with_dependencies=True, cache=cache)
+            if wheel_key(wheel.name)[0] not in vendored
+        ]
+        wheels = [*wheels, *extra]
+        with_entry_points = {wheel.name for wheel in extra}
     requirements = _requirements_txt(target, platform) if platform else ""
     stamp = b"litefaas-inputs:" + _inputs_digest(target, sources, wheels, requirements).encode()
     final = out_dir / target.bundle_name.replace(".zip", f"{runtime.suffix}.zip")
@@ -244,7 +260,7 @@ def build_bundle(
         site = tree / target.site_packages
         for wheel in wheels:
             say(f"unpacking {wheel.name.split('-')[0]}")
-            unpack_wheel(wheel, site)
+            unpack_wheel(wheel, site, entry_points=wheel.name in with_entry_points)
         if requirements:
             (tree / "requirements.txt").write_text(requirements, encoding="utf-8")
         say("checking every ELF file's machine and glibc against the target")

@@ -155,9 +155,19 @@ def check_toolchain(cloud: str) -> None:
         raise PackageError("node_modules/osls is missing: run `npm ci` (or `make setup`) first")
 
 
+def flag(params: Mapping[str, str], name: str) -> bool:
+    """serverless.yml's boolean parameter ``name`` as ``--param`` gives it (false when not given)."""
+    value = params.get(name, "false").strip().lower()
+    if value not in ("true", "false"):
+        raise PackageError(f"--param {name} must be true or false, not {value[:16]!r}")
+    return value == "true"
+
+
 def bundle_for(deployment: Deployment, step: Step | None = None) -> Bundle:
-    """The deployment's bundle (kept when its inputs have not changed)."""
-    return build_bundle(deployment.target, deployment.dist, step=step)
+    """The deployment's bundle (kept when its inputs have not changed); with
+    ``--param azureAppInsights=true``, the Azure bundle vendors azure-monitor-opentelemetry."""
+    app_insights = flag(deployment.params, "azureAppInsights")
+    return build_bundle(deployment.target, deployment.dist, step=step, app_insights=app_insights)
 
 
 SNAPSTART_MAX_TMP_MB = 512
@@ -166,10 +176,7 @@ SNAPSTART_MAX_TMP_MB = 512
 def check_snapstart(params: Mapping[str, str]) -> None:
     """Refuse, before anything is built, what Lambda SnapStart does not allow with ``snapStart=true``:
     provisioned concurrency, a ``/tmp`` over 512 MB, EFS (litefaas mounts none)."""
-    flag = params.get("snapStart", "false").strip().lower()
-    if flag not in ("true", "false"):
-        raise PackageError(f"--param snapStart must be true or false, not {flag[:16]!r}")
-    if flag == "false":
+    if not flag(params, "snapStart"):
         return
     if params.get("provisionedConcurrency", "0").strip() not in ("", "0"):
         raise PackageError(

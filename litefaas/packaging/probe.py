@@ -13,6 +13,8 @@ import sys
 from typing import Any
 
 ORIGINS = ("numpy", "ai_edge_litert", "cryptography", "_cffi_backend", "core")
+WHEN_LOADED = ("azure.monitor.opentelemetry", "opentelemetry.sdk.trace")
+"""Reported too where the bundle loaded them (Application Insights' exporter)."""
 
 
 def answer(cloud: str, root: str, body: bytes) -> tuple[int, bytes]:
@@ -94,8 +96,9 @@ def main(argv: list[str]) -> None:
     site = os.path.join(root, ".python_packages", "lib", "site-packages") if cloud == "azure" else root
     sys.path[:0] = [p for p in (root, site, layer) if p]
     status, body = answer(cloud, root, sys.stdin.buffer.read())
+    loaded = [name for name in WHEN_LOADED if name in sys.modules]
     origins: dict[str, Any] = {
-        name: getattr(sys.modules.get(name), "__file__", None) or "" for name in ORIGINS
+        name: getattr(sys.modules.get(name), "__file__", None) or "" for name in (*ORIGINS, *loaded)
     }
     python = sys.version.split()[0]
     print(json.dumps({"status": status, "body": body.decode(), "origins": origins, "python": python}))

@@ -29,7 +29,13 @@ from litefaas.paths import ROOT
 
 TEMPLATE = ROOT / "providers" / "azure" / "main.json"
 PARAMETERS_FILE = "litefaas-azure-parameters.json"
-DELETE_ORDER = ("Microsoft.Web/sites", "Microsoft.Web/serverfarms", "Microsoft.Storage/storageAccounts")
+DELETE_ORDER = (
+    "Microsoft.Web/sites",
+    "Microsoft.Web/serverfarms",
+    "Microsoft.Storage/storageAccounts",
+    "Microsoft.Insights/components",
+    "Microsoft.OperationalInsights/workspaces",
+)
 
 
 def names(stage: str, params: Mapping[str, str]) -> dict[str, str]:

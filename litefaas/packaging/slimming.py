@@ -41,9 +41,13 @@ class Slimming:
 
     only: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
+    entry_points: bool = False
+    """Keep ``entry_points.txt``: a distribution whose parts are found by them (OpenTelemetry's)."""
 
     def keeps(self, path: str) -> bool:
         if path.split("/", 1)[0].endswith(".dist-info"):
+            if self.entry_points and path.endswith(".dist-info/entry_points.txt"):
+                return True
             return not _matches(path, DROP_EVERYWHERE)
         if self.only and not _matches(path, self.only):
             return False
@@ -124,9 +128,12 @@ def safe_member(name: str) -> str | None:
     return path.as_posix()
 
 
-def unpack_wheel(wheel: Path, destination: Path) -> int:
-    """Extract the files of ``wheel`` a function needs into ``destination``; the bytes written."""
+def unpack_wheel(wheel: Path, destination: Path, *, entry_points: bool = False) -> int:
+    """Extract the files of ``wheel`` a function needs into ``destination`` (its entry points too
+    with ``entry_points``); the bytes written."""
     slimming = SLIMMING.get(wheel_key(wheel.name)[0], Slimming())
+    if entry_points:
+        slimming = dataclasses.replace(slimming, entry_points=True)
     written = 0
     with zipfile.ZipFile(wheel) as archive:
         for info in archive.infolist():

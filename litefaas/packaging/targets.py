@@ -32,6 +32,10 @@ MIN_GLIBC_MINOR = 17
 RUNTIME_DISTRIBUTIONS = ("numpy", "ai-edge-litert", "cryptography", "cffi")
 # Added for a model whose manifest declares an image input (core.images decodes with Pillow).
 IMAGE_DISTRIBUTIONS = ("pillow",)
+# Added to an Azure bundle asked to export to Application Insights (``--app-insights``): the
+# distro the entry point imports where APPLICATIONINSIGHTS_CONNECTION_STRING is set, with what it
+# needs, resolved under constraints.txt.
+MONITOR_DISTRIBUTIONS = ("azure-monitor-opentelemetry",)
 # What each platform installs itself from the bundle's requirements.txt: the provider SDK, and for
 # GCP the C HTTP parser and event loop its ASGI server (uvicorn) takes up when they are there.
 PLATFORM_INSTALLED = {
@@ -106,6 +110,9 @@ class Runtime:
     name: str
     requirements: tuple[str, ...]
     with_dependencies: bool = False
+    extras: tuple[str, ...] = ()
+    """Pins vendored beside ``requirements`` with their dependencies (and their entry points, which
+    OpenTelemetry loads its parts by)."""
 
     @property
     def suffix(self) -> str:
@@ -132,11 +139,15 @@ def read_pins(constraints: Path = CONSTRAINTS) -> dict[str, str]:
     return pins
 
 
-def litert_runtime(pins: Mapping[str, str] | None = None, *, images: bool = False) -> Runtime:
+def litert_runtime(
+    pins: Mapping[str, str] | None = None, *, images: bool = False, monitor: bool = False
+) -> Runtime:
     """What core imports on LiteRT: numpy, ai-edge-litert, cryptography (and cffi's backend), and
-    Pillow when the model has an image input."""
+    Pillow when the model has an image input; with ``monitor``, azure-monitor-opentelemetry."""
+    pins = pins or read_pins()
     names = RUNTIME_DISTRIBUTIONS + (IMAGE_DISTRIBUTIONS if images else ())
-    return Runtime("litert", tuple(pinned(names, pins or read_pins())))
+    extras = tuple(pinned(MONITOR_DISTRIBUTIONS, pins)) if monitor else ()
+    return Runtime("litert", tuple(pinned(names, pins)), extras=extras)
 
 
 def pinned(names: Iterable[str], pins: Mapping[str, str]) -> list[str]:

@@ -1,5 +1,6 @@
 """What Application Insights receives from the Azure entry point: azure-monitor-opentelemetry's own
-exporter, pointed by the connection string at an ingestion endpoint on 127.0.0.1 that this test serves."""
+exporter, pointed by the connection string at an ingestion endpoint on 127.0.0.1 that this test serves;
+from the source tree, and from an ``--app-insights`` bundle alone in an isolated Python 3.12."""
 
 from __future__ import annotations
 
@@ -13,8 +14,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pytest
-from fixtures.requests import make_keys
+from fixtures.requests import ROWS, make_keys, seal
+
+from core.engine import Engine
+from litefaas.packaging import bundle as bundler
+from litefaas.packaging import proof
+from litefaas.packaging.targets import Target
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 CALLER = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
@@ -74,6 +81,12 @@ def ingestion():
         server.server_close()
 
 
+def connection_string(port: int) -> str:
+    return (
+        f"InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint=http://127.0.0.1:{port}/"
+    )
+
+
 def test_request_spans_and_metrics_reach_application_insights(ingestion, tmp_path):
     # GIVEN the Azure entry point with a connection string naming the local ingestion endpoint
     env = {
@@ -84,9 +97,7 @@ def test_request_spans_and_metrics_reach_application_insights(ingestion, tmp_pat
         "LITEFAAS_PRIVATE_KEYS": make_keys().private_json,
         "LITEFAAS_LOG_LEVEL": "ERROR",
         "OTEL_TRACES_SAMPLER": "parentbased_always_on",  # the distro's default keeps 5 traces a second
-        "APPLICATIONINSIGHTS_CONNECTION_STRING": (
-            f"InstrumentationKey=00000000-0000-0000-0000-000000000001;IngestionEndpoint=http://127.0.0.1:{ingestion}/"
-        ),
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": connection_string(ingestion),
     }
     # WHEN three requests arrive through the Functions host (whose span is the caller's child), the
     # last of a media type the function does not take
@@ -143,3 +154,46 @@ def test_request_spans_and_metrics_reach_application_insights(ingestion, tmp_pat
 
     assert total("litefaas.requests") == 3
     assert total("litefaas.errors") == 1 and total("litefaas.cold_starts") == 1
+
+
+@pytest.mark.skipif(proof.find_python("3.12") is None, reason="no working python3.12 here")
+def test_an_app_insights_bundle_exports_from_the_bundle_alone(ingestion, tmp_path):
+    # GIVEN the Azure bundle `--param azureAppInsights=true` deploys, unpacked, and the SDK Flex installs
+    built = bundler.build_bundle(Target("azure"), tmp_path / "dist", app_insights=True)
+    root = bundler.unpack(built.path, tmp_path / "app")
+    keys = make_keys()
+    sealed = seal(keys, inputs=ROWS[:2])
+    env = {
+        "LITEFAAS_PRIVATE_KEYS": keys.private_json,
+        "LITEFAAS_LOG_LEVEL": "ERROR",
+        "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+        "APPLICATIONINSIGHTS_CONNECTION_STRING": connection_string(ingestion),
+        "WEBSITE_SITE_NAME": "litefaas-prod",  # set by App Service; read by the distro's detector
+    }
+    # WHEN python3.12 -I -S, which sees nothing but the bundle and that SDK, answers a sealed request
+    # with the connection string set, and exits
+    python = proof.find_python("3.12")
+    assert python is not None
+    result = proof.probe_bundle(
+        root, "azure", python, sealed.body, env, proof.platform_layer(Target("azure"))
+    )
+    # THEN it answers, with the exporter and the SDK loaded from the bundle
+    assert result.status == 200
+    expected = Engine.from_dir().predict({"features": np.asarray(ROWS[:2], dtype=np.float32)})["probability"]
+    np.testing.assert_allclose(sealed.open(result.body)["outputs"], expected, atol=1e-6)
+    assert {"azure.monitor.opentelemetry", "opentelemetry.sdk.trace"} <= result.origins.keys()
+    for module, origin in result.origins.items():
+        assert Path(origin).is_relative_to(root), (module, origin)
+    # AND Application Insights received the request and its metrics before the process ended
+    [request] = [item for item in Ingestion.received if item["data"]["baseType"] == "RequestData"]
+    assert request["data"]["baseData"]["name"] == "POST predict"
+    assert request["data"]["baseData"]["properties"]["litefaas.model"] == "breast_cancer_mlp"
+    # named for the app by the resource detector OpenTelemetry finds through the bundle's entry points
+    assert request["tags"]["ai.cloud.role"] == "litefaas-prod"
+    metrics = {
+        metric["name"]
+        for item in Ingestion.received
+        if item["data"]["baseType"] == "MetricData"
+        for metric in item["data"]["baseData"]["metrics"]
+    }
+    assert {"litefaas.requests", "litefaas.cold_starts"} <= metrics

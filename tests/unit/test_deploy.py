@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -249,6 +251,78 @@ def test_azure_publishes_with_core_tools_from_the_unpacked_app(tools, dist, tmp_
     assert (work / "source" / "function_app.py").is_file()
     assert (work / "source" / "host.json").is_file()
     assert (work / "source" / ".python_packages" / "lib" / "site-packages" / "numpy").is_dir()
+
+
+def site_packages(bundle: Path) -> set[str]:
+    site = ".python_packages/lib/site-packages/"
+    with zipfile.ZipFile(bundle) as archive:
+        return {name[len(site) :] for name in archive.namelist() if name.startswith(site)}
+
+
+def test_azure_app_insights_is_a_parameter_and_the_bundle_carries_its_exporter(tools, tmp_path):
+    """azureAppInsights=true: the template's parameter, and a bundle vendoring the distro with its
+    entry points; left out, neither."""
+    tools("az", "func")
+    dist = tmp_path / "dist"
+    bundle = dist / "litefaas-azure-py3.12-x86_64.zip"
+    for value in ("true", "false"):
+        work = tmp_path / value
+        assert run_deploy(dist, work, "--cloud", "azure", f"--param=azureAppInsights={value}") == 0
+        parameters = json.loads((work / "litefaas-azure-parameters.json").read_text())["parameters"]
+        assert parameters["appInsights"] == {"value": value == "true"}
+        files = site_packages(bundle)
+        vendored = {"azure/monitor/opentelemetry/__init__.py", "opentelemetry/sdk/trace/__init__.py"}
+        assert (vendored <= files) is (value == "true")
+        entry_points = {name.split("/")[0] for name in files if name.endswith("/entry_points.txt")}
+        if value == "true":  # how OpenTelemetry finds its context, propagators and detectors
+            assert {
+                "opentelemetry_api-1.45.1.dist-info",
+                "opentelemetry_sdk-1.45.1.dist-info",
+            } <= entry_points
+            assert "opentelemetry_resource_detector_azure-0.3.0.dist-info" in entry_points
+        assert not any(name.startswith(("numpy-", "cryptography-")) for name in entry_points)
+
+
+def test_osls_alone_builds_the_app_insights_bundle_the_parameter_asks_for(tmp_path):
+    """`osls package` with azureAppInsights=true (no bundle given) runs `litefaas package --app-insights`."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("LITEFAAS_")}
+    env |= {"CLOUD": "azure", "SLS_TELEMETRY_DISABLED": "1", "LITEFAAS_PYTHON": sys.executable}
+    env["LITEFAAS_DIST"] = str(tmp_path / "dist")
+    argv = [NODE, str(paths.OSLS_BIN), "package", "--package", str(tmp_path / "work")]
+    result = subprocess.run(
+        [*argv, "--param=azureAppInsights=true"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "--app-insights" in result.stdout + result.stderr
+    assert "azure/monitor/opentelemetry/__init__.py" in site_packages(
+        tmp_path / "dist" / "litefaas-azure-py3.12-x86_64.zip"
+    )
+    refused = subprocess.run(
+        [*argv, "--param=azureAppInsights=yes"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode != 0
+    assert "azureAppInsights must be true or false, not yes" in refused.stdout + refused.stderr
+
+
+def test_azure_app_insights_must_be_true_or_false(tools, tmp_path, capsys):
+    """A value other than true or false is refused before anything is built or run."""
+    record = tools("az")
+    code = run_deploy(
+        tmp_path / "dist", tmp_path / "work", "--cloud", "azure", "--param=azureAppInsights=yes"
+    )
+    assert code == 2
+    assert "--param azureAppInsights must be true or false, not 'yes'" in capsys.readouterr().err
+    assert recorded(record) == [] and not (tmp_path / "dist").exists()
 
 
 def test_azure_with_func_needs_func_on_path(tools, dist, tmp_path, capsys):

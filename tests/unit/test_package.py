@@ -293,6 +293,22 @@ def test_missing_artifact_is_refused_and_nothing_is_written(tmp_path):
     assert not out.exists() or list(out.iterdir()) == []
 
 
+@pytest.mark.parametrize("cloud", ["aws", "gcp"])
+def test_application_insights_is_refused_outside_azure(cloud, tmp_path):
+    """The Application Insights exporter goes into an Azure bundle only; elsewhere it is refused."""
+    with pytest.raises(PackageError, match="Application Insights is Azure's"):
+        bundler.build_bundle(Target(cloud), tmp_path / "dist", app_insights=True)
+    assert not (tmp_path / "dist").exists()
+
+
+def test_entry_points_are_kept_only_for_a_distribution_found_by_them():
+    """Slimming drops entry_points.txt, unless asked to keep it (OpenTelemetry loads its parts by it)."""
+    path = "opentelemetry_api-1.45.1.dist-info/entry_points.txt"
+    assert not slimming.Slimming().keeps(path)
+    assert slimming.Slimming(entry_points=True).keeps(path)
+    assert slimming.Slimming(entry_points=True).keeps("opentelemetry/trace/__init__.py")
+
+
 def test_private_key_in_the_model_folder_is_refused_and_nothing_is_written(tmp_path):
     # GIVEN a model artifact whose manifest carries a private key set
     model = tmp_path / "model"

@@ -38,6 +38,8 @@ API_VERSIONS = {
     "Microsoft.Web/serverfarms": "2024-04-01",
     "Microsoft.Web/sites": "2024-04-01",
     "Microsoft.Authorization/roleAssignments": "2022-04-01",
+    "Microsoft.OperationalInsights/workspaces": "2023-09-01",
+    "Microsoft.Insights/components": "2020-02-02",
 }
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 
@@ -108,6 +110,34 @@ def test_template_resource_shapes():
     assert "reference(" not in json.dumps(TEMPLATE["variables"])
 
 
+def test_application_insights_is_made_and_wired_only_when_asked_for():
+    """With appInsights: a workspace-based Application Insights resource, its connection string in
+    the app's settings (read from the resource, never a parameter or an output); without, neither."""
+    assert TEMPLATE["parameters"]["appInsights"] == {
+        "type": "bool", "defaultValue": False, "metadata": TEMPLATE["parameters"]["appInsights"]["metadata"],
+    }  # fmt: skip
+    workspace = resource("Microsoft.OperationalInsights/workspaces")
+    component = resource("Microsoft.Insights/components")
+    for item in (workspace, component):
+        assert item["condition"] == "[parameters('appInsights')]"
+        assert item["tags"] == "[variables('tags')]"  # found and deleted by `litefaas remove`
+    assert component["kind"] == "web" and component["properties"]["Application_Type"] == "web"
+    workspace_id = "[resourceId('Microsoft.OperationalInsights/workspaces', variables('workspaceName'))]"
+    assert component["properties"]["WorkspaceResourceId"] == workspace_id
+    assert component["dependsOn"] == [workspace_id]
+    site = resource("Microsoft.Web/sites")
+    settings = site["properties"]["siteConfig"]["appSettings"]
+    component_id = "resourceId('Microsoft.Insights/components', variables('insightsName'))"
+    assert (
+        f"if(parameters('appInsights'), createObject('APPLICATIONINSIGHTS_CONNECTION_STRING', "
+        f"reference({component_id}, '2020-02-02').ConnectionString), createObject())"
+    ) in settings
+    assert settings.count("(") == settings.count(")")
+    assert f"[{component_id}]" in site["dependsOn"]
+    assert "ConnectionString" not in json.dumps(TEMPLATE.get("outputs", {}))
+    assert not any("connection" in name.lower() for name in TEMPLATE["parameters"])
+
+
 @NEEDS_NODE
 def test_parameters_are_the_ones_serverless_yml_passes(dry_run):
     """The parameters file gives every required template parameter, typed, and never the keys."""
@@ -123,9 +153,10 @@ def test_parameters_are_the_ones_serverless_yml_passes(dry_run):
     assert given["functionAppName"] == "litefaas-prod" and given["keyVaultName"] == "litefaas-prod-kv"
     assert given["privateKeysSecret"] == "litefaas-prod-private-keys"
     assert "LITEFAAS_PRIVATE_KEYS" not in given["appSettings"]
+    assert given["appInsights"] is False  # serverless.yml's default
     for name, value in given.items():
         spec = declared[name]
-        assert {"int": int, "string": str, "object": dict}[spec["type"]] is type(value), name
+        assert {"int": int, "string": str, "object": dict, "bool": bool}[spec["type"]] is type(value), name
         if "allowedValues" in spec:
             assert value in spec["allowedValues"], name
 
@@ -175,6 +206,43 @@ def test_keys_are_pushed_from_a_private_copy_removed_after(tmp_path):
         shutil.which = shutil_which
     assert seen["mode"] == 0o600 and seen["folder"] == 0o700 and seen["same"]
     assert not seen["copy"].exists()
+
+
+def test_remove_deletes_what_the_template_made_app_first_and_the_insights_before_its_workspace():
+    """`litefaas remove` deletes every resource the stage's tag finds: the app, its plan and storage,
+    then Application Insights before the workspace it writes to; the vault only with its keys."""
+    kinds = [
+        "Microsoft.OperationalInsights/workspaces", "Microsoft.KeyVault/vaults", "Microsoft.Insights/components",
+        "Microsoft.Storage/storageAccounts", "Microsoft.Web/sites", "Microsoft.Web/serverfarms",
+    ]  # fmt: skip
+    listed = [
+        {"id": f"/subscriptions/0/resourceGroups/rg/providers/{kind}/r{i}", "type": kind}
+        for i, kind in enumerate(kinds)
+    ]
+    calls = []
+
+    def spawn(argv, **kwargs):
+        calls.append(argv)
+        out = json.dumps(listed).encode() if argv[1:3] == ["resource", "list"] else b""
+        return subprocess.CompletedProcess(argv, 0, out, b"")
+
+    runner = provision.Runner(dry_run=False, out=io.StringIO(), spawn=spawn)
+    shutil_which = shutil.which
+    try:
+        shutil.which = lambda name: "/bin/true" if name == "az" else shutil_which(name)
+        provision_azure.remove("prod", {}, runner, with_keys=True)
+    finally:
+        shutil.which = shutil_which
+    deleted = [
+        argv[-1].split("/providers/")[1].rsplit("/", 1)[0]
+        for argv in calls
+        if argv[1:3] == ["resource", "delete"]
+    ]
+    assert deleted == [
+        "Microsoft.Web/sites", "Microsoft.Web/serverfarms", "Microsoft.Storage/storageAccounts",
+        "Microsoft.Insights/components", "Microsoft.OperationalInsights/workspaces", "Microsoft.KeyVault/vaults",
+    ]  # fmt: skip
+    assert calls[0][calls[0].index("--tag") + 1] == "litefaas-stage=prod"
 
 
 # ------------------------------------------------------------------------------- the real az parser
