@@ -278,13 +278,14 @@ class App:
         if not logging_on and self._otel is None:
             return
         context = reply.trace or trace.callers(headers) or trace.new_trace()
+        method = method[:16]
         summary = _new_summary(  # NamedTuple's own __new__ costs the request 0.5 µs more
             RequestSummary,
             (
                 request_id or context.span_id,
                 context,
                 route,
-                method[:16],
+                method,
                 status,
                 cold_start,
                 (ended - started) // 1000,
@@ -306,8 +307,10 @@ class App:
                 sys.stderr.write(first + "\n")
             elif direct is None:
                 logger.log(level, "cold_start_metric", extra={"line": first, "fields": {}})
-        if direct:
-            sys.stderr.write(request_log.line(level, summary, now))
+        if direct:  # the writer made for this request's key, where there is one (RequestLog.line's lookup)
+            names = tuple(reply.fields)
+            writer = request_log.writers.get((level, route, method, status, cold_start, names))
+            sys.stderr.write((writer or request_log.line)(level, summary, now))
         elif direct is None:
             fields = {**summary.record(), **request_log.static}
             logger.log(

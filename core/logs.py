@@ -29,8 +29,10 @@ LEVEL_NAMES = {
     logging.ERROR: "error",
     logging.CRITICAL: "critical",
 }
-_second: list[Any] = [-1, ""]  # the last whole second formatted, and its text up to the dot
-_MILLIS = tuple(f"{ms:03d}Z" for ms in range(1000))  # a line's last digits, looked up, not formatted
+CLOCK: list[Any] = [-1, ""]
+"""The last whole second formatted, and its text up to the dot (read where a line is written)."""
+MILLIS = tuple(f"{ms:03d}Z" for ms in range(1000))
+"""A line's time's last digits, by millisecond: looked up, not formatted."""
 
 
 _with_severity = [False]
@@ -38,7 +40,7 @@ _with_severity = [False]
 
 def reset_clock() -> None:
     """Forget the second last formatted (after a snapshot's restore the clock jumps)."""
-    _second[0], _second[1] = -1, ""
+    CLOCK[0], CLOCK[1] = -1, ""
 
 
 def use_severity(enabled: bool) -> None:
@@ -46,14 +48,20 @@ def use_severity(enabled: bool) -> None:
     _with_severity[0] = enabled
 
 
+def second_text(second: int) -> str:
+    """Whole second ``second``'s text up to its dot, ``2026-01-31T12:00:00.``, made once a second
+    (:data:`CLOCK` holds the last)."""
+    if second != CLOCK[0]:
+        CLOCK[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+        CLOCK[0] = second
+    text: str = CLOCK[1]
+    return text
+
+
 def stamp(now: float) -> str:
     """``now`` as a line's ``time``: UTC to the millisecond, ``2026-01-31T12:00:00.123Z``."""
     second = int(now)
-    if second != _second[0]:  # the second's text is made once a second
-        _second[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
-        _second[0] = second
-    text: str = _second[1]
-    return text + _MILLIS[int((now - second) * 1000)]
+    return second_text(second) + MILLIS[int((now - second) * 1000)]
 
 
 def line_head(level: int, event: str, now: float | None = None) -> str:

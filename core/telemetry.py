@@ -20,13 +20,13 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from core.encoding import MembersEncoder
+from core.encoding import member_forms
 from core.errors import ConfigError
-from core.logs import encode_fields, level_name, stamp, use_severity
+from core.logs import CLOCK, MILLIS, encode_fields, level_name, second_text, stamp, use_severity
 from core.trace import TraceContext
 
 LOG_FORMAT = "LITEFAAS_LOG_FORMAT"
@@ -192,8 +192,21 @@ class _Outcome(NamedTuple):
     """Cloud Logging's ``,"httpRequest":{"requestMethod":…,"status":…`` (its sizes and latency follow)"""
 
 
+WriterKey = tuple[int, str, str, int, bool, tuple[str, ...]]
+"""A request line's level, route, method, status, cold start and the names of the path's fields."""
+Writer = Callable[[int, "RequestSummary", float], str]
+"""``(level, summary, now) -> line``"""
+
+
 class RequestLog:
-    """Writes each request's record as one line of the configured format."""
+    """Writes each request's record as one line of the configured format.
+
+    A :data:`WriterKey` met a second time gets a writer of its own: one function, made with ``exec``
+    from the format, the outcome and the field names (never a value; a name that is not an
+    identifier is never in it), writing the whole line in one f-string, each value in the quick
+    form of the type it first held (:func:`~core.encoding.member_forms`). A key seen once (an
+    instance's first request) and keys past the cache's bound are written field by field; both
+    write the same line."""
 
     def __init__(self, settings: TelemetrySettings, static: Mapping[str, Any]) -> None:
         self.settings = settings
@@ -202,16 +215,113 @@ class RequestLog:
             self.static.setdefault("function_name", settings.function_name)
         self.static.setdefault("function_name", str(self.static.get("model", "litefaas")))
         self._suffix = "," + encode_fields(self.static)[1:-1]
-        self._members = MembersEncoder(encode_fields, _MAX_CACHED)
+        self.writers: dict[WriterKey, Writer] = {}
+        """The writers made, by :data:`WriterKey`: what :meth:`line` calls for a request of that key."""
+        self._seen_once: set[WriterKey] = set()
         self._emf_openings: dict[tuple[str, ...], str] = {}
         self._outcomes: dict[tuple[str, str, int, bool], _Outcome] = {}
         self._heads = {level: _head(level) for level in (logging.INFO, logging.ERROR)}
         self._trace_prefix = (
             f"projects/{settings.gcp_project}/traces/" if settings.gcp_project is not None else None
         )
-        self.line = {"json": self._json, "emf": self._emf, "gcp": self._gcp}[settings.log_format]
-        """``(level, summary, now) -> str``: the request's line, ending in a newline."""
+        self._field_by_field = {"json": self._json, "emf": self._emf, "gcp": self._gcp}[settings.log_format]
         use_severity(settings.log_format == "gcp")
+
+    def line(self, level: int, summary: RequestSummary, now: float) -> str:
+        """The request's line, ending in a newline."""
+        key = (
+            level,
+            summary.route,
+            summary.method,
+            summary.status,
+            summary.cold_start,
+            tuple(summary.fields),
+        )
+        writer = self.writers.get(key) or self._writer(key, summary)
+        return writer(level, summary, now)
+
+    def _writer(self, key: WriterKey, summary: RequestSummary) -> Writer:
+        if len(self.writers) >= _MAX_CACHED:
+            return self._field_by_field
+        if key not in self._seen_once:
+            if len(self._seen_once) < _MAX_CACHED:
+                self._seen_once.add(key)
+            return self._field_by_field
+        names = key[-1]
+        members = member_forms(names, tuple(summary.fields.values()))
+        writer = self._field_by_field if members is None else self._compiled(key, summary, members)
+        self.writers[key] = writer
+        self._seen_once.discard(key)
+        return writer
+
+    def _compiled(self, key: WriterKey, summary: RequestSummary, members: str) -> Writer:
+        """The writer of one :data:`WriterKey`: :meth:`_fields` and the format's own parts in one
+        f-string, what the key fixes (the level's head, the outcome, EMF's directive) made once."""
+        level, names = key[0], key[-1]
+        outcome = self._outcomes.get(key[1:5]) or self._outcome(summary)
+        body = [
+            "def line(level, summary, now):",
+            "    (request_id, (trace_id, span_id, parent_id, sampled), _, _, _, _,",
+            "     duration_us, bytes_in, bytes_out, fields) = summary",
+        ]
+        if names:
+            body.append(
+                "    " + ", ".join(f"v{index}" for index in range(len(names))) + ", = fields.values()"
+            )
+        body += [
+            "    second = int(now)",
+            "    text = _clock[1] if second == _clock[0] else _second_text(second)",
+            '    parent = "" if parent_id is None else \',"parent_span_id":"\' + parent_id + \'"\'',
+            "    if not sampled:",
+            "        parent += ',\"sampled\":false'",
+        ]
+        opening, closing = "{{", "}}"
+        if self.settings.log_format == "emf":
+            opening = "{_opening}{int(now * 1000)}}},"
+        elif self.settings.log_format == "gcp":
+            body.append("    seconds, micros = divmod(duration_us, 1_000_000)")
+            opening = "{_opening}"
+            trace = (
+                ""
+                if self._trace_prefix is None
+                else ',"logging.googleapis.com/trace":"{_trace_prefix}{trace_id}"'
+            )
+            closing = (
+                "{_message}" + trace + ',"logging.googleapis.com/spanId":"{span_id}"'
+                ',"logging.googleapis.com/trace_sampled":{"true" if sampled else "false"}'
+                '{_http_request},"requestSize":"{bytes_in}","responseSize":"{bytes_out}"'
+                ',"latency":"{seconds}.{str(1_000_000 + micros)[1:]}s"}}}}'
+            )
+        body.append(
+            "    return f'" + opening + '"time":"{text}{_millis[int((now - second) * 1000)]}{_head}'
+            ',"request_id":{_string(request_id)},"trace_id":"{trace_id}","span_id":"{span_id}"{parent}'
+            '{_record},"duration_us":{duration_us},"bytes_in":{bytes_in},"bytes_out":{bytes_out}'
+            + members
+            + "{_suffix}"
+            + closing
+            + "\\n'"
+        )
+        if self.settings.log_format == "emf":
+            start = self._emf_openings.get(names) or self._emf_opening(names)
+        else:
+            start = _GCP_OPENINGS.get(level) or _gcp_opening(level)
+        namespace: dict[str, Any] = {
+            "_clock": CLOCK,
+            "_second_text": second_text,
+            "_millis": MILLIS,
+            "_string": _string,
+            "_json": encode_fields,
+            "_opening": start,
+            "_head": self._heads.get(level) or _head(level),
+            "_record": outcome.record,
+            "_message": outcome.message,
+            "_http_request": outcome.http_request,
+            "_suffix": self._suffix,
+            "_trace_prefix": self._trace_prefix,
+        }
+        exec("\n".join(body) + "\n", namespace)  # noqa: S102 - names checked by member_forms; no value
+        writer: Writer = namespace["line"]
+        return writer
 
     def _fields(
         self,
@@ -222,16 +332,13 @@ class RequestLog:
         closing: str,
         outcome: _Outcome | None = None,
     ) -> str:
-        """The line, ``opening`` then ``"time":…,"level":…``, the record and ``closing``, in one format
-        string (the ids are hex, the route one of a fixed set; a line longer than the small-object
-        allocator's 512 bytes is copied as few times as can be); the path's own fields by
-        :class:`~core.encoding.MembersEncoder`."""
+        """The line field by field: ``opening`` then ``"time":…,"level":…``, the record and ``closing``."""
         request_id, context, route, method, status, cold_start, duration_us, bytes_in, bytes_out, fields = (
             summary
         )
         trace_id, span_id, parent_id, sampled = context
         head = self._heads.get(level) or _head(level)
-        rest = self._members(fields)
+        rest = "," + encode_fields(fields)[1:-1] if fields else ""
         parent = "" if parent_id is None else ',"parent_span_id":"' + parent_id + '"'
         if not sampled:
             parent += ',"sampled":false'
@@ -295,7 +402,7 @@ class RequestLog:
             if self._trace_prefix is None
             else f',"logging.googleapis.com/trace":"{self._trace_prefix}{trace_id}"'
         )
-        opening = _GCP_OPENINGS.get(level) or f'{{"severity":"{level_name(level).upper()}",'
+        opening = _GCP_OPENINGS.get(level) or _gcp_opening(level)
         seconds, micros = divmod(duration_us, 1_000_000)
         closing = (
             f"{outcome.message}{trace}"
@@ -326,6 +433,10 @@ class RequestLog:
             "ColdStart": 1,
         }
         return encode_fields(document)
+
+
+def _gcp_opening(level: int) -> str:
+    return f'{{"severity":"{level_name(level).upper()}",'
 
 
 def _head(level: int) -> str:

@@ -26,7 +26,7 @@ _XRAY_PARENT = re.compile(r"[0-9a-f]{16}")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 _MAX_HEADER = 512
-_random_bits = random.getrandbits
+_random_bytes = random.randbytes
 _new_tuple = tuple.__new__
 """Ids need to be unique, not secret: drawn as OpenTelemetry's SDK draws them (its RandomIdGenerator),
 but many at a time: one draw and one hex conversion per ``_POOL_IDS`` requests, each request slicing
@@ -56,13 +56,19 @@ def forget_ids() -> None:
 os.register_at_fork(after_in_child=forget_ids)
 
 
+def _drawn() -> str:
+    """Fresh digits for the next ``_POOL_IDS`` id pairs, from the pool's start."""
+    digits = _random_bytes(_POOL_IDS * _ID_DIGITS // 2).hex()
+    _pool.digits, _pool.offset = digits, 0
+    return digits
+
+
 def _next_ids() -> str:
     """The next 48 random hex digits: a trace id and a span id."""
     pool = _pool
     digits, offset = pool.digits, pool.offset
     if offset >= len(digits):
-        digits, offset = "%0*x" % (_POOL_IDS * _ID_DIGITS, _random_bits(_POOL_IDS * _ID_DIGITS * 4)), 0  # noqa: UP031
-        pool.digits = digits
+        digits, offset = _drawn(), 0
     pool.offset = offset + _ID_DIGITS
     return digits[offset : offset + _ID_DIGITS]
 
@@ -94,9 +100,13 @@ def new_trace_id() -> str:
 
 
 def new_trace() -> TraceContext:
-    """A new trace, with this request's span at its root."""
-    ids = _next_ids()
-    trace_id, span_id = ids[:32], ids[32:]
+    """A new trace, with this request's span at its root (:func:`_next_ids` inlined: a request's 0.3 µs)."""
+    pool = _pool
+    digits, offset = pool.digits, pool.offset
+    if offset >= len(digits):
+        digits, offset = _drawn(), 0
+    pool.offset = offset + _ID_DIGITS
+    trace_id, span_id = digits[offset : offset + 32], digits[offset + 32 : offset + _ID_DIGITS]
     if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
         return TraceContext(new_trace_id(), new_span_id())  # pragma: no cover - one chance in 2**64
     return _new_tuple(TraceContext, (trace_id, span_id, None, True))  # NamedTuple's own __new__ is slower

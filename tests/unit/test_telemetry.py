@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import logging
 import os
@@ -355,3 +356,162 @@ class TestLineTime:
         logs.stamp(1_700_000_000.5)
         logs.reset_clock()
         assert logs.stamp(1_700_000_000.25) == "2023-11-14T22:13:20.250Z"
+
+
+# ------------------------------------------------------------------------ a path's own writer
+
+
+class Level(enum.IntEnum):
+    LOW = 1
+
+
+field_names = st.sampled_from(["decrypt_us", "kid", "encrypted", "rows", "code", "_x9"]) | st.text(max_size=6)
+field_values = (
+    st.integers()
+    | st.booleans()
+    | st.text(max_size=6)
+    | st.floats()
+    | st.none()
+    | st.lists(st.integers(), max_size=3)
+    | st.just(Level.LOW)
+    | st.just(b"\x00")
+)
+contexts = st.builds(
+    trace.TraceContext,
+    st.just("0af7651916cd43dd8448eb211c80319c"),
+    st.just("b7ad6b7169203331"),
+    st.none() | st.just("00f067aa0ba902b7"),
+    st.booleans(),
+)
+summaries = st.builds(
+    RequestSummary,
+    st.text(max_size=8),
+    contexts,
+    st.sampled_from(["predict", "oip_infer", "unknown"]),
+    st.sampled_from(["POST", "GET", "PUT"]) | st.text(max_size=4),
+    st.sampled_from([200, 400, 413, 500, 503]),
+    st.booleans(),
+    st.integers(min_value=0, max_value=10**8),
+    st.integers(min_value=0, max_value=10**9),
+    st.integers(min_value=0, max_value=10**9),
+    st.just({}),
+)
+formats = st.sampled_from(
+    [TelemetrySettings(log_format=f) for f in ("json", "emf", "gcp")]
+    + [
+        TelemetrySettings(log_format="gcp", gcp_project="p"),
+        TelemetrySettings(log_format="emf", dimensions=("route",)),
+    ]
+)
+
+
+def field_by_field(log: RequestLog, level: int, summary: RequestSummary, now: float) -> str:
+    return log._field_by_field(level, summary, now)
+
+
+@given(
+    formats,
+    st.lists(
+        st.tuples(
+            summaries,
+            st.dictionaries(field_names, field_values, max_size=6),
+            st.sampled_from([logging.INFO, logging.ERROR, logging.WARNING]),
+            st.floats(min_value=0, max_value=4e9),
+        ),
+        max_size=10,
+    ),
+)
+def test_a_paths_own_writer_writes_the_line_field_by_field_writing_does(settings, requests):
+    """Every line, the first of its names (written field by field) and each later one (by the
+    writer made for them), is the same text: names that are not identifiers, NaN, odd methods…"""
+    log = RequestLog(settings, {"model": "m", "model_version": "1"})
+    for summary, fields, level, now in requests:
+        summary = summary._replace(fields=fields)
+        for _ in range(3):
+            line = log.line(level, summary, now)
+            assert line == field_by_field(log, level, summary, now)
+            assert line.endswith("}\n") and "\n" not in line[:-1]
+
+
+@given(
+    formats,
+    st.lists(field_names, min_size=1, max_size=5, unique=True).flatmap(
+        lambda names: st.lists(st.tuples(*[field_values] * len(names)), min_size=3, max_size=8).map(
+            lambda rows: [dict(zip(names, row, strict=True)) for row in rows]
+        )
+    ),
+)
+def test_a_writer_writes_its_names_rightly_whatever_their_values_now_are(settings, records):
+    """The same names with other types than they first held (a bool where an int was, a str, None…)."""
+    log = RequestLog(settings, {"model": "m"})
+    summary = RequestSummary("r", trace.new_trace(), "predict", "POST", 200, False, 1, 2, 3, {})
+    for fields in records:
+        summary = summary._replace(fields=fields)
+        assert log.line(logging.INFO, summary, 1_700_000_000.25) == field_by_field(
+            log, logging.INFO, summary, 1_700_000_000.25
+        )
+
+
+def request_summary(fields: dict) -> RequestSummary:
+    return RequestSummary("r", trace.new_trace(), "predict", "POST", 200, False, 1, 2, 3, fields)
+
+
+def key_of(summary: RequestSummary, level: int = logging.INFO) -> tuple:
+    return (level, summary.route, summary.method, summary.status, summary.cold_start, tuple(summary.fields))
+
+
+@pytest.mark.parametrize("log_format", ["json", "emf", "gcp"])
+def test_a_set_of_names_gets_its_own_writer_the_second_time_it_is_seen(log_format):
+    """The first sight (an instance's first request) is written field by field, without compiling."""
+    log = RequestLog(
+        TelemetrySettings(log_format=log_format, gcp_project="p"), {"model": "m", "model_version": "1"}
+    )
+    summary = request_summary({"encrypted": True, "kid": "k0", "decrypt_us": 45, "rows": 1})
+    first = log.line(logging.INFO, summary, 1_700_000_000.5)
+    assert key_of(summary) not in log.writers
+    assert log.line(logging.INFO, summary, 1_700_000_000.5) == first
+    writer = log.writers[key_of(summary)]
+    assert writer.__name__ == "line" and writer.__code__.co_filename == "<string>"
+    if log_format == "emf":
+        assert_valid_emf(json.loads(first))
+
+
+def test_past_its_bound_a_new_set_of_names_is_written_field_by_field_and_not_kept():
+    log = RequestLog(TelemetrySettings(), {"model": "m"})
+    for count in range(1, 140):
+        summary = request_summary({f"n{index}": index for index in range(count)} | {"kid": "k0"})
+        for _ in range(3):
+            assert log.line(logging.INFO, summary, 1.0) == field_by_field(log, logging.INFO, summary, 1.0)
+    assert len(log.writers) <= 64 and len(log._seen_once) <= 64
+
+
+def test_a_name_that_is_not_an_identifier_never_reaches_the_source_of_a_writer():
+    log = RequestLog(TelemetrySettings(), {"model": "m"})
+    hostile = {"a'}; import os; f'{": 1, 'b"': "x"}
+    for _ in range(3):
+        line = log.line(logging.INFO, request_summary(hostile), 1.0)
+    assert log.writers[key_of(request_summary(hostile))] == log._field_by_field
+    assert hostile.items() <= json.loads(line).items()
+
+
+@pytest.mark.parametrize("provider", ["aws", "gcp", "azure"])
+def test_a_warm_request_is_written_by_its_own_writer_found_by_the_app(
+    keys, engine, provider, capsys, monkeypatch
+):
+    """From a path's third request (the cold start's own key, then the warm key twice) the app finds
+    its writer itself, by the key RequestLog.line makes."""
+    app = app_with(keys, engine, provider, GOOGLE_CLOUD_PROJECT="p")
+    deployed = [
+        handler for handler in app.logger.handlers if isinstance(handler.formatter, logs.JsonFormatter)
+    ]
+    monkeypatch.setattr(app.logger, "handlers", deployed)  # its one handler, as deployed (not pytest's too)
+    for _ in range(3):
+        app.handle("POST", "/predict", ENCRYPTED, seal(keys).body)
+    capsys.readouterr()
+    log = app._request_log
+    written = []
+    monkeypatch.setattr(log, "line", lambda *args: pytest.fail("the app's lookup missed the writer"))
+    monkeypatch.setattr(log, "_field_by_field", lambda *args: written.append(args) or "")
+    app.handle("POST", "/predict", ENCRYPTED, seal(keys).body, "req-1")
+    [line] = lines_of(capsys)
+    assert line["request_id"] == "req-1" and line["status"] == 200 and written == []
