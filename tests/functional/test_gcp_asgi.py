@@ -69,3 +69,37 @@ def test_where_functions_framework_builds_starlette_its_own_answers_are_the_prot
         ("GET", "/favicon.ico"): (404, "not_found"),
         ("TRACE", "/predict"): (405, "method_not_allowed"),
     }
+
+
+def request_ids(capsys) -> list[str]:
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]
+    return [line["request_id"] for line in lines if line.get("event") == "request"]
+
+
+def test_the_execution_id_becomes_the_request_id_on_both_asgi_apps(keys, capsys):
+    # GIVEN the app functions-framework serves (the entrypoint's own) and the Starlette app it would
+    # build around the function (with its execution id middleware)
+    served = gcp_asgi({"LITEFAAS_PRIVATE_KEYS": keys.private_json})
+    module = sys.modules["main"]
+    starlette = AsgiCaller(
+        aio._create_asgi_app_with_function(module.create_asgi_function(module.APP), "http", False)
+    )
+    trace_header = {"X-Cloud-Trace-Context": "105445aa7843bc8bf206b12000100000/1;o=1"}
+    capsys.readouterr()
+    for call in (served, starlette):
+        # WHEN Cloud Run's front end tags a request with an execution id, then two with its trace
+        # header only, and one comes with neither
+        call("GET", "/health", {"Function-Execution-Id": "exec-1234"}, b"")
+        for _ in range(2):
+            call("GET", "/health", trace_header, b"")
+        call("GET", "/health", {}, b"")
+        # THEN the first line carries the execution id; the others the trace header and the
+        # request's own span id, or where functions-framework's middleware runs the id it gives each
+        tagged, *traced, untagged = request_ids(capsys)
+        assert tagged == "exec-1234"
+        if call is served:
+            assert traced == [trace_header["X-Cloud-Trace-Context"]] * 2
+            assert len(untagged) == 16 and int(untagged, 16) > 0
+        else:
+            given = [*traced, untagged]
+            assert len(set(given)) == 3 and all(len(id_) == 12 and id_.isalnum() for id_ in given)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
-from fixtures.inprocess import InProcessTransport
+from fixtures.inprocess import AsyncInProcessTransport, InProcessTransport
 from fixtures.requests import ROWS
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind
 
 from core import logs
 from core.app import App
-from litefaas.client import Client, tracing
+from litefaas.client import AsyncClient, Client, tracing
 
 
 class Lines(logging.Handler):
@@ -49,22 +51,49 @@ def test_a_fan_out_of_8_is_one_trace_under_the_callers_span(otel, keys, request_
     with trace.get_tracer("test").start_as_current_span("caller") as caller:
         result = client.predict(ROWS[:16], fan_out=8)
     assert len(result.outputs) == 16
-    spans = otel.finished()
-    # THEN every span is in the caller's trace
-    assert {span.context.trace_id for span in spans} == {caller.get_span_context().trace_id}
-    (fan_out,) = [s for s in spans if s.name == "litefaas.fan_out"]
-    posts = [s for s in spans if s.kind is SpanKind.CLIENT and s.name == "POST predict"]
-    served = [s for s in spans if s.kind is SpanKind.SERVER and s.attributes["http.route"] == "predict"]
-    assert fan_out.parent.span_id == caller.get_span_context().span_id
-    # AND each of the 8 requests is a span under the fan-out, each function's span under its request
-    assert len(posts) == len(served) == 8
-    assert {post.parent.span_id for post in posts} == {fan_out.context.span_id}
-    assert sorted(s.parent.span_id for s in served) == sorted(p.context.span_id for p in posts)
+    # THEN every span is in the caller's trace: each of the 8 requests a span under the fan-out,
+    # each function's span under its request
+    served = assert_one_trace_under(otel.finished(), caller, 8)
     assert all(s.parent.is_remote for s in served)
     # AND each request's log line names its function span
     logged = {(r["trace_id"], r["span_id"]) for r in request_lines.records if r["route"] == "predict"}
     assert logged == {(f"{s.context.trace_id:032x}", f"{s.context.span_id:016x}") for s in served}
     assert otel.counter("litefaas.requests") >= 9  # the key set's GET, then the 8
+
+
+def assert_one_trace_under(spans, caller, shards: int) -> list:
+    """The caller's trace holds one fan-out span under the caller, ``shards`` requests under it and
+    each function's span under its request; the function spans, returned."""
+    assert {span.context.trace_id for span in spans} == {caller.get_span_context().trace_id}
+    (fan_out,) = [s for s in spans if s.name == "litefaas.fan_out"]
+    posts = [s for s in spans if s.kind is SpanKind.CLIENT and s.name == "POST predict"]
+    served = [s for s in spans if s.kind is SpanKind.SERVER and s.attributes["http.route"] == "predict"]
+    assert fan_out.parent.span_id == caller.get_span_context().span_id
+    assert len(posts) == len(served) == shards
+    assert {post.parent.span_id for post in posts} == {fan_out.context.span_id}
+    assert sorted(s.parent.span_id for s in served) == sorted(p.context.span_id for p in posts)
+    return served
+
+
+@pytest.mark.parametrize("tensors", [False, True], ids=["rows", "named tensors"])
+def test_the_async_clients_fan_out_of_8_is_one_trace_under_the_callers_span(otel, keys, tensors):
+    # GIVEN a function exporting spans, and an asyncio caller inside a span of its own
+    app = traced_app(keys)
+
+    async def call() -> int:
+        async with AsyncClient("https://fn.test", transport=AsyncInProcessTransport(app)) as client:
+            if tensors:
+                features = np.asarray(ROWS[:16], dtype=np.float32)
+                result = await client.predict_tensors({"features": features}, fan_out=8)
+                return len(next(iter(result.outputs.values())))
+            return len((await client.predict(ROWS[:16], fan_out=8)).outputs)
+
+    with trace.get_tracer("test").start_as_current_span("caller") as caller:
+        # WHEN it fans 16 rows out over 8 concurrent requests on one event loop
+        answered = asyncio.run(call())
+    # THEN every request's span, and the function's span under it, is in the caller's one trace
+    assert answered == 16
+    assert_one_trace_under(otel.finished(), caller, 8)
 
 
 def test_the_functions_span_carries_the_record_but_no_payload(otel, keys):
