@@ -54,3 +54,36 @@ def test_sigusr1_asks_for_the_summary():
     finally:
         watch.stop()
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGUSR1))
+
+
+def test_ctrl_t_at_a_terminal_asks_for_the_summary_and_the_terminal_is_given_back(monkeypatch):
+    # GIVEN `litefaas serve` started at a terminal (a real pseudo-terminal)
+    import pty
+    import termios
+
+    leader, follower = pty.openpty()
+    terminal = os.fdopen(follower, "r", closefd=False)
+    monkeypatch.setattr("sys.stdin", terminal)
+    before = termios.tcgetattr(follower)
+    watch = KeyWatch().start()
+    try:
+        # THEN the terminal reads key by key and still turns Ctrl-C into SIGINT
+        lflag = termios.tcgetattr(follower)[3]
+        assert not lflag & termios.ICANON and lflag & termios.ISIG
+        # WHEN other keys are typed, nothing is asked; WHEN Ctrl-T is, the summary is, once
+        os.write(leader, b"q \n")
+        time.sleep(0.5)
+        assert not watch.asked()
+        os.write(leader, b"\x14")
+        deadline = time.monotonic() + 5
+        while not watch.asked():
+            assert time.monotonic() < deadline, "Ctrl-T was not seen"
+            time.sleep(0.02)
+        assert not watch.asked()
+    finally:
+        watch.stop()
+        terminal.close()
+    # AND on stop the terminal is as it was
+    assert termios.tcgetattr(follower) == before
+    os.close(leader)
+    os.close(follower)
