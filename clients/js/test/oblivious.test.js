@@ -61,6 +61,29 @@ describe("ObliviousClient and a real local function (gcp)", { skip: SKIP_PYTHON,
     });
   }
 
+  it("sends its trace context inside the encapsulated request, never outside", async () => {
+    const given = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const outer = [];
+    const recording = (url, init) => {
+      outer.push({ url: String(url), headers: { ...(init?.headers ?? {}) }, body: init?.body ? new Uint8Array(init.body) : null });
+      return fetch(url, init);
+    };
+    const client = new ObliviousClient(server.baseUrl, { keyId: configs[0].keyId, traceparent: given, fetch: recording });
+    assert.deepEqual(await client.predict(ROWS), expected);
+    // every outer request goes to the gateway with no trace header, and no body carries the trace in clear
+    assert.ok(outer.length >= 1 && outer.every((seen) => seen.url === `${server.baseUrl}/.well-known/ohttp-gateway`));
+    assert.ok(outer.every((seen) => !Object.keys(seen.headers).some((name) => name.toLowerCase() === "traceparent")));
+    const needle = new TextEncoder().encode("0af7651916cd43dd8448eb211c80319c");
+    const holds = (bytes) => bytes.some((_, i) => needle.every((byte, j) => bytes[i + j] === byte));
+    assert.ok(outer.every((seen) => seen.body === null || !holds(seen.body)));
+    // the gateway's line for the inner request is in the caller's trace, under the caller's span
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    const lines = server.log().split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line));
+    const inner = lines.filter((line) => line.event === "request" && line.inner_route === "predict" && line.trace_id === given.slice(3, 35));
+    assert.equal(inner.length, 1);
+    assert.equal(inner[0].parent_span_id, given.slice(36, 52));
+  });
+
   it("a pinned key configuration of another gateway is a ProtocolError, not an answer", async () => {
     // the gateway's own key id with another X25519 public key: its request does not decrypt (a bare 400)
     const other = new Uint8Array(2 + 3 + 32 + 2 + 4);
