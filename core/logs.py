@@ -29,8 +29,9 @@ LEVEL_NAMES = {
     logging.ERROR: "error",
     logging.CRITICAL: "critical",
 }
-CLOCK: list[Any] = [-1, ""]
-"""The last whole second formatted, and its text up to the dot (read where a line is written)."""
+last_second: list[tuple[int, str]] = [(-1, "")]
+"""The last whole second formatted and its text up to the dot, replaced together (threads writing
+lines at once each read a matching pair)."""
 MILLIS = tuple(f"{ms:03d}Z" for ms in range(1000))
 """A line's time's last digits, by millisecond: looked up, not formatted."""
 
@@ -40,7 +41,7 @@ _with_severity = [False]
 
 def reset_clock() -> None:
     """Forget the second last formatted (after a snapshot's restore the clock jumps)."""
-    CLOCK[0], CLOCK[1] = -1, ""
+    last_second[0] = (-1, "")
 
 
 def use_severity(enabled: bool) -> None:
@@ -50,11 +51,12 @@ def use_severity(enabled: bool) -> None:
 
 def second_text(second: int) -> str:
     """Whole second ``second``'s text up to its dot, ``2026-01-31T12:00:00.``, made once a second
-    (:data:`CLOCK` holds the last)."""
-    if second != CLOCK[0]:
-        CLOCK[1] = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
-        CLOCK[0] = second
-    text: str = CLOCK[1]
+    (:data:`last_second` holds the last)."""
+    last = last_second[0]
+    if last[0] == second:
+        return last[1]
+    text = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(second))
+    last_second[0] = (second, text)
     return text
 
 

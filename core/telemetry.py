@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from core.encoding import member_forms
 from core.errors import ConfigError
-from core.logs import CLOCK, MILLIS, encode_fields, level_name, second_text, stamp, use_severity
+from core.logs import MILLIS, encode_fields, last_second, level_name, second_text, stamp, use_severity
 from core.trace import TraceContext
 
 LOG_FORMAT = "LITEFAAS_LOG_FORMAT"
@@ -63,10 +63,17 @@ FIELD_METRICS = tuple(name for name in METRIC_UNITS if name not in ALWAYS_METRIC
 _string = json.encoder.encode_basestring_ascii
 _MAX_CACHED = 64  # the paths and outcomes a request can have are few; each cache stays bounded
 _NAMESPACE = re.compile(r"[A-Za-z0-9._/#:-]{1,255}")  # CloudWatch's namespace characters
-_GCP_OPENINGS = {
-    level: '{"severity":"' + level_name(level).upper() + '",' for level in (logging.INFO, logging.ERROR)
-}
-"""A request line's start in Cloud Logging's terms, at a request's two levels."""
+_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))
+"""The methods whose requests get writers of their own (a caller may send any other)."""
+
+
+def _gcp_opening(level: int) -> str:
+    """A request line's start in Cloud Logging's terms."""
+    return f'{{"severity":"{level_name(level).upper()}",'
+
+
+_GCP_OPENINGS = {level: _gcp_opening(level) for level in (logging.INFO, logging.ERROR)}
+"""A request line's start at a request's two levels."""
 
 
 @dataclass(frozen=True)
@@ -241,7 +248,7 @@ class RequestLog:
         return writer(level, summary, now)
 
     def _writer(self, key: WriterKey, summary: RequestSummary) -> Writer:
-        if len(self.writers) >= _MAX_CACHED:
+        if len(self.writers) >= _MAX_CACHED or key[2] not in _METHODS:  # a caller's odd methods: no cache
             return self._field_by_field
         if key not in self._seen_once:
             if len(self._seen_once) < _MAX_CACHED:
@@ -270,17 +277,20 @@ class RequestLog:
             )
         body += [
             "    second = int(now)",
-            "    text = _clock[1] if second == _clock[0] else _second_text(second)",
+            "    last = _last_second[0]",
+            "    text = last[1] if last[0] == second else _second_text(second)",
             '    parent = "" if parent_id is None else \',"parent_span_id":"\' + parent_id + \'"\'',
             "    if not sampled:",
             "        parent += ',\"sampled\":false'",
         ]
-        opening, closing = "{{", "}}"
+        opening, closing, start = "{{", "}}", ""
         if self.settings.log_format == "emf":
             opening = "{_opening}{int(now * 1000)}}},"
+            start = self._emf_openings.get(names) or self._emf_opening(names)
         elif self.settings.log_format == "gcp":
             body.append("    seconds, micros = divmod(duration_us, 1_000_000)")
             opening = "{_opening}"
+            start = _GCP_OPENINGS.get(level) or _gcp_opening(level)
             trace = (
                 ""
                 if self._trace_prefix is None
@@ -301,12 +311,8 @@ class RequestLog:
             + closing
             + "\\n'"
         )
-        if self.settings.log_format == "emf":
-            start = self._emf_openings.get(names) or self._emf_opening(names)
-        else:
-            start = _GCP_OPENINGS.get(level) or _gcp_opening(level)
         namespace: dict[str, Any] = {
-            "_clock": CLOCK,
+            "_last_second": last_second,
             "_second_text": second_text,
             "_millis": MILLIS,
             "_string": _string,
@@ -433,10 +439,6 @@ class RequestLog:
             "ColdStart": 1,
         }
         return encode_fields(document)
-
-
-def _gcp_opening(level: int) -> str:
-    return f'{{"severity":"{level_name(level).upper()}",'
 
 
 def _head(level: int) -> str:

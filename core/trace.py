@@ -9,10 +9,12 @@ The request's own span id is always new; the caller's becomes its parent.
 
 from __future__ import annotations
 
+import itertools
 import os
 import random
 import re
-from collections.abc import Callable, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from typing import NamedTuple
 
 TRACEPARENT = "traceparent"
@@ -27,49 +29,44 @@ _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 _MAX_HEADER = 512
 _random_bytes = random.randbytes
-_new_tuple = tuple.__new__
-"""Ids need to be unique, not secret: drawn as OpenTelemetry's SDK draws them (its RandomIdGenerator),
-but many at a time: one draw and one hex conversion per ``_POOL_IDS`` requests, each request slicing
-its trace id and span id from the digits (a warm request is then not the one that warms the generator)."""
+_new_tuple = tuple.__new__  # NamedTuple's own __new__ is slower
 _POOL_IDS = 256
 _ID_DIGITS = 48  # a trace id's 32 hex digits, then a span id's 16
-
-
-class _IdPool:
-    """The drawn digits, and the offset of the next unused id pair in them."""
-
-    __slots__ = ("digits", "offset")
-
-    def __init__(self) -> None:
-        self.digits, self.offset = "", 0
-
-
-_pool = _IdPool()
+_pool: list[tuple[str, Iterator[int]]] = [("", itertools.count(_POOL_IDS))]
+"""Ids need to be unique, not secret: drawn from ``random`` (the generator OpenTelemetry's SDK draws
+them from), but many at a time: one draw and one hex conversion per ``_POOL_IDS`` requests, each
+request slicing its trace id and span id from the digits (a warm request is then not the one that
+warms the generator). The digits and the count of id pairs handed out of them are replaced together,
+so that each thread reads a matching pair; ``next`` on the count is one step no thread can split."""
+_drawing = threading.Lock()
 
 
 def forget_ids() -> None:
     """Draw the next ids afresh: after a fork or a snapshot's restore, copies of one process must not
     hand out the same ids (called with ``random``'s own reseed)."""
-    _pool.digits, _pool.offset = "", 0
+    _pool[0] = ("", itertools.count(_POOL_IDS))
 
 
 os.register_at_fork(after_in_child=forget_ids)
 
 
-def _drawn() -> str:
-    """Fresh digits for the next ``_POOL_IDS`` id pairs, from the pool's start."""
-    digits = _random_bytes(_POOL_IDS * _ID_DIGITS // 2).hex()
-    _pool.digits, _pool.offset = digits, 0
-    return digits
+def _drawn() -> tuple[str, int]:
+    """Digits and the offset in them of an id pair no other call gets, once the pool is used up."""
+    with _drawing:
+        digits, count = _pool[0]
+        index = next(count)  # another thread may have drawn meanwhile
+        if index >= _POOL_IDS:
+            digits, count = _random_bytes(_POOL_IDS * _ID_DIGITS // 2).hex(), itertools.count()
+            index = next(count)
+            _pool[0] = (digits, count)
+    return digits, index * _ID_DIGITS
 
 
 def _next_ids() -> str:
     """The next 48 random hex digits: a trace id and a span id."""
-    pool = _pool
-    digits, offset = pool.digits, pool.offset
-    if offset >= len(digits):
-        digits, offset = _drawn(), 0
-    pool.offset = offset + _ID_DIGITS
+    digits, count = _pool[0]
+    index = next(count)
+    digits, offset = (digits, index * _ID_DIGITS) if index < _POOL_IDS else _drawn()
     return digits[offset : offset + _ID_DIGITS]
 
 
@@ -101,15 +98,13 @@ def new_trace_id() -> str:
 
 def new_trace() -> TraceContext:
     """A new trace, with this request's span at its root (:func:`_next_ids` inlined: a request's 0.3 µs)."""
-    pool = _pool
-    digits, offset = pool.digits, pool.offset
-    if offset >= len(digits):
-        digits, offset = _drawn(), 0
-    pool.offset = offset + _ID_DIGITS
+    digits, count = _pool[0]
+    index = next(count)
+    digits, offset = (digits, index * _ID_DIGITS) if index < _POOL_IDS else _drawn()
     trace_id, span_id = digits[offset : offset + 32], digits[offset + 32 : offset + _ID_DIGITS]
     if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN:
         return TraceContext(new_trace_id(), new_span_id())  # pragma: no cover - one chance in 2**64
-    return _new_tuple(TraceContext, (trace_id, span_id, None, True))  # NamedTuple's own __new__ is slower
+    return _new_tuple(TraceContext, (trace_id, span_id, None, True))
 
 
 def parse_traceparent(value: str | None) -> tuple[str, str, bool] | None:

@@ -242,7 +242,13 @@ def run_deploy(args: argparse.Namespace) -> int:
         print(f"# {args.cloud} deployment, stage {args.stage}: every command, in order")
     deployment = deploy.prepare(deployment, runner)
     with make_console(sys.stderr).status(f"osls package (CLOUD={args.cloud}, stage {args.stage})"):
-        commands = deploy.osls_package(deployment, bundle)
+        built = bundle
+        bundle, commands = deploy.package(deployment, bundle)
+    if args.dry_run and bundle is not built:
+        print(
+            f"# serverless.yml's azureAppInsights: built again, {bundle.zipped_bytes:,} bytes zipped,"
+            f" {bundle.unzipped_bytes:,} unzipped"
+        )
     if cli and not args.dry_run:
         deploy.require_tools(deploy.missing_tools(commands), args.cloud)
     provisioned = deploy.provision(deployment, runner, keyset)

@@ -39,11 +39,13 @@ from litefaas.packaging.secret_scan import refuse_findings, scan_paths, scan_zip
 from litefaas.packaging.slimming import safe_member, unpack_wheel
 from litefaas.packaging.targets import (
     LAMBDA_UNZIPPED_LIMIT,
+    MONITOR_DISTRIBUTIONS,
     PLATFORM_INSTALLED,
     PackageError,
     Runtime,
     Target,
     litert_runtime,
+    normalize,
     pinned,
     read_pins,
 )
@@ -69,6 +71,12 @@ class Bundle:
     files: int
     wheels: tuple[str, ...]
     seconds: float
+
+    @property
+    def exports_to_app_insights(self) -> bool:
+        """It vendors Application Insights' exporter (built with ``app_insights``)."""
+        names = {wheel_key(name)[0] for name in self.wheels}
+        return all(normalize(name) in names for name in MONITOR_DISTRIBUTIONS)
 
 
 def _handler_files(cloud: str) -> dict[str, Path]:

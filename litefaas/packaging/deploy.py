@@ -42,6 +42,7 @@ INSTALL_HINTS = {
     "func": "Azure Functions Core Tools: https://learn.microsoft.com/azure/azure-functions/functions-run-local",
 }
 RESERVED_PARAMS = frozenset({"python", "architecture"})
+APP_INSIGHTS_PARAM = "azureAppInsights"
 """serverless.yml parameters set from the target, never given by hand."""
 
 
@@ -155,7 +156,7 @@ def check_toolchain(cloud: str) -> None:
         raise PackageError("node_modules/osls is missing: run `npm ci` (or `make setup`) first")
 
 
-def flag(params: Mapping[str, str], name: str) -> bool:
+def bool_param(params: Mapping[str, str], name: str) -> bool:
     """serverless.yml's boolean parameter ``name`` as ``--param`` gives it (false when not given)."""
     value = params.get(name, "false").strip().lower()
     if value not in ("true", "false"):
@@ -166,7 +167,7 @@ def flag(params: Mapping[str, str], name: str) -> bool:
 def bundle_for(deployment: Deployment, step: Step | None = None) -> Bundle:
     """The deployment's bundle (kept when its inputs have not changed); with
     ``--param azureAppInsights=true``, the Azure bundle vendors azure-monitor-opentelemetry."""
-    app_insights = flag(deployment.params, "azureAppInsights")
+    app_insights = bool_param(deployment.params, APP_INSIGHTS_PARAM)
     return build_bundle(deployment.target, deployment.dist, step=step, app_insights=app_insights)
 
 
@@ -176,7 +177,7 @@ SNAPSTART_MAX_TMP_MB = 512
 def check_snapstart(params: Mapping[str, str]) -> None:
     """Refuse, before anything is built, what Lambda SnapStart does not allow with ``snapStart=true``:
     provisioned concurrency, a ``/tmp`` over 512 MB, EFS (litefaas mounts none)."""
-    if not flag(params, "snapStart"):
+    if not bool_param(params, "snapStart"):
         return
     if params.get("provisionedConcurrency", "0").strip() not in ("", "0"):
         raise PackageError(
@@ -219,6 +220,24 @@ def scan_package(package_dir: Path) -> None:
     """Refuse a template, state file or deploy plan that holds private key material."""
     written = [path for path in package_dir.iterdir() if path.is_file()]
     refuse_findings(scan_paths(written, base=package_dir), "to deploy")
+
+
+def package(deployment: Deployment, bundle: Bundle, step: Step | None = None) -> tuple[Bundle, list[Command]]:
+    """:func:`osls_package` of ``bundle``; on Azure, where serverless.yml itself (not ``--param``)
+    says otherwise of Application Insights than the bundle was built for, the bundle built again
+    as it says and packaged again (the template would set a connection string the function could
+    not use, or none for an exporter it carries)."""
+    commands = osls_package(deployment, bundle)
+    if deployment.cloud != "azure" or APP_INSIGHTS_PARAM in deployment.params:
+        return bundle, commands
+    from litefaas.packaging import provision_azure
+
+    asked = provision_azure.read_parameters(deployment.package_dir).get("appInsights") is True
+    if asked == bundle.exports_to_app_insights:
+        return bundle, commands
+    resolved = replace(deployment, params={**deployment.params, APP_INSIGHTS_PARAM: str(asked).lower()})
+    bundle = bundle_for(resolved, step)
+    return bundle, osls_package(resolved, bundle)
 
 
 def osls_deploy(deployment: Deployment, bundle: Bundle, commands: Sequence[Command]) -> None:

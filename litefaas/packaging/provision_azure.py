@@ -233,8 +233,8 @@ def remove(stage: str, params: Mapping[str, str], runner: Runner, with_keys: boo
             found = json.loads(raw or "[]")
         except ValueError:
             raise PackageError("az resource list returned no JSON") from None
-        rank = {kind: index for index, kind in enumerate(DELETE_ORDER)}
-        found.sort(key=lambda item: rank.get(item["type"], len(DELETE_ORDER)))
+        rank = {kind.lower(): index for index, kind in enumerate(DELETE_ORDER)}  # ARM's types: any case
+        found.sort(key=lambda item: rank.get(str(item["type"]).lower(), len(DELETE_ORDER)))
         ids = [item["id"] for item in found]
     for resource in ids:
         runner.run(["az", "resource", "delete", "--ids", resource], f"delete {resource.rsplit('/', 1)[-1]}")

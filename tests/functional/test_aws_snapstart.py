@@ -5,6 +5,7 @@ snapshotted process."""
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 import os
 import random
@@ -52,7 +53,8 @@ def test_restored_copies_take_a_rotated_key_and_draw_different_randomness(snapst
     new_keys = make_keys()
     monkeypatch.setenv("LITEFAAS_PRIVATE_KEYS", new_keys.private_json)
     # WHEN two copies are restored from it, each running the after-restore hooks
-    snapshot = random.getstate(), (trace._pool.digits, trace._pool.offset)
+    digits, count = trace._pool[0]
+    snapshot = random.getstate(), (digits, next(count))  # the ids drawn, and the next one unused
     outcomes = []
     for _ in range(2):
         read, write = os.pipe()
@@ -61,7 +63,7 @@ def test_restored_copies_take_a_rotated_key_and_draw_different_randomness(snapst
             os.close(read)
             try:
                 random.setstate(snapshot[0])  # a restore is not a fork: its memory is the snapshot's
-                trace._pool.digits, trace._pool.offset = snapshot[1]
+                trace._pool[0] = (snapshot[1][0], itertools.count(snapshot[1][1]))
                 run_hooks(snapshot_restore_py.get_after_restore())
                 fresh = seal(new_keys, inputs=ROWS[:2])
                 status, _, body = aws_response(

@@ -56,6 +56,24 @@ def test_sigusr1_asks_for_the_summary():
     assert signal.getsignal(signal.SIGUSR1) is signal.SIG_DFL or callable(signal.getsignal(signal.SIGUSR1))
 
 
+def ctrl_t_is_asked_for_once(watch: KeyWatch, leader: int, follower: int) -> None:
+    """At the watched terminal: keys read one by one, Ctrl-C still a signal; other keys ask nothing,
+    Ctrl-T asks once."""
+    import termios
+
+    lflag = termios.tcgetattr(follower)[3]
+    assert not lflag & termios.ICANON and lflag & termios.ISIG
+    os.write(leader, b"q \n")
+    time.sleep(0.5)
+    assert not watch.asked()
+    os.write(leader, b"\x14")
+    deadline = time.monotonic() + 5
+    while not watch.asked():
+        assert time.monotonic() < deadline, "Ctrl-T was not seen"
+        time.sleep(0.02)
+    assert not watch.asked()
+
+
 def test_ctrl_t_at_a_terminal_asks_for_the_summary_and_the_terminal_is_given_back(monkeypatch):
     # GIVEN `litefaas serve` started at a terminal (a real pseudo-terminal)
     import pty
@@ -67,23 +85,13 @@ def test_ctrl_t_at_a_terminal_asks_for_the_summary_and_the_terminal_is_given_bac
     before = termios.tcgetattr(follower)
     watch = KeyWatch().start()
     try:
-        # THEN the terminal reads key by key and still turns Ctrl-C into SIGINT
-        lflag = termios.tcgetattr(follower)[3]
-        assert not lflag & termios.ICANON and lflag & termios.ISIG
-        # WHEN other keys are typed, nothing is asked; WHEN Ctrl-T is, the summary is, once
-        os.write(leader, b"q \n")
-        time.sleep(0.5)
-        assert not watch.asked()
-        os.write(leader, b"\x14")
-        deadline = time.monotonic() + 5
-        while not watch.asked():
-            assert time.monotonic() < deadline, "Ctrl-T was not seen"
-            time.sleep(0.02)
-        assert not watch.asked()
+        # WHEN keys are typed THEN only Ctrl-T asks for the summary
+        ctrl_t_is_asked_for_once(watch, leader, follower)
     finally:
         watch.stop()
         terminal.close()
+        restored = termios.tcgetattr(follower)
+        os.close(leader)
+        os.close(follower)
     # AND on stop the terminal is as it was
-    assert termios.tcgetattr(follower) == before
-    os.close(leader)
-    os.close(follower)
+    assert restored == before

@@ -125,6 +125,12 @@ def test_application_insights_is_made_and_wired_only_when_asked_for():
     workspace_id = "[resourceId('Microsoft.OperationalInsights/workspaces', variables('workspaceName'))]"
     assert component["properties"]["WorkspaceResourceId"] == workspace_id
     assert component["dependsOn"] == [workspace_id]
+    # a workspace name is at most 63 characters; the app's name may be 60
+    assert TEMPLATE["parameters"]["functionAppName"]["maxLength"] + len("-logs") > 63
+    assert (
+        TEMPLATE["variables"]["workspaceName"]
+        == "[take(format('{0}-logs', parameters('functionAppName')), 63)]"
+    )
     site = resource("Microsoft.Web/sites")
     settings = site["properties"]["siteConfig"]["appSettings"]
     component_id = "resourceId('Microsoft.Insights/components', variables('insightsName'))"
@@ -210,9 +216,10 @@ def test_keys_are_pushed_from_a_private_copy_removed_after(tmp_path):
 
 def test_remove_deletes_what_the_template_made_app_first_and_the_insights_before_its_workspace():
     """`litefaas remove` deletes every resource the stage's tag finds: the app, its plan and storage,
-    then Application Insights before the workspace it writes to; the vault only with its keys."""
+    then Application Insights before the workspace it writes to (ARM lists its type in lower case);
+    the vault with its keys."""
     kinds = [
-        "Microsoft.OperationalInsights/workspaces", "Microsoft.KeyVault/vaults", "Microsoft.Insights/components",
+        "Microsoft.OperationalInsights/workspaces", "Microsoft.KeyVault/vaults", "microsoft.insights/components",
         "Microsoft.Storage/storageAccounts", "Microsoft.Web/sites", "Microsoft.Web/serverfarms",
     ]  # fmt: skip
     listed = [
@@ -240,7 +247,7 @@ def test_remove_deletes_what_the_template_made_app_first_and_the_insights_before
     ]
     assert deleted == [
         "Microsoft.Web/sites", "Microsoft.Web/serverfarms", "Microsoft.Storage/storageAccounts",
-        "Microsoft.Insights/components", "Microsoft.OperationalInsights/workspaces", "Microsoft.KeyVault/vaults",
+        "microsoft.insights/components", "Microsoft.OperationalInsights/workspaces", "Microsoft.KeyVault/vaults",
     ]  # fmt: skip
     assert calls[0][calls[0].index("--tag") + 1] == "litefaas-stage=prod"
 

@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -323,6 +324,31 @@ class TestTraceContext:
         assert {len(t) for t in trace_ids} == {32} and {len(s) for s in span_ids} == {16}
         assert "0" * 32 not in trace_ids and "0" * 16 not in span_ids
 
+    def test_threads_answering_at_once_never_share_an_id(self):
+        # GIVEN 8 threads drawing ids at once, switched as often as the interpreter can
+        saved = sys.getswitchinterval()
+        sys.setswitchinterval(1e-6)
+        drawn: list[list[trace.TraceContext]] = [[] for _ in range(8)]
+        start = threading.Barrier(8)
+
+        def draw(into: list) -> None:
+            start.wait()
+            for _ in range(3 * trace._POOL_IDS):
+                into.append(trace.new_trace())
+
+        threads = [threading.Thread(target=draw, args=(into,)) for into in drawn]
+        try:
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            sys.setswitchinterval(saved)
+        # THEN every trace id and span id is one no other request got
+        contexts = [context for into in drawn for context in into]
+        assert len(contexts) == 8 * 3 * trace._POOL_IDS
+        assert len({c.trace_id for c in contexts}) == len({c.span_id for c in contexts}) == len(contexts)
+
     def test_a_forked_child_does_not_hand_out_its_parents_next_ids(self):
         # GIVEN a process whose ids are drawn (gunicorn and the Lambda sandbox fork after import)
         trace.new_trace()
@@ -515,3 +541,17 @@ def test_a_warm_request_is_written_by_its_own_writer_found_by_the_app(
     app.handle("POST", "/predict", ENCRYPTED, seal(keys).body, "req-1")
     [line] = lines_of(capsys)
     assert line["request_id"] == "req-1" and line["status"] == 200 and written == []
+
+
+def test_a_callers_odd_methods_get_no_writer_and_leave_room_for_the_functions_own():
+    """Requests with any method a caller makes up are written field by field and kept nowhere."""
+    log = RequestLog(TelemetrySettings(), {"model": "m"})
+    for index in range(300):
+        odd = request_summary({"code": "method_not_allowed"})._replace(method=f"X{index}", status=405)
+        for _ in range(2):
+            assert log.line(logging.INFO, odd, 1.0) == field_by_field(log, logging.INFO, odd, 1.0)
+    assert log.writers == {} and log._seen_once == set()
+    summary = request_summary({"kid": "k0"})
+    for _ in range(2):
+        log.line(logging.INFO, summary, 1.0)
+    assert key_of(summary) in log.writers

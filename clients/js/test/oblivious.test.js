@@ -65,7 +65,9 @@ describe("ObliviousClient and a real local function (gcp)", { skip: SKIP_PYTHON,
     const given = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     const outer = [];
     const recording = (url, init) => {
-      outer.push({ url: String(url), headers: { ...(init?.headers ?? {}) }, body: init?.body ? new Uint8Array(init.body) : null });
+      const body = init?.body;
+      assert.ok(body === undefined || body instanceof Uint8Array, "an outer body is bytes");
+      outer.push({ url: String(url), headers: { ...(init?.headers ?? {}) }, body: body ?? null });
       return fetch(url, init);
     };
     const client = new ObliviousClient(server.baseUrl, { keyId: configs[0].keyId, traceparent: given, fetch: recording });
@@ -77,9 +79,15 @@ describe("ObliviousClient and a real local function (gcp)", { skip: SKIP_PYTHON,
     const holds = (bytes) => bytes.some((_, i) => needle.every((byte, j) => bytes[i + j] === byte));
     assert.ok(outer.every((seen) => seen.body === null || !holds(seen.body)));
     // the gateway's line for the inner request is in the caller's trace, under the caller's span
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    const lines = server.log().split("\n").filter((line) => line.startsWith("{")).map((line) => JSON.parse(line));
-    const inner = lines.filter((line) => line.event === "request" && line.inner_route === "predict" && line.trace_id === given.slice(3, 35));
+    const innerLines = () =>
+      server
+        .log()
+        .split("\n")
+        .filter((line) => line.startsWith("{"))
+        .map((line) => JSON.parse(line))
+        .filter((line) => line.event === "request" && line.inner_route === "predict" && line.trace_id === given.slice(3, 35));
+    for (let waited = 0; innerLines().length === 0 && waited < 5000; waited += 50) await new Promise((resolve) => setTimeout(resolve, 50));
+    const inner = innerLines();
     assert.equal(inner.length, 1);
     assert.equal(inner[0].parent_span_id, given.slice(36, 52));
   });
