@@ -232,7 +232,9 @@ def build_bundle(
         raise PackageError("Application Insights is Azure's: build it into an Azure bundle")
     pins = read_pins()
     sources = source_files(target.cloud, model_dir)
-    runtime = runtime or litert_runtime(pins, images=has_image_input(model_dir), monitor=app_insights)
+    runtime = runtime or litert_runtime(pins, images=has_image_input(model_dir))
+    if app_insights:
+        runtime = dataclasses.replace(runtime, extras=tuple(pinned(MONITOR_DISTRIBUTIONS, pins)))
     platform = pinned(PLATFORM_INSTALLED[target.cloud], pins)
     say(f"wheels for {target.abi} {target.machine}")
     wheels = fetch_wheels(

@@ -139,15 +139,11 @@ def read_pins(constraints: Path = CONSTRAINTS) -> dict[str, str]:
     return pins
 
 
-def litert_runtime(
-    pins: Mapping[str, str] | None = None, *, images: bool = False, monitor: bool = False
-) -> Runtime:
+def litert_runtime(pins: Mapping[str, str] | None = None, *, images: bool = False) -> Runtime:
     """What core imports on LiteRT: numpy, ai-edge-litert, cryptography (and cffi's backend), and
-    Pillow when the model has an image input; with ``monitor``, azure-monitor-opentelemetry."""
-    pins = pins or read_pins()
+    Pillow when the model has an image input."""
     names = RUNTIME_DISTRIBUTIONS + (IMAGE_DISTRIBUTIONS if images else ())
-    extras = tuple(pinned(MONITOR_DISTRIBUTIONS, pins)) if monitor else ()
-    return Runtime("litert", tuple(pinned(names, pins)), extras=extras)
+    return Runtime("litert", tuple(pinned(names, pins or read_pins())))
 
 
 def pinned(names: Iterable[str], pins: Mapping[str, str]) -> list[str]:
