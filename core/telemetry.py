@@ -420,22 +420,24 @@ class RequestLog:
         return self._fields(level, summary, now, opening, closing, outcome)
 
     def cold_start_line(self, now: float) -> str | None:
-        """EMF's ``ColdStart`` object, for the instance's first request (None in other formats)."""
+        """EMF's ``ColdStart`` object, for the instance's first request (None in other formats): by
+        ``function_name`` and the configured dimensions that hold for the whole instance."""
         if self.settings.log_format != "emf":
             return None
+        per_instance = (name for name in self.settings.dimensions if name in self.static)
+        dimensions = list(dict.fromkeys(("function_name", *per_instance)))
         document = {
             "_aws": {
                 "Timestamp": int(now * 1000),
                 "CloudWatchMetrics": [
                     {
                         "Namespace": self.settings.namespace,
-                        "Dimensions": [["function_name", "model"]],
+                        "Dimensions": [dimensions],
                         "Metrics": [{"Name": "ColdStart", "Unit": "Count"}],
                     }
                 ],
             },
-            "function_name": self.static["function_name"],
-            "model": self.static.get("model", ""),
+            **{name: self.static[name] for name in dimensions},
             "ColdStart": 1,
         }
         return encode_fields(document)

@@ -54,6 +54,9 @@ class TestEmbeddedMetricFormat:
         assert_valid_emf(cold)
         assert cold["ColdStart"] == 1 and cold["function_name"] == "scorer"
         assert [m["Name"] for m in cold["_aws"]["CloudWatchMetrics"][0]["Metrics"]] == ["ColdStart"]
+        assert cold["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [
+            ["function_name", "model", "model_version"]
+        ]
         # AND every request's line is one EMF document, with the request id Lambda gave
         assert [line["request_id"] for line in requests] == ["req-1", "req-2", "req-3"]
         for line in requests:
@@ -97,10 +100,17 @@ class TestEmbeddedMetricFormat:
         )
         capsys.readouterr()
         app.handle("GET", "/health", {}, b"")
-        (_, line) = lines_of(capsys)
+        (cold, line) = lines_of(capsys)
         assert_valid_emf(line)
         directive = line["_aws"]["CloudWatchMetrics"][0]
         assert (directive["Namespace"], directive["Dimensions"]) == ("ml/scoring", [["route", "model"]])
+        # the cold start by the dimensions that hold for the whole instance (not a request's route)
+        assert_valid_emf(cold)
+        cold_directive = cold["_aws"]["CloudWatchMetrics"][0]
+        assert (cold_directive["Namespace"], cold_directive["Dimensions"]) == (
+            "ml/scoring",
+            [["function_name", "model"]],
+        )
 
     @pytest.mark.parametrize(
         ("variable", "value"),
