@@ -212,8 +212,8 @@ class RequestLog:
     from the format, the outcome and the field names (never a value; a name that is not an
     identifier is never in it), writing the whole line in one f-string, each value in the quick
     form of the type it first held (:func:`~core.encoding.member_forms`). A key seen once (an
-    instance's first request) and keys past the cache's bound are written field by field; both
-    write the same line."""
+    instance's first request), a method a caller makes up and keys past the cache's bound are
+    written field by field; both write the same line."""
 
     def __init__(self, settings: TelemetrySettings, static: Mapping[str, Any]) -> None:
         self.settings = settings

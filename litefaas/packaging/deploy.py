@@ -42,8 +42,9 @@ INSTALL_HINTS = {
     "func": "Azure Functions Core Tools: https://learn.microsoft.com/azure/azure-functions/functions-run-local",
 }
 RESERVED_PARAMS = frozenset({"python", "architecture"})
-APP_INSIGHTS_PARAM = "azureAppInsights"
 """serverless.yml parameters set from the target, never given by hand."""
+APP_INSIGHTS_PARAM = "azureAppInsights"
+"""serverless.yml's Application Insights switch (Azure): the template's resource, the exporter."""
 
 
 @dataclass(frozen=True)

@@ -306,27 +306,24 @@ def test_osls_alone_builds_the_app_insights_bundle_the_parameter_asks_for(tmp_pa
     env |= {"CLOUD": "azure", "SLS_TELEMETRY_DISABLED": "1", "LITEFAAS_PYTHON": sys.executable}
     env["LITEFAAS_DIST"] = str(tmp_path / "dist")
     argv = [NODE, str(paths.OSLS_BIN), "package", "--package", str(tmp_path / "work")]
-    result = subprocess.run(
-        [*argv, "--param=azureAppInsights=true"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+
+    def package(value: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [*argv, f"--param=azureAppInsights={value}"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    result = package("true")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "--app-insights" in result.stdout + result.stderr
     assert "azure/monitor/opentelemetry/__init__.py" in site_packages(
         tmp_path / "dist" / "litefaas-azure-py3.12-x86_64.zip"
     )
-    refused = subprocess.run(
-        [*argv, "--param=azureAppInsights=yes"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    refused = package("yes")
     assert refused.returncode != 0
     assert "azureAppInsights must be true or false, not yes" in refused.stdout + refused.stderr
 
