@@ -28,6 +28,8 @@ from core.app import App, cold_start
 from core.errors import NotFound
 from core.http import error_response
 
+EXECUTION_ID = "Function-Execution-Id"
+"""The header Cloud Run's front end (or functions-framework's middleware) names each execution by."""
 RESPONSE_LIMIT = 32 * 1024 * 1024
 """Cloud Run functions answer at most 32 MiB over HTTP/1."""
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})  # what click's flag takes from FUNCTION_USE_ASGI
@@ -64,13 +66,12 @@ def create_function(app: App) -> Callable[[Any], Any]:
 
     def predict(request: flask.Request) -> flask.Response:
         headers = request.headers
-        request_id = headers.get("Function-Execution-Id") or headers.get("X-Cloud-Trace-Context")
         reply = app.handle(
             request.method,
             request.path,
             dict(headers),
             _body(request, app.settings.max_body_bytes),
-            request_id,
+            headers.get(EXECUTION_ID),
             response_limit=RESPONSE_LIMIT,
         )
         return flask.Response(reply.body, status=reply.status, headers=reply.headers)
@@ -112,8 +113,10 @@ async def read_body(receive: Callable[[], Any], limit: int) -> bytes:
 
 
 def _request(scope: Mapping[str, Any]) -> tuple[dict[str, str], str | None]:
+    """The headers, and the request id: the execution id Cloud Run's front end gives, else None (the
+    core's own span id; a trace header is not one, for a caller sends one trace with many requests)."""
     headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
-    return headers, headers.get("function-execution-id") or headers.get("x-cloud-trace-context")
+    return headers, headers.get(EXECUTION_ID.lower())
 
 
 def create_asgi_app(app: App) -> Callable[[Any, Any, Any], Awaitable[None]]:
