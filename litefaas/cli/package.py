@@ -241,9 +241,11 @@ def run_deploy(args: argparse.Namespace) -> int:
         )
         print(f"# {args.cloud} deployment, stage {args.stage}: every command, in order")
     deployment = deploy.prepare(deployment, runner)
-    with make_console(sys.stderr).status(f"osls package (CLOUD={args.cloud}, stage {args.stage})"):
-        built = bundle
-        bundle, commands = deploy.package(deployment, bundle)
+    built = bundle
+    bundle, commands = _with_progress(  # a bundle built again shows its steps here
+        f"osls package (CLOUD={args.cloud}, stage {args.stage})",
+        lambda step: deploy.package(deployment, built, step),
+    )
     if args.dry_run and bundle is not built:
         print(
             f"# serverless.yml's azureAppInsights: built again, {bundle.zipped_bytes:,} bytes zipped,"

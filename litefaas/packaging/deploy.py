@@ -237,7 +237,11 @@ def package(deployment: Deployment, bundle: Bundle, step: Step | None = None) ->
     if asked == bundle.exports_to_app_insights:
         return bundle, commands
     resolved = replace(deployment, params={**deployment.params, APP_INSIGHTS_PARAM: str(asked).lower()})
+    if step is not None:
+        step(f"serverless.yml sets azureAppInsights={str(asked).lower()}: the bundle built again")
     bundle = bundle_for(resolved, step)
+    if step is not None:
+        step("packaged again")
     return bundle, osls_package(resolved, bundle)
 
 

@@ -288,11 +288,20 @@ def test_app_insights_asked_for_by_serverless_yml_itself_gets_a_bundle_with_its_
     tools, tmp_path, monkeypatch
 ):
     """Not given by --param: serverless.yml's own value (here from its environment variable) is
-    what the template gets, and the bundle is built again to match it."""
+    what the template gets, and the bundle is built again to match it, its steps on the progress."""
     tools("az", "func")
     monkeypatch.setenv("LITEFAAS_AZURE_APP_INSIGHTS", "true")
+    shown: list[str] = []
+    with_progress = package_cmd._with_progress
+
+    def recorded_progress(label, work):
+        return with_progress(label, lambda step: work(lambda text: (shown.append(text), step(text))))
+
+    monkeypatch.setattr(package_cmd, "_with_progress", recorded_progress)
     dist, work = tmp_path / "dist", tmp_path / "work"
     assert run_deploy(dist, work, "--cloud", "azure") == 0
+    rebuilt = shown.index("serverless.yml sets azureAppInsights=true: the bundle built again")
+    assert shown[-1] == "packaged again" and rebuilt < len(shown) - 2  # the bundle's own steps between
     parameters = json.loads((work / "litefaas-azure-parameters.json").read_text())["parameters"]
     assert parameters["appInsights"] == {"value": True}
     assert "azure/monitor/opentelemetry/__init__.py" in site_packages(
