@@ -22,6 +22,7 @@ import json
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from litefaas.packaging.provision import KeySet, Runner, private_copy
 from litefaas.packaging.targets import PackageError
@@ -29,6 +30,9 @@ from litefaas.paths import ROOT
 
 TEMPLATE = ROOT / "providers" / "azure" / "main.json"
 PARAMETERS_FILE = "litefaas-azure-parameters.json"
+INSIGHTS_SUFFIX = "-insights"
+"""What follows the function app's name in its Application Insights component's (``insightsName``)."""
+SMART_DETECTOR_RULES = "Microsoft.AlertsManagement/smartDetectorAlertRules"
 DELETE_ORDER = (
     "Microsoft.Web/sites",
     "Microsoft.Web/serverfarms",
@@ -45,6 +49,13 @@ def names(stage: str, params: Mapping[str, str]) -> dict[str, str]:
         "app": params.get("azureFunctionApp") or f"litefaas-{stage}",
         "vault": params.get("azureKeyVault") or f"litefaas-{stage}-kv",
     }
+
+
+def failure_anomalies_rule(app: str) -> str:
+    """The alert rule Azure makes by itself, untagged and minutes later, for a new Application
+    Insights component: ``Failure Anomalies - COMPONENT`` (its "Application Insights Smart Detection"
+    action group is the resource group's, shared by every component there)."""
+    return f"Failure Anomalies - {app}{INSIGHTS_SUFFIX}"
 
 
 def read_parameters(package_dir: Path) -> dict[str, object]:
@@ -203,8 +214,10 @@ def push_keys_only(
 
 
 def remove(stage: str, params: Mapping[str, str], runner: Runner, with_keys: bool) -> None:
-    """Every resource the template made (found by its ``litefaas-stage`` tag), app first; the vault
-    only ``with_keys`` (it is then soft-deleted, recoverable 7 days). The resource group stays."""
+    """Every resource the template made (found by its ``litefaas-stage`` tag), app first, then the
+    Failure Anomalies rule Azure made for its Application Insights (after the component, which would
+    otherwise make it again); the vault only ``with_keys`` (it is then soft-deleted, recoverable 7
+    days). The resource group stays, and with it the group's shared Smart Detection action group."""
     named = names(stage, params)
     query = (
         "[].{id:id, type:type}" if with_keys else "[?type!='Microsoft.KeyVault/vaults'].{id:id, type:type}"
@@ -229,12 +242,40 @@ def remove(stage: str, params: Mapping[str, str], runner: Runner, with_keys: boo
     if raw.startswith("$"):
         ids = ["$RESOURCE_IDS"]
     else:
-        try:
-            found = json.loads(raw or "[]")
-        except ValueError:
-            raise PackageError("az resource list returned no JSON") from None
+        found = _listed(raw)
         rank = {kind.lower(): index for index, kind in enumerate(DELETE_ORDER)}  # ARM's types: any case
         found.sort(key=lambda item: rank.get(str(item["type"]).lower(), len(DELETE_ORDER)))
         ids = [item["id"] for item in found]
+    rules = runner.run(
+        [
+            "az",
+            "resource",
+            "list",
+            "--resource-group",
+            named["group"],
+            "--resource-type",
+            SMART_DETECTOR_RULES,
+            "--name",
+            failure_anomalies_rule(named["app"]),
+            "--query",
+            "[].id",
+            "--output",
+            "json",
+        ],
+        "the Failure Anomalies rule Azure made for Application Insights (untagged; none without it)",
+        capture="RULES",
+    )
+    ids += ["$RULE_IDS"] if rules.startswith("$") else [str(rule) for rule in _listed(rules)]
     for resource in ids:
         runner.run(["az", "resource", "delete", "--ids", resource], f"delete {resource.rsplit('/', 1)[-1]}")
+
+
+def _listed(raw: str) -> list[Any]:
+    """What ``az resource list --output json`` printed."""
+    try:
+        found = json.loads(raw or "[]")
+    except ValueError:
+        raise PackageError("az resource list returned no JSON") from None
+    if not isinstance(found, list):
+        raise PackageError("az resource list returned no list")
+    return found

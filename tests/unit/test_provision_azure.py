@@ -24,9 +24,11 @@ from litefaas import paths
 from litefaas.cli import package as package_cmd
 from litefaas.packaging import provision, provision_azure
 from litefaas.packaging.secret_scan import known_private_keys, scan_paths
+from litefaas.packaging.targets import PackageError
 
 TEMPLATE = json.loads(provision_azure.TEMPLATE.read_text(encoding="utf-8"))
 AZ = os.environ.get("LITEFAAS_TEST_AZ") or shutil.which("az")
+RULES = provision_azure.SMART_DETECTOR_RULES
 NEEDS_NODE = pytest.mark.skipif(
     shutil.which("node") is None or not paths.OSLS_BIN.is_file(),
     reason="node or node_modules/osls is missing",
@@ -226,11 +228,14 @@ def test_remove_deletes_what_the_template_made_app_first_and_the_insights_before
         {"id": f"/subscriptions/0/resourceGroups/rg/providers/{kind}/r{i}", "type": kind}
         for i, kind in enumerate(kinds)
     ]
+    rule = "/subscriptions/0/resourceGroups/rg/providers/microsoft.alertsmanagement/smartDetectorAlertRules/r"
     calls = []
 
     def spawn(argv, **kwargs):
         calls.append(argv)
-        out = json.dumps(listed).encode() if argv[1:3] == ["resource", "list"] else b""
+        out = b""
+        if argv[1:3] == ["resource", "list"]:
+            out = json.dumps([rule] if "--resource-type" in argv else listed).encode()
         return subprocess.CompletedProcess(argv, 0, out, b"")
 
     runner = provision.Runner(dry_run=False, out=io.StringIO(), spawn=spawn)
@@ -248,8 +253,47 @@ def test_remove_deletes_what_the_template_made_app_first_and_the_insights_before
     assert deleted == [
         "Microsoft.Web/sites", "Microsoft.Web/serverfarms", "Microsoft.Storage/storageAccounts",
         "microsoft.insights/components", "Microsoft.OperationalInsights/workspaces", "Microsoft.KeyVault/vaults",
+        "microsoft.alertsmanagement/smartDetectorAlertRules",
     ]  # fmt: skip
     assert calls[0][calls[0].index("--tag") + 1] == "litefaas-stage=prod"
+    # the rule is looked up by the name Azure gives it, after the component the template names
+    rules = calls[1]
+    assert rules[rules.index("--resource-type") + 1] == provision_azure.SMART_DETECTOR_RULES
+    assert rules[rules.index("--name") + 1] == "Failure Anomalies - litefaas-prod-insights"
+
+
+def test_remove_without_application_insights_finds_no_rule_and_deletes_nothing_more():
+    """A stage deployed without Application Insights: the rule's lookup lists nothing, and a list
+    that is not JSON is refused in the protocol's words, not a traceback."""
+    answers = {"tagged": b"[]", "rules": b"[]"}
+    calls = []
+
+    def spawn(argv, **kwargs):
+        calls.append(argv)
+        key = "rules" if "--resource-type" in argv else "tagged"
+        return subprocess.CompletedProcess(
+            argv, 0, answers[key] if argv[1:3] == ["resource", "list"] else b"", b""
+        )
+
+    runner = provision.Runner(dry_run=False, out=io.StringIO(), spawn=spawn)
+    shutil_which = shutil.which
+    try:
+        shutil.which = lambda name: "/bin/true" if name == "az" else shutil_which(name)
+        provision_azure.remove("prod", {"azureFunctionApp": "lf-prod"}, runner, with_keys=False)
+        assert [argv[1:3] for argv in calls] == [["resource", "list"]] * 2
+        assert calls[1][calls[1].index("--name") + 1] == "Failure Anomalies - lf-prod-insights"
+        answers["rules"] = b"not json"
+        with pytest.raises(PackageError, match="no JSON"):
+            provision_azure.remove("prod", {}, runner, with_keys=False)
+    finally:
+        shutil.which = shutil_which
+
+
+def test_the_component_is_named_as_the_rule_lookup_expects():
+    """The template names Application Insights after the app, as failure_anomalies_rule reads it."""
+    variables = json.loads(provision_azure.TEMPLATE.read_text())["variables"]
+    suffix = provision_azure.INSIGHTS_SUFFIX
+    assert variables["insightsName"] == f"[format('{{0}}{suffix}', parameters('functionAppName'))]"
 
 
 # ------------------------------------------------------------------------------- the real az parser
@@ -296,6 +340,8 @@ def test_the_real_az_parser_accepts_every_command(dry_run, tmp_path):
         argv = [str(dummy) if a.startswith("<0600 copy") else a for a in item.argv]
         argv = [a.replace("$DEPLOYER", "00000000-0000-0000-0000-000000000000") for a in argv]
         argv = [a.replace("$RESOURCE_IDS", "/subscriptions/0/resourceGroups/rg/providers/Microsoft.Web/sites/a")
+                for a in argv]  # fmt: skip
+        argv = [a.replace("$RULE_IDS", f"/subscriptions/0/resourceGroups/rg/providers/{RULES}/Failure Anomalies - a")
                 for a in argv]  # fmt: skip
         commands.append(argv)
     [zip_line] = [
