@@ -62,7 +62,13 @@ FIELD_METRICS = tuple(name for name in METRIC_UNITS if name not in ALWAYS_METRIC
 
 _string = json.encoder.encode_basestring_ascii
 _MAX_CACHED = 64  # the paths and outcomes a request can have are few; each cache stays bounded
+_CACHED_BELOW = 400
+"""Only answers below this status get cached writers and outcomes: the few a function's own paths
+give, so that no caller can fill the caches with errors and keep them from its answers."""
 _NAMESPACE = re.compile(r"[A-Za-z0-9._/#:-]{1,255}")  # CloudWatch's namespace characters
+_GCP_PROJECT = re.compile(r"[A-Za-z0-9][A-Za-z0-9.:_-]{0,127}")
+"""What a project id may hold (a legacy one has its domain and a colon before it): what goes into a
+trace's name as it is, never a character JSON would escape."""
 _METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))
 """The methods whose requests get writers of their own (a caller may send any other)."""
 
@@ -112,13 +118,16 @@ class TelemetrySettings:
         if otel_flag not in ("", "0", "1", "true", "false"):
             raise ConfigError(OTEL, "must be 1 or 0")
         azure_monitor = bool(env.get(APPLICATIONINSIGHTS, "").strip())
+        project = next(((n, env[n].strip()) for n in GCP_PROJECT_VARIABLES if env.get(n, "").strip()), None)
+        if project is not None and not _GCP_PROJECT.fullmatch(project[1]):
+            raise ConfigError(project[0], "a Google Cloud project id is 1-128 characters of [A-Za-z0-9.:_-]")
         return cls(
             log_format=log_format,
             namespace=namespace,
             dimensions=dimensions,
             otel=otel_flag in ("1", "true") or azure_monitor,
             azure_monitor=azure_monitor,
-            gcp_project=next((env[n].strip() for n in GCP_PROJECT_VARIABLES if env.get(n, "").strip()), None),
+            gcp_project=None if project is None else project[1],
             function_name=function_name(env),
         )
 
@@ -248,8 +257,8 @@ class RequestLog:
         return writer(level, summary, now)
 
     def _writer(self, key: WriterKey, summary: RequestSummary) -> Writer:
-        if len(self.writers) >= _MAX_CACHED or key[2] not in _METHODS:  # a caller's odd methods: no cache
-            return self._field_by_field
+        if len(self.writers) >= _MAX_CACHED or key[2] not in _METHODS or key[3] >= _CACHED_BELOW:
+            return self._field_by_field  # a caller's odd methods, and errors: written field by field
         if key not in self._seen_once:
             if len(self._seen_once) < _MAX_CACHED:
                 self._seen_once.add(key)
@@ -359,16 +368,17 @@ class RequestLog:
 
     def _outcome(self, summary: RequestSummary) -> _Outcome:
         """What a request's route, method, status and cold start say, in each format's terms: the few
-        a function answers are made once each (a caller's odd methods past the cache's bound each time)."""
+        a function answers are made once each (errors, and a caller's odd methods past the cache's
+        bound, each time)."""
         route, method, status, cold_start = summary.route, summary.method, summary.status, summary.cold_start
         outcome = _Outcome(
-            f',"route":"{route}","method":{_string(method)},"status":{status}'
+            f',"route":{_string(route)},"method":{_string(method)},"status":{status}'
             f',"error":{1 if status >= 400 else 0},"fault":{1 if status >= 500 else 0}'
             f',"cold_start":{"true" if cold_start else "false"}',
             f',"message":{_string(f"{method} {route} {status}")}',
             f',"httpRequest":{{"requestMethod":{_string(method)},"status":{status}',
         )
-        if len(self._outcomes) < _MAX_CACHED:
+        if len(self._outcomes) < _MAX_CACHED and status < _CACHED_BELOW:
             self._outcomes[route, method, status, cold_start] = outcome
         return outcome
 

@@ -28,6 +28,8 @@ _XRAY_PARENT = re.compile(r"[0-9a-f]{16}")
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
 _MAX_HEADER = 512
+_OWS = " \t"
+"""HTTP's optional whitespace around a header's value: all a value may carry beyond its format."""
 _random_bytes = random.randbytes
 _new_tuple = tuple.__new__  # NamedTuple's own __new__ is slower
 _POOL_IDS = 256
@@ -115,7 +117,7 @@ def parse_traceparent(value: str | None) -> tuple[str, str, bool] | None:
     """
     if value is None or len(value) > _MAX_HEADER:
         return None
-    match = _TRACEPARENT.fullmatch(value.strip())
+    match = _TRACEPARENT.fullmatch(value.strip(_OWS))
     if match is None:
         return None
     version, trace_id, parent_id, flags, rest = match.groups()
@@ -133,7 +135,7 @@ def parse_cloud_trace(value: str | None) -> tuple[str, str | None, bool] | None:
     span there is a decimal 64-bit number, here 16 hex digits."""
     if value is None or len(value) > _MAX_HEADER:
         return None
-    match = _CLOUD_TRACE.fullmatch(value.strip())
+    match = _CLOUD_TRACE.fullmatch(value.strip(_OWS))
     if match is None:
         return None
     trace_id, span, option = match.groups()
@@ -151,7 +153,7 @@ def parse_xray(value: str | None) -> tuple[str, str | None, bool] | None:
     epoch and unique parts make the 32-digit W3C trace id, as X-Ray's own W3C mapping does."""
     if value is None or len(value) > _MAX_HEADER:
         return None
-    fields = dict(part.strip().partition("=")[::2] for part in value.split(";") if "=" in part)
+    fields = dict(part.strip(_OWS).partition("=")[::2] for part in value.split(";") if "=" in part)
     root = _XRAY_ROOT.fullmatch(fields.get("Root", ""))
     if root is None:
         return None

@@ -310,6 +310,19 @@ class TestTraceContext:
         context = trace.incoming({"traceparent": value})
         assert context.parent_id is None and context.trace_id != CALLER[3:35]
 
+    @pytest.mark.parametrize("around", ["\u3000", "\x1c", "\x85", "\u2028", "\n", "\r", "\x0b"])
+    def test_only_spaces_and_tabs_may_surround_a_trace_header(self, around):
+        """HTTP's optional whitespace is a space or a tab; any other character around a value makes
+        it one its format does not allow."""
+        cloud = "105445aa7843bc8bf206b12000100000/1;o=1"
+        xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8"
+        assert trace.parse_traceparent(f" \t{CALLER}\t ") is not None
+        assert trace.parse_cloud_trace(f"\t{cloud} ") is not None
+        assert trace.parse_traceparent(around + CALLER) is None
+        assert trace.parse_traceparent(CALLER + around) is None
+        assert trace.parse_cloud_trace(around + cloud) is None
+        assert trace.parse_xray(xray.replace("Root", around + "Root")) is None
+
     @given(
         st.dictionaries(
             st.sampled_from(["traceparent", "X-Cloud-Trace-Context", "x-amzn-trace-id", "other"]),
@@ -423,7 +436,7 @@ summaries = st.builds(
     RequestSummary,
     st.text(max_size=8),
     contexts,
-    st.sampled_from(["predict", "oip_infer", "unknown"]),
+    st.sampled_from(["predict", "oip_infer", "unknown"]) | st.text(max_size=4),
     st.sampled_from(["POST", "GET", "PUT"]) | st.text(max_size=4),
     st.sampled_from([200, 400, 413, 500, 503]),
     st.booleans(),
@@ -467,6 +480,7 @@ def test_a_paths_own_writer_writes_the_line_field_by_field_writing_does(settings
             line = log.line(level, summary, now)
             assert line == field_by_field(log, level, summary, now)
             assert line.endswith("}\n") and "\n" not in line[:-1]
+            assert json.loads(line)["route"] == summary.route
 
 
 @given(
@@ -551,6 +565,48 @@ def test_a_warm_request_is_written_by_its_own_writer_found_by_the_app(
     app.handle("POST", "/predict", ENCRYPTED, seal(keys).body, "req-1")
     [line] = lines_of(capsys)
     assert line["request_id"] == "req-1" and line["status"] == 200 and written == []
+
+
+def test_a_callers_errors_cannot_fill_the_caches_and_keep_the_functions_own_writer_from_it():
+    """Errors (every route, method and status a caller can bring about, each twice) are written
+    field by field and kept nowhere; the function's own answers still get their writer."""
+    log = RequestLog(TelemetrySettings(log_format="gcp", gcp_project="p"), {"model": "m"})
+    routes = ["predict", "keys", "health", "oip_infer", "oip_model", "unknown"]
+    for route in routes:
+        for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"):
+            for status in (400, 404, 405, 409, 413, 415, 500):
+                error = request_summary({"code": "x"})._replace(route=route, method=method, status=status)
+                for _ in range(2):
+                    assert log.line(logging.INFO, error, 1.0) == field_by_field(log, logging.INFO, error, 1.0)
+    assert log.writers == {} and log._seen_once == set() and log._outcomes == {}
+    summary = request_summary({"kid": "k0"})
+    for _ in range(2):
+        log.line(logging.INFO, summary, 1.0)
+    assert list(log.writers) == [key_of(summary)]
+
+
+def test_a_route_is_written_as_a_json_string_whatever_it_holds():
+    """A route name is the core's own today; were one to hold a quote or a newline, the line would
+    still be one JSON object, in every format."""
+    for log_format in ("json", "emf", "gcp"):
+        log = RequestLog(TelemetrySettings(log_format=log_format, gcp_project="p"), {"model": "m"})
+        summary = request_summary({"kid": "k0"})._replace(route='a"}\n{"x":1')
+        for _ in range(3):
+            line = log.line(logging.INFO, summary, 1.0)
+            document = json.loads(line)
+            assert document.get("route", 'a"}\n{"x":1') == 'a"}\n{"x":1' and line.count("\n") == 1
+
+
+@pytest.mark.parametrize("value", ['my-project"}', "proj\nect", "", "a" * 129, "proj ect"])
+def test_a_gcp_project_that_could_not_name_a_trace_is_a_configuration_error(value):
+    if not value:
+        assert TelemetrySettings.from_env({"GOOGLE_CLOUD_PROJECT": value}).gcp_project is None
+        return
+    with pytest.raises(ConfigError) as raised:
+        TelemetrySettings.from_env({"GOOGLE_CLOUD_PROJECT": value})
+    assert raised.value.variable == "GOOGLE_CLOUD_PROJECT"
+    for fine in ("my-project-123", "example.com:my-project", "p"):
+        assert TelemetrySettings.from_env({"GCP_PROJECT": fine}).gcp_project == fine
 
 
 def test_a_callers_odd_methods_get_no_writer_and_leave_room_for_the_functions_own():
