@@ -387,15 +387,22 @@ class RequestLog:
 
     def _emf(self, level: int, summary: RequestSummary, now: float) -> str:
         names = tuple(summary.fields)  # the directive names the metrics present
-        opening = self._emf_openings.get(names) or self._emf_opening(names)
+        if summary.method in _METHODS:
+            opening = self._emf_openings.get(names) or self._emf_opening(names)
+        else:  # a method a caller made up is no dimension's value (each would be metrics to pay for)
+            dimensions = tuple(name for name in self.settings.dimensions if name != "method")
+            opening = self._emf_opening(names, dimensions)
         return self._fields(level, summary, now, f"{opening}{int(now * 1000)}}},", "}\n")
 
-    def _emf_opening(self, names: tuple[str, ...]) -> str:
-        """``{"_aws":{"CloudWatchMetrics":[…],"Timestamp":`` for a path's fields: its metrics."""
+    def _emf_opening(self, names: tuple[str, ...], dimensions: tuple[str, ...] | None = None) -> str:
+        """``{"_aws":{"CloudWatchMetrics":[…],"Timestamp":`` for a path's fields: its metrics (by
+        the configured dimensions, kept for the path; by ``dimensions`` where given, not kept)."""
         present = tuple(name for name in FIELD_METRICS if name in names)
-        directive = _directive(self.settings.namespace, self.settings.dimensions, ALWAYS_METRICS + present)
+        kept = dimensions is None
+        by = self.settings.dimensions if dimensions is None else dimensions
+        directive = _directive(self.settings.namespace, by, ALWAYS_METRICS + present)
         opening = f'{{"_aws":{{"CloudWatchMetrics":[{directive}],"Timestamp":'
-        if len(self._emf_openings) < _MAX_CACHED:
+        if kept and len(self._emf_openings) < _MAX_CACHED:
             self._emf_openings[names] = opening
         return opening
 

@@ -112,6 +112,24 @@ class TestEmbeddedMetricFormat:
             [["function_name", "model"]],
         )
 
+    def test_a_method_a_caller_makes_up_is_no_dimensions_value(self, keys, engine, capsys):
+        """By method, as configured, for the methods HTTP defines; a made-up one's line keeps its
+        method but its metrics go by the other dimensions (each value would be metrics to pay for)."""
+        app = app_with(keys, engine, "aws", LITEFAAS_METRICS_DIMENSIONS="method,model")
+        capsys.readouterr()
+        for method in ("GET", "BREW", "GET", "X-PURGE"):
+            app.handle(method, "/health", {}, b"")
+        _cold, *lines = lines_of(capsys)
+        for line in lines:
+            assert_valid_emf(line)
+        by = [(line["method"], line["_aws"]["CloudWatchMetrics"][0]["Dimensions"]) for line in lines]
+        assert by == [
+            ("GET", [["method", "model"]]),
+            ("BREW", [["model"]]),
+            ("GET", [["method", "model"]]),
+            ("X-PURGE", [["model"]]),
+        ]
+
     @pytest.mark.parametrize(
         ("variable", "value"),
         [
