@@ -8,6 +8,7 @@ through the same dispatch as a plaintext request.
 
 from __future__ import annotations
 
+import datetime
 import functools
 import hashlib
 import json
@@ -45,9 +46,13 @@ def fresh_date(headers: Mapping[str, str], now: float, window_s: int) -> int | N
 
 @functools.lru_cache(maxsize=64)
 def _http_date(value: str) -> int | None:
-    """An HTTP date in Unix seconds (one string comes in every request of the same second)."""
+    """An HTTP date in Unix seconds (one string comes in every request of the same second); one
+    without a zone (``-0000``) is UTC, whatever the server's own time zone."""
     try:
-        return int(parsedate_to_datetime(value).timestamp())
+        parsed = parsedate_to_datetime(value)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=datetime.UTC)
+        return int(parsed.timestamp())
     except (TypeError, ValueError, OverflowError, IndexError):
         return None
 

@@ -51,9 +51,9 @@ def _oip_route(rest: list[str]) -> Route | None:
         return Route(_HEALTH[rest[1]], "GET")
     if rest[0] != "models" or len(rest) < 2 or not rest[1]:
         return None
-    model, tail, version = unquote(rest[1]), rest[2:], None
+    model, tail, version = rest[1], rest[2:], None
     if len(tail) >= 2 and tail[0] == "versions" and tail[1]:
-        version, tail = unquote(tail[1]), tail[2:]
+        version, tail = tail[1], tail[2:]
     if not tail:
         return Route(OIP_MODEL, "GET", model, version)
     if len(tail) == 1 and tail[0] in _MODEL_ACTIONS:
@@ -66,9 +66,11 @@ def _oip_route(rest: list[str]) -> Route | None:
 def route_of(path: str) -> Route | None:
     """The route ``path`` names, or None. A path under ``v2`` that is no OIP route is ``v2/unknown``.
 
+    ``path`` is as the request line carried it, percent-encoded: each segment is decoded here, once
+    (so ``/pre%64ict`` is ``/predict`` and ``%2F`` stays inside its segment), on every provider.
     Cached: a function sees the same few paths again and again (routes are immutable).
     """
-    segments = path.split("?", 1)[0].rstrip("/").split("/")
+    segments = [unquote(segment) for segment in path.split("?", 1)[0].rstrip("/").split("/")]
     under_oip = False
     for index, segment in enumerate(segments):
         if segment == OIP_PREFIX:

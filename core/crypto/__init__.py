@@ -327,7 +327,7 @@ def parse_envelope(body: bytes) -> Envelope:
     base64url up to the closing ``"}``. Anything else (another order, whitespace, escapes, an
     error) takes the parser, so both ways give one answer."""
     head = _COMPACT_ENVELOPE.match(body)
-    if head is not None and body.endswith(b'"}'):
+    if head is not None and len(body) >= head.end() + 2 and body.endswith(b'"}'):  # a quote of its own
         try:
             ciphertext = b64u_decode(body[head.end() : -2])
         except ValueError:

@@ -171,8 +171,8 @@ class RestApiV1:
 
     @classmethod
     def request(cls, event: Event) -> Request:
-        headers = _joined_headers(event.get("multiValueHeaders"))
-        headers.update(_single_headers(event.get("headers")))
+        headers = _single_headers(event.get("headers"))  # API Gateway puts a repeated name's last value here
+        headers.update(_joined_headers(event.get("multiValueHeaders")))  # and all of them here
         return _proxy_v1_request(event, headers)
 
     @classmethod

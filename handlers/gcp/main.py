@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import functions_framework
 
@@ -60,15 +61,27 @@ def _body(request: Any, limit: int) -> bytes:
     return b"".join(parts)
 
 
+def raw_path(path: str, request_target: object) -> str:
+    """The path as the request line carried it (the core decodes it, once): the server's raw
+    request target (gunicorn's ``RAW_URI``, uvicorn's ``raw_path``) without its query, else the
+    decoded ``path`` encoded again."""
+    if isinstance(request_target, bytes):
+        request_target = request_target.decode("latin-1")
+    if isinstance(request_target, str) and request_target.startswith("/"):
+        return request_target.split("?", 1)[0]
+    return quote(path, safe="/:@!$&'()*+,;=-._~")
+
+
 def create_function(app: App) -> Callable[[Any], Any]:
     """The WSGI HTTP function serving ``app``: flask request in, flask response out."""
     import flask
 
     def predict(request: flask.Request) -> flask.Response:
         headers = request.headers
+        environ = request.environ
         reply = app.handle(
             request.method,
-            request.path,
+            raw_path(request.path, environ.get("RAW_URI") or environ.get("REQUEST_URI")),
             dict(headers),
             _body(request, app.settings.max_body_bytes),
             headers.get(EXECUTION_ID),
@@ -113,9 +126,16 @@ async def read_body(receive: Callable[[], Any], limit: int) -> bytes:
 
 
 def _request(scope: Mapping[str, Any]) -> tuple[dict[str, str], str | None]:
-    """The headers, and the request id: the execution id Cloud Run's front end gives, else None (the
-    core's own span id; a trace header is not one, for a caller sends one trace with many requests)."""
-    headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope["headers"]}
+    """The headers (a repeated name's values joined), and the request id: the execution id Cloud
+    Run's front end gives, else None (the core's own span id; a trace header is not one, for a
+    caller sends one trace with many requests)."""
+    raw = scope["headers"]
+    headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in raw}
+    if len(headers) < len(raw):  # a name sent more than once: its values joined, as WSGI servers join them
+        headers = {}
+        for key, value in raw:
+            name, text = key.decode("latin-1"), value.decode("latin-1")
+            headers[name] = f"{headers[name]},{text}" if name in headers else text
     return headers, headers.get(EXECUTION_ID.lower())
 
 
@@ -133,7 +153,12 @@ def create_asgi_app(app: App) -> Callable[[Any, Any, Any], Awaitable[None]]:
             headers, request_id = _request(scope)
             body = await read_body(receive, limit)
             reply = app.handle(
-                scope["method"], scope["path"], headers, body, request_id, response_limit=RESPONSE_LIMIT
+                scope["method"],
+                raw_path(scope["path"], scope.get("raw_path")),
+                headers,
+                body,
+                request_id,
+                response_limit=RESPONSE_LIMIT,
             )
             raw = [
                 (name.lower().encode("latin-1"), value.encode("latin-1"))
@@ -162,7 +187,7 @@ def create_asgi_function(app: App) -> Callable[[Any], Any]:
         body = await read_body(request.receive, limit)
         reply = app.handle(
             request.scope["method"],
-            request.scope["path"],
+            raw_path(request.scope["path"], request.scope.get("raw_path")),
             headers,
             body,
             request_id,

@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import unquote
 
 from litefaas.paths import ROOT
 
@@ -99,7 +100,7 @@ class AsgiCaller:
             "http_version": "1.1",
             "method": method,
             "scheme": "http",
-            "path": raw_path,
+            "path": unquote(raw_path),  # decoded, as uvicorn gives it; raw_path as the request line had it
             "raw_path": raw_path.encode("latin-1", "replace"),
             "query_string": query.encode("latin-1", "replace"),
             "root_path": "",

@@ -345,6 +345,22 @@ def test_malformed_events_of_known_sources(handler, kind, field, value):
     assert (status, error_code(headers, body)) == (400, "invalid_envelope")
 
 
+@pytest.mark.parametrize("kind", HTTP_KINDS)
+def test_a_repeated_header_is_every_value_it_was_sent_with(handler, kind):
+    """A Content-Type sent twice: REST's ``headers`` holds only its last value and
+    ``multiValueHeaders`` both, HTTP APIs join them; each source that carries both values sees both
+    (the protocol's 415). An ALB without multi-value headers hands on the last alone."""
+    plaintext = json.dumps({"inputs": ROWS[:1]}).encode()
+    twice = {"Content-Type": ["text/plain", PLAINTEXT["Content-Type"]]}
+    status, headers, body = aws_response(
+        kind, handler(aws_event(kind, "POST", "/predict", twice, plaintext), None)
+    )
+    if kind == "alb":  # the last value alone: a plaintext request, where plaintext is off
+        assert (status, error_code(headers, body)) == (403, "plaintext_disabled")
+    else:
+        assert (status, error_code(headers, body)) == (415, "unsupported_media_type")
+
+
 def test_request_id_comes_from_the_lambda_context(handler, capsys):
     call(handler, "http_api_v2", "GET", "/health", {}, context=SimpleNamespace(aws_request_id="abc-123"))
     lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.startswith("{")]

@@ -104,3 +104,20 @@ def test_the_execution_id_becomes_the_request_id_on_both_asgi_apps(keys, capsys)
         else:
             given = [*traced, untagged]
             assert len(set(given)) == 3 and all(len(id_) == 12 and id_.isalnum() for id_ in given)
+
+
+def test_a_repeated_header_reaches_the_core_with_every_value_it_was_sent_with(keys):
+    """uvicorn hands a repeated name over once per value; the core sees them joined, as a WSGI
+    server joins them (a Content-Type sent twice is then the protocol's 415 on both servers)."""
+    gcp_asgi({"LITEFAAS_PRIVATE_KEYS": keys.private_json})
+    module = sys.modules["main"]
+    scope = {
+        "headers": [(b"content-type", b"text/plain"), (b"x-a", b"1"), (b"content-type", b"application/json")]
+    }
+    headers, _ = module._request(scope)
+    assert headers == {"content-type": "text/plain,application/json", "x-a": "1"}
+    alone = {"headers": [(b"content-type", b"application/json"), (b"function-execution-id", b"e-1")]}
+    assert module._request(alone) == (
+        {"content-type": "application/json", "function-execution-id": "e-1"},
+        "e-1",
+    )

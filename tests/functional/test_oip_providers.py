@@ -65,6 +65,8 @@ REQUESTS = {
     "binary infer": ("POST", INFER, *binary_request(features(ROWS[:4]))),
     "binary in, json out": ("POST", INFER, *binary_request(features(ROWS[:4]), binary_outputs=False)),
     "binary, outputs named": ("POST", INFER, *binary_request(features(ROWS[:2]), outputs=["probability"])),
+    "model ready, its name percent-encoded": ("GET", f"/v2/models/{SEED.replace('_', '%5F')}/ready", {}, b""),
+    "model ready, a percent in its name": ("GET", f"/v2/models/{SEED.replace('_', '%255F')}/ready", {}, b""),
     "unknown model": ("POST", "/v2/models/other/infer", *json_request(features(ROWS[:1]))),
     "unknown version": ("GET", f"/v2/models/{SEED}/versions/7", {}, b""),
     "unknown OIP route": ("GET", "/v2/repository/index", {}, b""),
@@ -80,6 +82,7 @@ REQUESTS = {
     "header length past the body": ("POST", INFER, {HEADER_LENGTH: "100000"}, b'{"inputs":[]}'),
 }
 EXPECTED_STATUS = {
+    "model ready, a percent in its name": 404,  # the path decoded once on every provider: "…%5F…"
     "unknown model": 404,
     "unknown version": 404,
     "unknown OIP route": 404,

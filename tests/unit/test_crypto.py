@@ -467,6 +467,13 @@ def test_any_ending_after_an_envelopes_start_parses_as_the_json_parser_says(
         assert parsed_or_error(parse_envelope, body) == parsed_or_error(parse_envelope_json, body)
 
 
+def test_an_envelope_ending_at_its_cts_opening_quote_is_no_envelope() -> None:
+    """``…"ct":"}``: the body ends in ``"}`` with the ct's own opening quote (found by hypothesis)."""
+    body = b'{"v":1,"kid":"k0","suite":"x25519-sha256-aes128gcm","ct":"}'
+    with pytest.raises(InvalidEnvelope):
+        parse_envelope(body)
+
+
 def test_a_clients_envelope_takes_the_fast_way_with_its_ciphertext_whole() -> None:
     for separator in ((",", ":"), (", ", ": ")):
         document = {"v": 1, "kid": "k0", "suite": DEFAULT_SUITE, "ct": b64u_encode(b"\x01\x02\x03\x04\x05")}

@@ -142,6 +142,27 @@ def test_a_missing_or_stale_date_is_the_rfc_9458_date_problem(app, date):
     )
 
 
+@pytest.mark.parametrize("zone", ["UTC", "America/New_York", "Asia/Kolkata"])
+def test_a_date_without_a_zone_is_utc_whatever_the_servers_time_zone(zone, monkeypatch):
+    """RFC 5322's ``-0000`` (no zone given) is read as UTC, as ``GMT`` is: a function whose TZ is
+    set answers as every other does."""
+    from core import oblivious
+
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        oblivious._http_date.cache_clear()
+        now = 1_796_700_000
+        gmt = formatdate(now, usegmt=True)
+        assert oblivious._http_date(gmt) == now
+        assert oblivious._http_date(gmt.replace("GMT", "-0000")) == now
+        assert oblivious._http_date(gmt.replace("GMT", "+0100")) == now - 3600
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+        oblivious._http_date.cache_clear()
+
+
 def test_the_same_encapsulated_request_twice_is_a_replay(app):
     body, context = _encapsulated(app, _request())
     assert _answer(app, body, context).status == 200
