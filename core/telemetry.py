@@ -235,6 +235,7 @@ class RequestLog:
         """The writers made, by :data:`WriterKey`: what :meth:`line` calls for a request of that key."""
         self._seen_once: set[WriterKey] = set()
         self._emf_openings: dict[tuple[str, ...], str] = {}
+        self._dimensions_but_method = tuple(name for name in settings.dimensions if name != "method")
         self._outcomes: dict[tuple[str, str, int, bool], _Outcome] = {}
         self._heads = {level: _head(level) for level in (logging.INFO, logging.ERROR)}
         self._trace_prefix = (
@@ -387,22 +388,20 @@ class RequestLog:
 
     def _emf(self, level: int, summary: RequestSummary, now: float) -> str:
         names = tuple(summary.fields)  # the directive names the metrics present
-        if summary.method in _METHODS:
+        if summary.method in _METHODS or "method" not in self.settings.dimensions:
             opening = self._emf_openings.get(names) or self._emf_opening(names)
         else:  # a method a caller made up is no dimension's value (each would be metrics to pay for)
-            dimensions = tuple(name for name in self.settings.dimensions if name != "method")
-            opening = self._emf_opening(names, dimensions)
+            opening = self._emf_opening(names, self._dimensions_but_method)
         return self._fields(level, summary, now, f"{opening}{int(now * 1000)}}},", "}\n")
 
     def _emf_opening(self, names: tuple[str, ...], dimensions: tuple[str, ...] | None = None) -> str:
         """``{"_aws":{"CloudWatchMetrics":[…],"Timestamp":`` for a path's fields: its metrics (by
         the configured dimensions, kept for the path; by ``dimensions`` where given, not kept)."""
         present = tuple(name for name in FIELD_METRICS if name in names)
-        kept = dimensions is None
         by = self.settings.dimensions if dimensions is None else dimensions
         directive = _directive(self.settings.namespace, by, ALWAYS_METRICS + present)
         opening = f'{{"_aws":{{"CloudWatchMetrics":[{directive}],"Timestamp":'
-        if kept and len(self._emf_openings) < _MAX_CACHED:
+        if dimensions is None and len(self._emf_openings) < _MAX_CACHED:
             self._emf_openings[names] = opening
         return opening
 

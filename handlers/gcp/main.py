@@ -24,13 +24,12 @@ from typing import Any
 from urllib.parse import quote
 
 import functions_framework
+from functions_framework.execution_id import EXECUTION_ID_REQUEST_HEADER as EXECUTION_ID
 
 from core.app import App, cold_start
 from core.errors import NotFound
 from core.http import error_response
 
-EXECUTION_ID = "Function-Execution-Id"
-"""The header Cloud Run's front end (or functions-framework's middleware) names each execution by."""
 RESPONSE_LIMIT = 32 * 1024 * 1024
 """Cloud Run functions answer at most 32 MiB over HTTP/1."""
 _TRUE = frozenset({"1", "true", "t", "yes", "y", "on"})  # what click's flag takes from FUNCTION_USE_ASGI
