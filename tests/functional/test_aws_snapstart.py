@@ -5,7 +5,6 @@ snapshotted process."""
 from __future__ import annotations
 
 import importlib
-import itertools
 import json
 import os
 import random
@@ -53,8 +52,9 @@ def test_restored_copies_take_a_rotated_key_and_draw_different_randomness(snapst
     new_keys = make_keys()
     monkeypatch.setenv("LITEFAAS_PRIVATE_KEYS", new_keys.private_json)
     # WHEN two copies are restored from it, each running the after-restore hooks
-    digits, count = trace._pool[0]
-    snapshot = random.getstate(), (digits, next(count))  # the ids drawn, and the next one unused
+    trace.new_trace()  # ids drawn before the snapshot: a pool the copies would share
+    snapshot = random.getstate(), list(trace._pool[0])
+    trace._pool[0] = iter(snapshot[1])
     outcomes = []
     for _ in range(2):
         read, write = os.pipe()
@@ -63,7 +63,7 @@ def test_restored_copies_take_a_rotated_key_and_draw_different_randomness(snapst
             os.close(read)
             try:
                 random.setstate(snapshot[0])  # a restore is not a fork: its memory is the snapshot's
-                trace._pool[0] = (snapshot[1][0], itertools.count(snapshot[1][1]))
+                trace._pool[0] = iter(snapshot[1])
                 run_hooks(snapshot_restore_py.get_after_restore())
                 fresh = seal(new_keys, inputs=ROWS[:2])
                 status, _, body = aws_response(

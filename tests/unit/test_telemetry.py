@@ -365,6 +365,18 @@ class TestTraceContext:
         assert {len(t) for t in trace_ids} == {32} and {len(s) for s in span_ids} == {16}
         assert "0" * 32 not in trace_ids and "0" * 16 not in span_ids
 
+    def test_a_draw_holding_a_zero_id_is_drawn_again(self, monkeypatch):
+        # GIVEN a generator whose first draw holds an all-zero trace id
+        draws = iter([bytes(16 * trace._POOL_IDS)])
+        real = trace._random_bytes
+        monkeypatch.setattr(trace, "_random_bytes", lambda n: next(draws, None) or real(n))
+        trace.forget_ids()
+        # WHEN the pool is drawn
+        contexts = [trace.new_trace() for _ in range(trace._POOL_IDS)]
+        # THEN no context holds a zero id, and they are root contexts of their own type
+        assert "0" * 32 not in {c.trace_id for c in contexts}
+        assert all(type(c) is trace.TraceContext and c[2:] == (None, True) for c in contexts)
+
     def test_threads_answering_at_once_never_share_an_id(self):
         # GIVEN 8 threads drawing ids at once, switched as often as the interpreter can
         saved = sys.getswitchinterval()
