@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from core.encoding import member_forms
+from core.encoding import member_pieces
 from core.errors import ConfigError
 from core.logs import MILLIS, encode_fields, last_second, level_name, second_text, stamp, use_severity
 from core.trace import TraceContext
@@ -210,19 +210,20 @@ class _Outcome(NamedTuple):
 
 WriterKey = tuple[int, str, str, int, bool, tuple[str, ...]]
 """A request line's level, route, method, status, cold start and the names of the path's fields."""
-Writer = Callable[[int, "RequestSummary", float], str]
-"""``(level, summary, now) -> line``"""
+Writer = Callable[[int, float, str, TraceContext, int, int, int, Mapping[str, Any]], str]
+"""``(level, now, request_id, trace, duration_us, bytes_in, bytes_out, fields) -> line``: a
+:data:`WriterKey`'s own writer, which the key's route, method, status and cold start are written into."""
 
 
 class RequestLog:
     """Writes each request's record as one line of the configured format.
 
     A :data:`WriterKey` met a second time gets a writer of its own: one function, made with ``exec``
-    from the format, the outcome and the field names (never a value; a name that is not an
-    identifier is never in it), writing the whole line in one f-string, each value in the quick
-    form of the type it first held (:func:`~core.encoding.member_forms`). A key seen once (an
-    instance's first request), a method a caller makes up and keys past the cache's bound are
-    written field by field; both write the same line."""
+    from the format, the outcome and the field names (each text a literal of its source, never a
+    value), writing the whole line in one f-string, each value in the quick form of the type it
+    first held (:func:`~core.encoding.member_pieces`). A key seen once (an instance's first
+    request), a method a caller makes up, errors and keys past the cache's bound are written field
+    by field; both write the same line."""
 
     def __init__(self, settings: TelemetrySettings, static: Mapping[str, Any]) -> None:
         self.settings = settings
@@ -232,7 +233,8 @@ class RequestLog:
         self.static.setdefault("function_name", str(self.static.get("model", "litefaas")))
         self._suffix = "," + encode_fields(self.static)[1:-1]
         self.writers: dict[WriterKey, Writer] = {}
-        """The writers made, by :data:`WriterKey`: what :meth:`line` calls for a request of that key."""
+        """The writers made, by :data:`WriterKey`: what :meth:`line` (and the app, by the same key)
+        calls for a request of that key."""
         self._seen_once: set[WriterKey] = set()
         self._emf_openings: dict[tuple[str, ...], str] = {}
         self._dimensions_but_method = tuple(name for name in settings.dimensions if name != "method")
@@ -255,87 +257,102 @@ class RequestLog:
             tuple(summary.fields),
         )
         writer = self.writers.get(key) or self._writer(key, summary)
-        return writer(level, summary, now)
+        if writer is None:
+            return self._field_by_field(level, summary, now)
+        request_id, trace, _, _, _, _, duration_us, bytes_in, bytes_out, fields = summary
+        return writer(level, now, request_id, trace, duration_us, bytes_in, bytes_out, fields)
 
-    def _writer(self, key: WriterKey, summary: RequestSummary) -> Writer:
+    def _writer(self, key: WriterKey, summary: RequestSummary) -> Writer | None:
+        """The key's own writer, made the second time it is met; None where the line is written field
+        by field (a caller's odd methods, errors, a first sight, names that are not all strings)."""
         if len(self.writers) >= _MAX_CACHED or key[2] not in _METHODS or key[3] >= _CACHED_BELOW:
-            return self._field_by_field  # a caller's odd methods, and errors: written field by field
+            return None
         if key not in self._seen_once:
             if len(self._seen_once) < _MAX_CACHED:
                 self._seen_once.add(key)
-            return self._field_by_field
-        names = key[-1]
-        members = member_forms(names, tuple(summary.fields.values()))
-        writer = self._field_by_field if members is None else self._compiled(key, summary, members)
-        self.writers[key] = writer
+            return None
+        members = member_pieces(key[-1], tuple(summary.fields.values()))
+        if members is None:
+            return None
+        writer = self.writers[key] = self._compiled(key, summary, members)
         self._seen_once.discard(key)
         return writer
 
-    def _compiled(self, key: WriterKey, summary: RequestSummary, members: str) -> Writer:
-        """The writer of one :data:`WriterKey`: :meth:`_fields` and the format's own parts in one
-        f-string, what the key fixes (the level's head, the outcome, EMF's directive) made once."""
+    def _compiled(self, key: WriterKey, summary: RequestSummary, members: list[tuple[str, str]]) -> Writer:
+        """The writer of one :data:`WriterKey`: the line as one f-string, what the key fixes (the
+        level's head, the outcome, EMF's directive, the function's own fields) in its text, each
+        text a literal of the source (``repr``). A value whose type is not the one its name first
+        held sends the line to :meth:`_fields`."""
         level, names = key[0], key[-1]
         outcome = self._outcomes.get(key[1:5]) or self._outcome(summary)
+        log_format = self.settings.log_format
+        pieces: list[str] = []
+
+        def line(*parts: tuple[str, str]) -> None:
+            for text, expression in parts:
+                pieces.append(repr(text))
+                if expression:
+                    pieces.append("f'{" + expression + "}'")
+
+        if log_format == "emf":
+            line((self._emf_openings.get(names) or self._emf_opening(names), "int(now * 1000)"), ("},", ""))
+        else:
+            line((_GCP_OPENINGS.get(level) or _gcp_opening(level) if log_format == "gcp" else "{", ""))
+        line(
+            ('"time":"', "text"),
+            ("", "_millis[int((now - second) * 1000)]"),
+            ((self._heads.get(level) or _head(level)) + ',"request_id":', "_string(request_id)"),
+            (',"trace_id":"', "trace_id"),
+            ('","span_id":"', "span_id"),
+            ('"', "parent"),
+            (outcome.record + ',"duration_us":', "duration_us"),
+            (',"bytes_in":', "bytes_in"),
+            (',"bytes_out":', "bytes_out"),
+            *members,
+            (self._suffix, ""),
+        )
+        if log_format == "gcp":
+            if self._trace_prefix is not None:
+                line((outcome.message + ',"logging.googleapis.com/trace":"' + self._trace_prefix, "trace_id"))
+                line(('","logging.googleapis.com/spanId":"', "span_id"))
+            else:
+                line((outcome.message + ',"logging.googleapis.com/spanId":"', "span_id"))
+            line(
+                ('","logging.googleapis.com/trace_sampled":', "_bools[sampled]"),
+                (outcome.http_request + ',"requestSize":"', "bytes_in"),
+                ('","responseSize":"', "bytes_out"),
+                ('","latency":"', "seconds"),
+                (".", "str(1_000_000 + micros)[1:]"),
+                ('s"}', ""),
+            )
+        line(("}\n", ""))
         body = [
-            "def line(level, summary, now):",
-            "    (request_id, (trace_id, span_id, parent_id, sampled), _, _, _, _,",
-            "     duration_us, bytes_in, bytes_out, fields) = summary",
+            "def line(level, now, request_id, trace, duration_us, bytes_in, bytes_out, fields):",
+            "    trace_id, span_id, parent_id, sampled = trace",
         ]
         if names:
-            body.append(
-                "    " + ", ".join(f"v{index}" for index in range(len(names))) + ", = fields.values()"
-            )
+            body += [
+                "    " + ", ".join(f"v{index}" for index in range(len(names))) + ", = fields.values()",
+            ]
         body += [
             "    second = int(now)",
             "    last = _last_second[0]",
             "    text = last[1] if last[0] == second else _second_text(second)",
-            '    parent = "" if parent_id is None else \',"parent_span_id":"\' + parent_id + \'"\'',
-            "    if not sampled:",
-            "        parent += ',\"sampled\":false'",
+            "    parent = _unsampled[sampled] if parent_id is None else _parent(parent_id, sampled)",
+            *(["    seconds, micros = divmod(duration_us, 1_000_000)"] if log_format == "gcp" else []),
+            "    return (" + " ".join(pieces) + ")",
         ]
-        opening, closing, start = "{{", "}}", ""
-        if self.settings.log_format == "emf":
-            opening = "{_opening}{int(now * 1000)}}},"
-            start = self._emf_openings.get(names) or self._emf_opening(names)
-        elif self.settings.log_format == "gcp":
-            body.append("    seconds, micros = divmod(duration_us, 1_000_000)")
-            opening = "{_opening}"
-            start = _GCP_OPENINGS.get(level) or _gcp_opening(level)
-            trace = (
-                ""
-                if self._trace_prefix is None
-                else ',"logging.googleapis.com/trace":"{_trace_prefix}{trace_id}"'
-            )
-            closing = (
-                "{_message}" + trace + ',"logging.googleapis.com/spanId":"{span_id}"'
-                ',"logging.googleapis.com/trace_sampled":{"true" if sampled else "false"}'
-                '{_http_request},"requestSize":"{bytes_in}","responseSize":"{bytes_out}"'
-                ',"latency":"{seconds}.{str(1_000_000 + micros)[1:]}s"}}}}'
-            )
-        body.append(
-            "    return f'" + opening + '"time":"{text}{_millis[int((now - second) * 1000)]}{_head}'
-            ',"request_id":{_string(request_id)},"trace_id":"{trace_id}","span_id":"{span_id}"{parent}'
-            '{_record},"duration_us":{duration_us},"bytes_in":{bytes_in},"bytes_out":{bytes_out}'
-            + members
-            + "{_suffix}"
-            + closing
-            + "\\n'"
-        )
         namespace: dict[str, Any] = {
             "_last_second": last_second,
             "_second_text": second_text,
             "_millis": MILLIS,
             "_string": _string,
             "_json": encode_fields,
-            "_opening": start,
-            "_head": self._heads.get(level) or _head(level),
-            "_record": outcome.record,
-            "_message": outcome.message,
-            "_http_request": outcome.http_request,
-            "_suffix": self._suffix,
-            "_trace_prefix": self._trace_prefix,
+            "_bools": ("false", "true"),
+            "_unsampled": (',"sampled":false', ""),
+            "_parent": _parent,
         }
-        exec("\n".join(body) + "\n", namespace)  # noqa: S102 - names checked by member_forms; no value
+        exec("\n".join(body) + "\n", namespace)  # noqa: S102 - texts as literals, values as v0, v1…
         writer: Writer = namespace["line"]
         return writer
 
@@ -457,6 +474,11 @@ class RequestLog:
             "ColdStart": 1,
         }
         return encode_fields(document)
+
+
+def _parent(parent_id: str, sampled: bool) -> str:
+    """The caller's span and, where the trace is not sampled, that it is not."""
+    return f',"parent_span_id":"{parent_id}"' + ("" if sampled else ',"sampled":false')
 
 
 def _head(level: int) -> str:
