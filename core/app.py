@@ -276,9 +276,19 @@ class App:
         logging_on = logger.isEnabledFor(level)
         if not logging_on and self._otel is None:
             return
-        context = reply.trace or trace.callers(headers) or trace.new_trace()
-        method = method[:16]
+        context = reply.trace or trace.incoming(headers)
         duration_us, bytes_out = (ended - started) // 1000, len(response.body)
+        if self._otel is None and not cold_start and logs.writes_directly(logger, level):
+            # a warm request of a key seen before: its writer, found by RequestLog.line's key
+            fields = reply.fields
+            writer = self._request_log.writers.get((level, route, method, status, False, tuple(fields)))
+            if writer is not None:
+                now, request_id = time.time(), request_id or context.span_id
+                sys.stderr.write(
+                    writer(level, now, request_id, context, duration_us, bytes_in, bytes_out, fields)
+                )
+                return
+        method = method[:16]
         if self._otel is not None:
             end_ns = time.time_ns() - (time.perf_counter_ns() - ended)
             own_id = request_id or context.span_id
@@ -305,12 +315,6 @@ class App:
                 sys.stderr.write(first + "\n")
             elif direct is None:
                 logger.log(level, "cold_start_metric", extra={"line": first, "fields": {}})
-        if direct:  # the writer made for this request's key, where there is one (RequestLog.line's lookup)
-            writer = request_log.writers.get((level, route, method, status, cold_start, tuple(reply.fields)))
-            if writer is not None:
-                line = writer(level, now, request_id, context, duration_us, bytes_in, bytes_out, reply.fields)
-                sys.stderr.write(line)
-                return
         summary = RequestSummary(
             request_id,
             context,
