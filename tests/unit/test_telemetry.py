@@ -18,7 +18,7 @@ from fixtures.requests import ENCRYPTED, PLAINTEXT, seal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core import logs, trace
+from core import logs, telemetry, trace
 from core.app import App
 from core.config import Settings
 from core.errors import ConfigError
@@ -208,10 +208,22 @@ class TestCloudLogging:
         log = RequestLog(TelemetrySettings(log_format="gcp"), {"model": "m"})
         context = trace.new_trace()
         summary = RequestSummary("r", context, "predict", "POST", status, False, duration_us, 1, 2, {})
-        line = json.loads(log.line(logging.INFO, summary, 1_700_000_000.0))
-        assert line["httpRequest"]["latency"] == f"{duration_us / 1e6:.6f}s"
-        assert line["message"] == f"POST predict {status}" and line["httpRequest"]["status"] == status
-        assert (line["error"], line["fault"]) == (int(status >= 400), int(status >= 500))
+        for _ in range(3):  # field by field, then (a 200) by the key's own writer, which keeps latencies
+            line = json.loads(log.line(logging.INFO, summary, 1_700_000_000.0))
+            assert line["httpRequest"]["latency"] == f"{duration_us / 1e6:.6f}s"
+            assert line["message"] == f"POST predict {status}" and line["httpRequest"]["status"] == status
+            assert (line["error"], line["fault"]) == (int(status >= 400), int(status >= 500))
+
+    def test_the_latencies_kept_are_bounded_and_each_is_its_own_durations(self):
+        log = RequestLog(TelemetrySettings(log_format="gcp"), {"model": "m"})
+        for duration_us in range(3 * telemetry._MAX_LATENCIES):
+            summary = RequestSummary(
+                "r", trace.new_trace(), "predict", "POST", 200, False, duration_us, 1, 2, {}
+            )
+            line = json.loads(log.line(logging.INFO, summary, 1_700_000_000.0))
+            assert line["httpRequest"]["latency"] == f"{duration_us / 1e6:.6f}s"
+        assert len(telemetry._latencies) <= telemetry._MAX_LATENCIES
+        assert all(text == f"{d / 1e6:.6f}s" for d, text in telemetry._latencies.items())
 
 
 class TestRecords:
