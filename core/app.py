@@ -277,10 +277,9 @@ class App:
         if not logging_on and self._otel is None:
             return
         context = reply.trace or trace.incoming(headers)
-        duration_us, bytes_out = (ended - started) // 1000, len(response.body)
+        duration_us, bytes_out, fields = (ended - started) // 1000, len(response.body), reply.fields
         if self._otel is None and not cold_start and logs.writes_directly(logger, level):
             # a warm request of a key seen before: its writer, found by RequestLog.line's key
-            fields = reply.fields
             writer = self._request_log.writers.get((level, route, method, status, False, tuple(fields)))
             if writer is not None:
                 now, request_id = time.time(), request_id or context.span_id
@@ -288,26 +287,24 @@ class App:
                     writer(level, now, request_id, context, duration_us, bytes_in, bytes_out, fields)
                 )
                 return
-        method = method[:16]
+        summary = RequestSummary(
+            request_id or context.span_id,
+            context,
+            route,
+            method[:16],
+            status,
+            cold_start,
+            duration_us,
+            bytes_in,
+            bytes_out,
+            fields,
+        )
         if self._otel is not None:
             end_ns = time.time_ns() - (time.perf_counter_ns() - ended)
-            own_id = request_id or context.span_id
-            summary = RequestSummary(
-                own_id,
-                context,
-                route,
-                method,
-                status,
-                cold_start,
-                duration_us,
-                bytes_in,
-                bytes_out,
-                reply.fields,
-            )
-            context = self._otel.record(context, summary.record(), end_ns - (ended - started), end_ns)
+            own = self._otel.record(context, summary.record(), end_ns - (ended - started), end_ns)
+            summary = summary._replace(trace=own, request_id=request_id or own.span_id)
             if not logging_on:
                 return
-        request_id = request_id or context.span_id
         request_log, now = self._request_log, time.time()
         direct = logs.writes_directly(logger, level)  # the line written here, in one write
         if cold_start and (first := request_log.cold_start_line(now)) is not None:
@@ -315,24 +312,12 @@ class App:
                 sys.stderr.write(first + "\n")
             elif direct is None:
                 logger.log(level, "cold_start_metric", extra={"line": first, "fields": {}})
-        summary = RequestSummary(
-            request_id,
-            context,
-            route,
-            method,
-            status,
-            cold_start,
-            duration_us,
-            bytes_in,
-            bytes_out,
-            reply.fields,
-        )
         if direct:
             sys.stderr.write(request_log.line(level, summary, now))
         elif direct is None:
-            fields = {**summary.record(), **request_log.static}
+            record = {**summary.record(), **request_log.static}
             logger.log(
-                level, "request", extra={"fields": fields, "line": request_log.line(level, summary, now)[:-1]}
+                level, "request", extra={"fields": record, "line": request_log.line(level, summary, now)[:-1]}
             )
 
     def _allowed_origin(self, headers: Mapping[str, str]) -> str | None:
