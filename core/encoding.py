@@ -82,8 +82,8 @@ _QUICK_FORMS = {
     bool: '"true" if {v} is True else "false" if {v} is False else _json({v})',
     str: "_string({v}) if type({v}) is str else _json({v})",
 }
-"""A value's expression by its type (``_bools``, ``_string`` and ``_json`` in the expression's
-globals); a value of any other type is written by ``_json``."""
+"""A value's expression by the type it holds when its writer is made (``_string`` and ``_json`` in
+the expression's globals): that type by itself, anything else (then or later) by ``_json``."""
 
 
 def member_pieces(names: tuple[Any, ...], values: tuple[Any, ...]) -> list[tuple[str, str]] | None:

@@ -281,8 +281,8 @@ class RequestLog:
     def _compiled(self, key: WriterKey, summary: RequestSummary, members: list[tuple[str, str]]) -> Writer:
         """The writer of one :data:`WriterKey`: the line as one f-string, what the key fixes (the
         level's head, the outcome, EMF's directive, the function's own fields) in its text, each
-        text a literal of the source (``repr``). A value whose type is not the one its name first
-        held sends the line to :meth:`_fields`."""
+        text a literal of the source (``repr``), each of the path's values in the quick form of the
+        type it holds now (another type later goes to the encoder)."""
         level, names = key[0], key[-1]
         outcome = self._outcomes.get(key[1:5]) or self._outcome(summary)
         log_format = self.settings.log_format
@@ -330,9 +330,9 @@ class RequestLog:
             "    trace_id, span_id, parent_id, sampled = trace",
         ]
         if names:
-            body += [
-                "    " + ", ".join(f"v{index}" for index in range(len(names))) + ", = fields.values()",
-            ]
+            body.append(
+                "    " + ", ".join(f"v{index}" for index in range(len(names))) + ", = fields.values()"
+            )
         body += [
             "    second = int(now)",
             "    last = _last_second[0]",
@@ -347,7 +347,7 @@ class RequestLog:
             "_string": _string,
             "_json": encode_fields,
             "_bools": ("false", "true"),
-            "_unsampled": (',"sampled":false', ""),
+            "_unsampled": _UNSAMPLED,
             "_parent": _parent,
             "_latencies": _latencies,
             "_latency": _latency,
@@ -372,9 +372,7 @@ class RequestLog:
         trace_id, span_id, parent_id, sampled = context
         head = self._heads.get(level) or _head(level)
         rest = "," + encode_fields(fields)[1:-1] if fields else ""
-        parent = "" if parent_id is None else ',"parent_span_id":"' + parent_id + '"'
-        if not sampled:
-            parent += ',"sampled":false'
+        parent = _UNSAMPLED[sampled] if parent_id is None else _parent(parent_id, sampled)
         if outcome is None:
             outcome = self._outcomes.get((route, method, status, cold_start)) or self._outcome(summary)
         return (
@@ -490,9 +488,13 @@ def _latency(duration_us: int) -> str:
     return text
 
 
+_UNSAMPLED = (',"sampled":false', "")
+"""What a line says of its trace's sampling, by ``sampled``: only that it is not."""
+
+
 def _parent(parent_id: str, sampled: bool) -> str:
     """The caller's span and, where the trace is not sampled, that it is not."""
-    return f',"parent_span_id":"{parent_id}"' + ("" if sampled else ',"sampled":false')
+    return f',"parent_span_id":"{parent_id}"' + _UNSAMPLED[sampled]
 
 
 def _head(level: int) -> str:
