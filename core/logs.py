@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -19,8 +20,28 @@ from core.encoding import compact_json
 
 LOGGER_NAME = "litefaas"
 
-encode_fields = compact_json(default=str, allow_nan=True)
-"""Compact JSON of a line's fields (what JSON cannot hold becomes its ``str``)."""
+_encode_finite = compact_json(default=str)
+
+
+def encode_fields(fields: Any) -> str:
+    """Compact JSON of a line's fields: what JSON cannot hold becomes its ``str``, and a float that is
+    not finite the string ``"NaN"``, ``"Infinity"`` or ``"-Infinity"`` (a bare ``NaN`` is no JSON)."""
+    try:
+        return _encode_finite(fields)
+    except ValueError:  # a float that is not finite, somewhere in the fields
+        return _encode_finite(_finite(fields))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else "Infinity" if value > 0 else "-Infinity"
+    if isinstance(value, dict):
+        return {_finite(key): _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
 _string = json.encoder.encode_basestring_ascii
 LEVEL_NAMES = {
     logging.DEBUG: "debug",

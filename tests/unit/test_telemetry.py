@@ -524,7 +524,7 @@ def test_a_paths_own_writer_writes_the_line_field_by_field_writing_does(settings
             line = log.line(level, summary, now)
             assert line == field_by_field(log, level, summary, now)
             assert line.endswith("}\n") and "\n" not in line[:-1]
-            assert json.loads(line)["route"] == summary.route
+            assert strict_json(line)["route"] == summary.route
 
 
 @given(
@@ -541,9 +541,24 @@ def test_a_writer_writes_its_names_rightly_whatever_their_values_now_are(setting
     summary = RequestSummary("r", trace.new_trace(), "predict", "POST", 200, False, 1, 2, 3, {})
     for fields in records:
         summary = summary._replace(fields=fields)
-        assert log.line(logging.INFO, summary, 1_700_000_000.25) == field_by_field(
-            log, logging.INFO, summary, 1_700_000_000.25
-        )
+        line = log.line(logging.INFO, summary, 1_700_000_000.25)
+        assert line == field_by_field(log, logging.INFO, summary, 1_700_000_000.25)
+        strict_json(line)
+
+
+def strict_json(line: str) -> dict:
+    """The line parsed as JSON is: no bare NaN or Infinity (Python's own parser takes them)."""
+    return json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} is not JSON: {line}"))
+
+
+@pytest.mark.parametrize("log_format", ["json", "emf", "gcp"])
+def test_a_float_that_is_not_finite_is_written_as_a_string_the_line_stays_json(log_format):
+    log = RequestLog(TelemetrySettings(log_format=log_format), {"model": "m"})
+    fields = {"score": float("nan"), "limits": [float("inf"), -float("inf"), 0.5], "rows": 1}
+    for _ in range(3):  # field by field, then by the key's own writer
+        line = strict_json(log.line(logging.INFO, request_summary(fields), 1.0))
+        assert (line["score"], line["limits"], line["rows"]) == ("NaN", ["Infinity", "-Infinity", 0.5], 1)
+    assert strict_json(logs.json_line(logging.INFO, "event", {"value": float("nan")}))["value"] == "NaN"
 
 
 def request_summary(fields: dict) -> RequestSummary:
