@@ -63,7 +63,15 @@ def forget_ids() -> None:
     _pool[0] = iter(())
 
 
-os.register_at_fork(after_in_child=forget_ids)
+def _after_fork_in_child() -> None:
+    """The child's ids drawn afresh, by a lock of its own: a thread of the parent may have held the
+    lock at the fork, and no thread of the child would ever release it."""
+    global _drawing
+    _drawing = threading.Lock()
+    forget_ids()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _drawn() -> Iterator[TraceContext]:

@@ -6,6 +6,7 @@ import enum
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -413,6 +414,36 @@ class TestTraceContext:
         contexts = [context for into in drawn for context in into]
         assert len(contexts) == 8 * 3 * trace._POOL_IDS
         assert len({c.trace_id for c in contexts}) == len({c.span_id for c in contexts}) == len(contexts)
+
+    def test_a_child_forked_while_a_thread_draws_ids_still_draws_its_own(self):
+        # GIVEN a thread of the parent holding the lock of the draw when the process forks
+        held, release = threading.Event(), threading.Event()
+
+        def draw_slowly() -> None:
+            with trace._drawing:
+                held.set()
+                release.wait(10)
+
+        drawer = threading.Thread(target=draw_slowly)
+        drawer.start()
+        held.wait(10)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # WHEN the child answers requests past the pool it inherited (none: it forgets it)
+            try:
+                os.close(read)
+                signal.alarm(10)
+                os.write(write, ",".join(trace.new_trace().trace_id for _ in range(3)).encode())
+            finally:
+                os._exit(0)
+        os.close(write)
+        release.set()
+        drawer.join()
+        with os.fdopen(read, "rb") as pipe:
+            ids = pipe.read().decode().split(",")
+        os.waitpid(pid, 0)
+        # THEN it drew ids of its own instead of waiting for a lock no thread of it holds
+        assert len(ids) == 3 and all(len(trace_id) == 32 for trace_id in ids)
 
     def test_a_forked_child_does_not_hand_out_its_parents_next_ids(self):
         # GIVEN a process whose ids are drawn (gunicorn and the Lambda sandbox fork after import)
