@@ -21,6 +21,9 @@ _MAX_INFORMATIONAL = 8
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _NOT_VISIBLE = re.compile(rb"[^\x21-\x7e]")
 _LINE_BREAK = re.compile(rb"[\r\n\x00]")
+_EDGE_SPACE = (b" ", b"\t")
+"""What a field value may not start or end with: RFC 9292 section 3.6 makes a message invalid whose
+field values would make an HTTP/2 message malformed (RFC 9113 section 8.2.1)."""
 
 Fields = list[tuple[str, str]]
 
@@ -98,6 +101,8 @@ def _field_line(reader: _Reader, fields: Fields, budget: list[int], name: bytes)
         raise MalformedMessage("a field name is not a token")
     if _LINE_BREAK.search(value):
         raise MalformedMessage("a field value holds CR, LF or NUL")
+    if value[:1] in _EDGE_SPACE or value[-1:] in _EDGE_SPACE:
+        raise MalformedMessage("a field value starts or ends with a space or a tab")
     fields.append((name.decode("ascii").lower(), value.decode("latin-1")))
 
 
@@ -230,9 +235,11 @@ def parse_response(message: bytes | memoryview, max_content: int) -> Response:
 
 
 def _section(fields: Iterable[tuple[str, str]]) -> bytes:
+    """A known-length field section; each value without the spaces and tabs around it, which are no
+    part of it (RFC 9110 section 5.5) and which a binary message may not carry."""
     lines = []
     for name, value in fields:
-        name_bytes, value_bytes = name.lower().encode("ascii"), value.encode("latin-1")
+        name_bytes, value_bytes = name.lower().encode("ascii"), value.strip(" \t").encode("latin-1")
         lines += [encode_varint(len(name_bytes)), name_bytes, encode_varint(len(value_bytes)), value_bytes]
     encoded = b"".join(lines)
     return encode_varint(len(encoded)) + encoded

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -137,6 +139,18 @@ def test_responses_skip_informational_ones():
             + _prefixed(_prefixed(b"x") + _prefixed(b"a\r\nb")),
             "CR, LF or NUL",
         ),
+        *(
+            (
+                b"\x00"
+                + _prefixed(b"GET")
+                + _prefixed(b"")
+                + _prefixed(b"")
+                + _prefixed(b"/")
+                + _prefixed(_prefixed(b"date") + _prefixed(value)),
+                "starts or ends with a space or a tab",
+            )
+            for value in (b" x", b"x ", b"\tx", b"x\t", b" ")
+        ),
         (
             b"\x02"
             + _prefixed(b"GET")
@@ -194,7 +208,7 @@ def test_any_bytes_parse_or_are_malformed(data):
     headers=st.lists(
         st.tuples(
             st.text(alphabet="abcdefghijklmnopqrstuvwxyz-", min_size=1, max_size=12),
-            st.text(alphabet="abc ;,=1", max_size=20),
+            st.text(alphabet="abc ;,=1\t", max_size=20),
         ),
         max_size=8,
     ),
@@ -204,7 +218,9 @@ def test_any_bytes_parse_or_are_malformed(data):
 def test_round_trip_of_any_request(method, path, headers, content, pad):
     request = Request(method, "https", "example", path, headers, content)
     encoded = bhttp.encode_request(request)
-    assert parse_request(encoded + bytes(pad), LIMIT) == request
+    # a value's spaces around it are no part of it: not sent, as a binary message may not carry them
+    sent = [(name, value.strip(" \t")) for name, value in headers]
+    assert parse_request(encoded + bytes(pad), LIMIT) == dataclasses.replace(request, headers=sent)
 
 
 def test_chunked_content_is_joined_without_an_object_per_chunk_and_bounded_in_chunks():

@@ -84,7 +84,8 @@ export function paddedSize(length) {
  * @param {number} [padTo]
  */
 export function encodeRequest(request, padTo = 0) {
-  const fields = concatBytes(...request.headers.flatMap(([name, value]) => [prefixed(encoder.encode(name.toLowerCase())), prefixed(encoder.encode(value))]));
+  // a value's spaces and tabs around it are no part of it (RFC 9110 §5.5), and a binary message may not carry them (RFC 9292 §3.6)
+  const fields = concatBytes(...request.headers.flatMap(([name, value]) => [prefixed(encoder.encode(name.toLowerCase())), prefixed(encoder.encode(value.replace(/^[ \t]+|[ \t]+$/g, "")))]));
   const control = [request.method, request.scheme, request.authority, request.path].map((part) => prefixed(encoder.encode(part)));
   const message = concatBytes(varint(0), ...control, prefixed(fields), prefixed(request.content), varint(0));
   return message.length >= padTo ? message : concatBytes(message, new Uint8Array(padTo - message.length));

@@ -22,6 +22,12 @@ describe("Binary HTTP and padding", () => {
     assert.deepEqual([...message.subarray(0, 5)], [0, 3, 71, 69, 84]); // framing 0, "GET"
   });
 
+  it("sends a field value without the spaces and tabs around it", () => {
+    const message = encodeBinaryHttpRequest({ method: "GET", scheme: "", authority: "", path: "/", headers: [["X", " \ta b\t "]], content: new Uint8Array(0) });
+    const section = [...message.subarray(9)]; // after framing 0, "GET", "", "", "/"
+    assert.deepEqual(section.slice(0, 7), [6, 1, 120, 3, 97, 32, 98]); // one line: "x", "a b"
+  });
+
   it("decodes known- and indeterminate-length responses and refuses a truncated length", () => {
     const known = Uint8Array.of(1, 0x40, 200, 0, 2, 111, 107, 0, 0, 0);
     assert.deepEqual(decodeBinaryHttpResponse(known), { status: 200, headers: [], content: Uint8Array.of(111, 107) });
