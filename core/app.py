@@ -278,7 +278,8 @@ class App:
             return
         context = reply.trace or trace.incoming(headers)
         duration_us, bytes_out, fields = (ended - started) // 1000, len(response.body), reply.fields
-        if self._otel is None and not cold_start and logs.writes_directly(logger, level):
+        direct = logs.writes_directly(logger, level) if logging_on else False  # the line in one write
+        if direct and self._otel is None and not cold_start:
             # a warm request of a key seen before: its writer, found by RequestLog.line's key
             writer = self._request_log.writers.get((level, route, method, status, False, tuple(fields)))
             if writer is not None:
@@ -306,7 +307,6 @@ class App:
             if not logging_on:
                 return
         request_log, now = self._request_log, time.time()
-        direct = logs.writes_directly(logger, level)  # the line written here, in one write
         if cold_start and (first := request_log.cold_start_line(now)) is not None:
             if direct:
                 sys.stderr.write(first + "\n")

@@ -167,13 +167,8 @@ def parse_xray(value: str | None) -> tuple[str, str | None, bool] | None:
 
 
 def incoming(headers: Mapping[str, str]) -> TraceContext:
-    """The request's trace context: the caller's trace with a new span, or a new trace (a request
-    without trace headers takes its context in this one call)."""
-    if type(headers) is not dict or not _TRACE_HEADERS.isdisjoint(headers):
-        found = callers(headers)
-        if found is not None:
-            return found
-    return next(_pool[0], None) or _refilled()
+    """The request's trace context: the caller's trace with a new span, or a new trace."""
+    return callers(headers) or next(_pool[0], None) or _refilled()  # new_trace(), one call fewer
 
 
 def callers(headers: Mapping[str, str]) -> TraceContext | None:
